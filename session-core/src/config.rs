@@ -1,0 +1,272 @@
+//! `SessionConfig`: the settings, with secure defaults, loadable with serde.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// The `SameSite` attribute of the session cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    /// Sent only with same-site requests.
+    Strict,
+    /// Sent with same-site requests and top-level cross-site navigations
+    /// (the default: it blocks cross-site POSTs and keeps links working).
+    #[default]
+    Lax,
+    /// Sent with every request; requires `Secure`.
+    None,
+}
+
+/// Signing secrets for the session cookie. The first signs; all verify.
+///
+/// To rotate, put the new secret first and keep the old ones after it; once
+/// cookies signed with an old secret can no longer be alive (the absolute
+/// lifetime has passed), remove it. `Debug` never shows the secrets.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SigningKeys(Vec<String>);
+
+impl SigningKeys {
+    /// Keys from secrets, newest first. Each must be at least 32 bytes.
+    pub fn new<I, S>(secrets: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self(secrets.into_iter().map(Into::into).collect())
+    }
+
+    /// The secrets, newest first.
+    pub fn secrets(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Whether no secret is set (cookies are then not signed).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKeys({} secret(s))", self.0.len())
+    }
+}
+
+/// How the session cookie is named, scoped and flagged.
+///
+/// The defaults follow the OWASP Session Management Cheat Sheet: a generic
+/// name that reveals nothing about the stack, `Secure` (sent over HTTPS
+/// only), `HttpOnly` (out of reach of scripts), `SameSite=Lax` (no cross-site
+/// POSTs), `Path=/`, no `Domain` (host only), and a browser-session cookie
+/// (gone when the browser closes; the server enforces the timeouts anyway).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieConfig {
+    /// Cookie name (without the `__Host-` prefix). Default `id`.
+    pub name: String,
+    /// Cookie path. Default `/`.
+    pub path: String,
+    /// Cookie domain. Default none: the cookie goes to this host only.
+    pub domain: Option<String>,
+    /// Send only over HTTPS. Default `true`.
+    pub secure: bool,
+    /// Hide from scripts. Default `true`.
+    pub http_only: bool,
+    /// Cross-site policy. Default `Lax`.
+    pub same_site: SameSite,
+    /// Prefix the name with `__Host-`, which browsers accept only with
+    /// `Secure`, `Path=/` and no `Domain`. Default `false`.
+    pub host_prefix: bool,
+    /// Give the cookie a `Max-Age` so it outlives the browser session
+    /// ("remember me" for everyone). Default `false`. A session can choose
+    /// for itself with [`Session::set_persistent`](crate::Session::set_persistent).
+    pub persistent: bool,
+    /// Secrets that sign the cookie (HMAC-SHA256), newest first. Default
+    /// none. With a secret, forged or tampered ids are refused before any
+    /// store lookup.
+    pub signing_keys: SigningKeys,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        Self {
+            name: "id".to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            host_prefix: false,
+            persistent: false,
+            signing_keys: SigningKeys::default(),
+        }
+    }
+}
+
+/// Everything the engine needs to know. Deserializes from any serde format
+/// (durations in whole seconds), e.g. TOML:
+///
+/// ```toml
+/// idle_timeout = 1800
+/// lifetime = 86400
+/// [cookie]
+/// name = "sid"
+/// host_prefix = true
+/// signing_keys = ["a secret of at least thirty-two bytes, newest first"]
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// The session cookie.
+    pub cookie: CookieConfig,
+    /// A session unused for this long ends. Default 1 hour.
+    #[serde(with = "secs")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after it was created, however active.
+    /// Default 7 days.
+    #[serde(with = "secs")]
+    pub lifetime: Duration,
+    /// A request that changes nothing refreshes the idle timeout in the store
+    /// only when this much time (or half the idle timeout, if less) has
+    /// passed since the last refresh, so read-only requests rarely write.
+    /// Zero refreshes on every request. Default 60 seconds.
+    #[serde(with = "secs")]
+    pub touch_interval: Duration,
+    /// Store each session under a SHA-256 hash of its id instead of the id,
+    /// so a leaked store dump yields no usable ids. Default `false`.
+    pub hash_ids_at_rest: bool,
+    /// The HTTP status adapters answer with when the store fails. Default 503.
+    pub store_error_status: u16,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            cookie: CookieConfig::default(),
+            idle_timeout: Duration::from_secs(60 * 60),
+            lifetime: Duration::from_secs(7 * 24 * 60 * 60),
+            touch_interval: Duration::from_secs(60),
+            hash_ids_at_rest: false,
+            store_error_status: 503,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Checks the rules that a config must follow.
+    pub fn validate(&self) -> Result<(), Error> {
+        let c = &self.cookie;
+        let bad = |why: &str| Err(Error::Config(why.to_owned()));
+        if c.name.is_empty() || !c.name.bytes().all(is_token_byte) {
+            return bad("the cookie name must be a non-empty HTTP token");
+        }
+        if !c.path.starts_with('/') || !c.path.bytes().all(is_attr_byte) {
+            return bad("the cookie path must start with '/' and hold no ';' or control bytes");
+        }
+        if let Some(domain) = &c.domain {
+            if domain.is_empty() || !domain.bytes().all(is_attr_byte) {
+                return bad("the cookie domain must be non-empty and hold no ';' or control bytes");
+            }
+        }
+        if c.host_prefix && (!c.secure || c.path != "/" || c.domain.is_some()) {
+            return bad("the __Host- prefix requires secure = true, path = \"/\" and no domain");
+        }
+        if c.same_site == SameSite::None && !c.secure {
+            return bad("SameSite=None requires secure = true");
+        }
+        if c.signing_keys.0.iter().any(|k| k.len() < 32) {
+            return bad("each signing key must be at least 32 bytes");
+        }
+        if self.idle_timeout.is_zero() || self.lifetime.is_zero() {
+            return bad("idle_timeout and lifetime must be greater than zero");
+        }
+        if !(500..=599).contains(&self.store_error_status) {
+            return bad("store_error_status must be a 5xx status");
+        }
+        Ok(())
+    }
+
+    /// The cookie's name as sent, with the `__Host-` prefix if configured.
+    pub fn cookie_name(&self) -> String {
+        if self.cookie.host_prefix {
+            format!("__Host-{}", self.cookie.name)
+        } else {
+            self.cookie.name.clone()
+        }
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_attr_byte(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b';'
+}
+
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_secure_choice_and_valid() {
+        let config = SessionConfig::default();
+        config.validate().unwrap();
+        assert!(config.cookie.secure && config.cookie.http_only);
+        assert_eq!(config.cookie.same_site, SameSite::Lax);
+        assert_eq!(config.idle_timeout, Duration::from_secs(3600));
+        assert_eq!(config.lifetime, Duration::from_secs(604_800));
+    }
+
+    #[test]
+    fn host_prefix_rules_are_enforced() {
+        let mut config = SessionConfig::default();
+        config.cookie.host_prefix = true;
+        config.validate().unwrap();
+        assert_eq!(config.cookie_name(), "__Host-id");
+        for broken in [
+            |c: &mut CookieConfig| c.secure = false,
+            |c: &mut CookieConfig| c.path = "/app".into(),
+            |c: &mut CookieConfig| c.domain = Some("example.com".into()),
+        ] {
+            let mut bad = config.clone();
+            broken(&mut bad.cookie);
+            assert!(matches!(bad.validate(), Err(Error::Config(_))));
+        }
+    }
+
+    #[test]
+    fn rejects_short_keys_bad_names_and_insecure_same_site_none() {
+        let mut config = SessionConfig::default();
+        config.cookie.signing_keys = SigningKeys::new(["short"]);
+        assert!(config.validate().is_err());
+        let mut config = SessionConfig::default();
+        config.cookie.name = "bad name".into();
+        assert!(config.validate().is_err());
+        let mut config = SessionConfig::default();
+        config.cookie.same_site = SameSite::None;
+        config.cookie.secure = false;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let keys = SigningKeys::new(["x".repeat(40)]);
+        assert!(!format!("{keys:?}").contains("xxxx"));
+    }
+}

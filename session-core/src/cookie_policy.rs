@@ -1,0 +1,374 @@
+//! Reading the session id out of `Cookie` headers, and writing `Set-Cookie`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use cookie::{Cookie, CookieJar, Key};
+
+use crate::config::{SameSite, SessionConfig};
+use crate::id::{ID_LEN, SessionId};
+
+/// Values longer than this are refused unread (browsers cap a cookie at 4096
+/// bytes; ours are never over 66).
+const MAX_VALUE_LEN: usize = 4096;
+/// At most this many cookies of our name are tried; the rest are ignored.
+const MAX_CANDIDATES: usize = 8;
+/// Length of the base64 HMAC-SHA256 digest the `cookie` crate prepends.
+const DIGEST_LEN: usize = 44;
+
+/// Why a presented session cookie was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// Not an id of ours (wrong length, alphabet, or not UTF-8).
+    Malformed,
+    /// Over 4096 bytes.
+    Oversized,
+    /// Signed with no key we hold, or tampered with.
+    BadSignature,
+    /// Well-formed, but the store has no live session under it (unknown,
+    /// expired, or ended).
+    Unknown,
+    /// The store holds a record under it that cannot be decoded.
+    Corrupt,
+}
+
+impl RejectReason {
+    /// A short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Oversized => "oversized",
+            Self::BadSignature => "bad_signature",
+            Self::Unknown => "unknown",
+            Self::Corrupt => "corrupt",
+        }
+    }
+}
+
+/// What the request's cookies said about the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presented {
+    /// No cookie of our name.
+    Nothing,
+    /// A well-formed (and, with keys, verified) id.
+    Id(SessionId),
+    /// One or more cookies of our name, none usable.
+    Rejected(RejectReason),
+}
+
+/// The compiled cookie settings.
+pub(crate) struct CookiePolicy {
+    name: String,
+    keys: Vec<Key>,
+    /// `; Path=/; HttpOnly; Secure; SameSite=Lax` and so on, built once.
+    attributes: String,
+}
+
+impl CookiePolicy {
+    pub(crate) fn new(config: &SessionConfig) -> Self {
+        let c = &config.cookie;
+        let mut attributes = String::new();
+        let _ = write!(attributes, "; Path={}", c.path);
+        if let Some(domain) = &c.domain {
+            let _ = write!(attributes, "; Domain={domain}");
+        }
+        if c.http_only {
+            attributes.push_str("; HttpOnly");
+        }
+        if c.secure {
+            attributes.push_str("; Secure");
+        }
+        attributes.push_str(match c.same_site {
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::None => "; SameSite=None",
+        });
+        Self {
+            name: config.cookie_name(),
+            keys: c
+                .signing_keys
+                .secrets()
+                .iter()
+                .map(|s| Key::derive_from(s.as_bytes()))
+                .collect(),
+            attributes,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Finds the session id among the request's `Cookie` header values.
+    ///
+    /// The rule for several cookies of our name (a browser sends one per
+    /// matching path, most specific first): the first that is a valid id
+    /// wins; at most eight are tried. Values over 4096 bytes, non-UTF-8
+    /// bytes and bad signatures are refused without error.
+    pub(crate) fn find<'a, I>(&self, cookie_headers: I) -> Presented
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut tried = 0;
+        let mut first_reason = None;
+        for header in cookie_headers {
+            for pair in header.split(|&b| b == b';') {
+                let pair = trim(pair);
+                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                    continue;
+                };
+                if trim(&pair[..eq]) != self.name.as_bytes() {
+                    continue;
+                }
+                match self.verify(unquote(trim(&pair[eq + 1..]))) {
+                    Ok(id) => return Presented::Id(id),
+                    Err(reason) => {
+                        first_reason.get_or_insert(reason);
+                    }
+                }
+                tried += 1;
+                if tried == MAX_CANDIDATES {
+                    break;
+                }
+            }
+            if tried == MAX_CANDIDATES {
+                break;
+            }
+        }
+        first_reason.map_or(Presented::Nothing, Presented::Rejected)
+    }
+
+    fn verify(&self, value: &[u8]) -> Result<SessionId, RejectReason> {
+        if value.len() > MAX_VALUE_LEN {
+            return Err(RejectReason::Oversized);
+        }
+        if self.keys.is_empty() {
+            return SessionId::parse(value).ok_or(RejectReason::Malformed);
+        }
+        if value.len() != DIGEST_LEN + ID_LEN {
+            return Err(RejectReason::Malformed);
+        }
+        let id = SessionId::parse(&value[DIGEST_LEN..]).ok_or(RejectReason::Malformed)?;
+        let text = std::str::from_utf8(value).map_err(|_| RejectReason::Malformed)?;
+        let jar = CookieJar::new();
+        for key in &self.keys {
+            let candidate = Cookie::new(self.name.clone(), text.to_owned());
+            if jar.signed(key).verify(candidate).is_some() {
+                return Ok(id);
+            }
+        }
+        Err(RejectReason::BadSignature)
+    }
+
+    /// The `Set-Cookie` value that hands `id` to the browser. `max_age` is
+    /// `None` for a browser-session cookie.
+    pub(crate) fn set_cookie(&self, id: &SessionId, max_age: Option<Duration>) -> String {
+        let encoded = id.encode();
+        let mut out = String::with_capacity(self.name.len() + 128 + self.attributes.len());
+        out.push_str(&self.name);
+        out.push('=');
+        match self.keys.first() {
+            Some(key) => {
+                let mut jar = CookieJar::new();
+                jar.signed_mut(key)
+                    .add(Cookie::new(self.name.clone(), encoded.as_str().to_owned()));
+                out.push_str(jar.get(&self.name).map(|c| c.value()).unwrap_or_default());
+            }
+            None => out.push_str(encoded.as_str()),
+        }
+        if let Some(max_age) = max_age {
+            let _ = write!(out, "; Max-Age={}", max_age.as_secs());
+        }
+        out.push_str(&self.attributes);
+        out
+    }
+
+    /// The `Set-Cookie` value that removes the cookie: same name, path,
+    /// domain and flags, empty value, already expired.
+    pub(crate) fn removal(&self) -> String {
+        format!(
+            "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
+            self.name, self.attributes
+        )
+    }
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+fn unquote(value: &[u8]) -> &[u8] {
+    match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SigningKeys;
+
+    const OLD: &str = "an old secret that is at least thirty-two bytes long";
+    const NEW: &str = "the newest secret, also at least thirty-two bytes long";
+
+    fn policy(keys: &[&str]) -> CookiePolicy {
+        let mut config = SessionConfig::default();
+        config.cookie.signing_keys = SigningKeys::new(keys.iter().copied());
+        CookiePolicy::new(&config)
+    }
+
+    fn value_of(set_cookie: &str) -> &str {
+        set_cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+    }
+
+    fn find(policy: &CookiePolicy, header: &[u8]) -> Presented {
+        policy.find([header])
+    }
+
+    #[test]
+    fn set_cookie_carries_the_secure_defaults() {
+        let id = SessionId::generate();
+        let p = policy(&[]);
+        assert_eq!(
+            p.set_cookie(&id, None),
+            format!("id={id}; Path=/; HttpOnly; Secure; SameSite=Lax")
+        );
+        assert_eq!(
+            p.set_cookie(&id, Some(Duration::from_secs(3600))),
+            format!("id={id}; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax")
+        );
+        assert_eq!(
+            p.removal(),
+            "id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn finds_the_id_among_other_cookies() {
+        let id = SessionId::generate();
+        let p = policy(&[]);
+        let header = format!("theme=dark; id={id};lang=en");
+        assert_eq!(find(&p, header.as_bytes()), Presented::Id(id));
+        let quoted = format!("id=\"{id}\"");
+        assert_eq!(find(&p, quoted.as_bytes()), Presented::Id(id));
+        // Split over two headers (HTTP/2 style).
+        assert_eq!(
+            p.find([&b"a=1"[..], format!("id={id}").as_bytes()]),
+            Presented::Id(id)
+        );
+    }
+
+    #[test]
+    fn hostile_cookies_are_no_session_never_a_panic() {
+        let p = policy(&[]);
+        assert_eq!(find(&p, b""), Presented::Nothing);
+        assert_eq!(find(&p, b";;;  ; ="), Presented::Nothing);
+        assert_eq!(find(&p, b"ids=abc; xid=abc"), Presented::Nothing);
+        assert_eq!(
+            find(&p, b"id="),
+            Presented::Rejected(RejectReason::Malformed)
+        );
+        assert_eq!(
+            find(&p, b"id=garbage"),
+            Presented::Rejected(RejectReason::Malformed)
+        );
+        assert_eq!(
+            find(&p, b"id=\xff\xfe\x00"),
+            Presented::Rejected(RejectReason::Malformed)
+        );
+        let huge = format!("id={}", "A".repeat(8192));
+        assert_eq!(
+            find(&p, huge.as_bytes()),
+            Presented::Rejected(RejectReason::Oversized)
+        );
+    }
+
+    #[test]
+    fn duplicated_cookies_take_the_first_valid_one_and_stop_after_eight() {
+        let p = policy(&[]);
+        let id = SessionId::generate();
+        let header = format!("id=bad; id={id}; id={}", SessionId::generate());
+        assert_eq!(find(&p, header.as_bytes()), Presented::Id(id));
+        let many = format!("{}id={id}", "id=bad; ".repeat(8));
+        assert_eq!(
+            find(&p, many.as_bytes()),
+            Presented::Rejected(RejectReason::Malformed)
+        );
+        let hundreds = "id=x; ".repeat(500);
+        assert_eq!(
+            find(&p, hundreds.as_bytes()),
+            Presented::Rejected(RejectReason::Malformed)
+        );
+    }
+
+    #[test]
+    fn signed_cookies_verify_and_rotate() {
+        let id = SessionId::generate();
+        let old = policy(&[OLD]);
+        let rotated = policy(&[NEW, OLD]);
+        let retired = policy(&[NEW]);
+
+        let old_cookie = old.set_cookie(&id, None);
+        let header = format!("id={}", value_of(&old_cookie));
+        assert_eq!(find(&old, header.as_bytes()), Presented::Id(id));
+        // Signed with an older key that is still listed: accepted.
+        assert_eq!(find(&rotated, header.as_bytes()), Presented::Id(id));
+        // Once the old key is retired: refused.
+        assert_eq!(
+            find(&retired, header.as_bytes()),
+            Presented::Rejected(RejectReason::BadSignature)
+        );
+        // New cookies are signed with the newest key.
+        let new_cookie = rotated.set_cookie(&id, None);
+        let header = format!("id={}", value_of(&new_cookie));
+        assert_eq!(find(&retired, header.as_bytes()), Presented::Id(id));
+        assert_eq!(
+            find(&old, header.as_bytes()),
+            Presented::Rejected(RejectReason::BadSignature)
+        );
+    }
+
+    #[test]
+    fn unsigned_and_tampered_values_are_refused_when_signing() {
+        let p = policy(&[NEW]);
+        let id = SessionId::generate();
+        let bare = format!("id={id}");
+        assert_eq!(
+            find(&p, bare.as_bytes()),
+            Presented::Rejected(RejectReason::Malformed)
+        );
+        let signed = p.set_cookie(&id, None);
+        let mut value = value_of(&signed).to_owned();
+        // Swap the id for another while keeping the digest.
+        value.replace_range(DIGEST_LEN.., &SessionId::generate().to_string());
+        let tampered = format!("id={value}");
+        assert_eq!(
+            find(&p, tampered.as_bytes()),
+            Presented::Rejected(RejectReason::BadSignature)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_header_bytes_are_handled(header in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = find(&policy(&[]), &header);
+            let _ = find(&policy(&[NEW]), &header);
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! `SessionManager`: the decisions of a request's life, and the glue that
+//! runs them against a store.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::SessionConfig;
+use crate::cookie_policy::{CookiePolicy, Presented, RejectReason};
+use crate::error::Error;
+use crate::id::SessionId;
+use crate::session::{Defaults, Session, Write};
+use crate::store::{SessionStore, WriteOutcome};
+use crate::time::{Clock, SystemClock, Timestamp};
+
+/// How often a fresh id is drawn again when the store says it is taken.
+const ID_ATTEMPTS: usize = 3;
+
+/// The body adapters send with [`SessionManager::store_error_status`].
+pub const STORE_ERROR_BODY: &str = "session store unavailable";
+
+/// The session engine for one store and one configuration. Cheap to clone;
+/// adapters hold one and call [`load`](Self::load) before the handler and
+/// [`commit`](Self::commit) after it.
+pub struct SessionManager<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    store: S,
+    config: SessionConfig,
+    policy: CookiePolicy,
+    defaults: Defaults,
+    clock: Box<dyn Clock>,
+}
+
+impl<S> Clone for SessionManager<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> fmt::Debug for SessionManager<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("config", &self.inner.config)
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn defaults_of(config: &SessionConfig) -> Defaults {
+    Defaults {
+        idle: config.idle_timeout,
+        lifetime: config.lifetime,
+        persistent: config.cookie.persistent,
+        touch_interval: config.touch_interval,
+    }
+}
+
+/// The headers a response must carry for its session.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseHeaders {
+    /// A `Set-Cookie` value: the session cookie, or its removal.
+    pub set_cookie: Option<String>,
+    /// Whether the response depends on the session cookie (`Vary: Cookie`).
+    pub vary_cookie: bool,
+}
+
+impl ResponseHeaders {
+    /// Calls `add(name, value)` for each header to append. A response that
+    /// sets or removes the cookie must not be cached (`Cache-Control:
+    /// no-store`), unless the application set its own `Cache-Control`:
+    /// `has_cache_control` says whether it did.
+    pub fn for_each(&self, has_cache_control: bool, mut add: impl FnMut(&'static str, &str)) {
+        if let Some(cookie) = &self.set_cookie {
+            add("set-cookie", cookie);
+            if !has_cache_control {
+                add("cache-control", "no-store");
+            }
+        }
+        if self.vary_cookie {
+            add("vary", "cookie");
+        }
+    }
+}
+
+impl<S: SessionStore> SessionManager<S> {
+    /// An engine on `store` with `config`, after checking the config.
+    pub fn new(store: S, config: SessionConfig) -> Result<Self, Error> {
+        Self::with_clock(store, config, SystemClock)
+    }
+
+    /// As [`new`](Self::new), with time from `clock` (tests use
+    /// [`ManualClock`](crate::ManualClock)).
+    pub fn with_clock(store: S, config: SessionConfig, clock: impl Clock) -> Result<Self, Error> {
+        config.validate()?;
+        let inner = Inner {
+            policy: CookiePolicy::new(&config),
+            defaults: defaults_of(&config),
+            store,
+            config,
+            clock: Box::new(clock),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.inner.config
+    }
+
+    /// The cookie's name as sent.
+    pub fn cookie_name(&self) -> &str {
+        self.inner.policy.name()
+    }
+
+    /// The status to answer with when the store fails (see
+    /// [`STORE_ERROR_BODY`]).
+    pub fn store_error_status(&self) -> u16 {
+        self.inner.config.store_error_status
+    }
+
+    /// Now, by the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// Step 1 (pure): what the request's `Cookie` header values say. Any
+    /// bytes are accepted; see [`Presented`].
+    pub fn read_cookies<'a, I>(&self, cookie_headers: I) -> Presented
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        self.inner.policy.find(cookie_headers)
+    }
+
+    /// Steps 2 and 3: loads the presented session and opens it. A missing,
+    /// expired, ended or corrupt session gives a new, empty one (strict mode:
+    /// the presented id is never adopted). Only a store failure is an error.
+    pub async fn load(&self, presented: Presented) -> Result<Session, Error> {
+        let now = self.now();
+        let id = match presented {
+            Presented::Nothing => return Ok(self.open(None, None, false, now)),
+            Presented::Rejected(reason) => {
+                reject(None, reason);
+                return Ok(self.open(None, None, true, now));
+            }
+            Presented::Id(id) => id,
+        };
+        let record = match self.inner.store.load(&self.store_key(&id), now).await {
+            Ok(record) => record,
+            Err(Error::Corrupt(_)) => {
+                reject(Some(&id), RejectReason::Corrupt);
+                return Ok(self.open(None, None, true, now));
+            }
+            Err(e) => return Err(e),
+        };
+        match record {
+            Some(r) if self.inner.defaults.expires_at(&r.meta) > now => {
+                Ok(self.open(Some(id), Some(r), false, now))
+            }
+            Some(_) => {
+                tracing::info!(target: "session", event = "expired", id = %id.log_hash());
+                Ok(self.open(None, None, true, now))
+            }
+            None => {
+                reject(Some(&id), RejectReason::Unknown);
+                Ok(self.open(None, None, true, now))
+            }
+        }
+    }
+
+    /// Step 3 alone (pure), for callers that load records themselves.
+    pub fn open(
+        &self,
+        id: Option<SessionId>,
+        record: Option<crate::Record>,
+        stale_cookie: bool,
+        now: Timestamp,
+    ) -> Session {
+        Session::open(id, record, stale_cookie, self.inner.defaults, now)
+    }
+
+    /// Steps 5 and 6: sends the session's changes to the store and returns
+    /// the headers for the response. Call it once, after the handler.
+    pub async fn commit(&self, session: &Session) -> Result<ResponseHeaders, Error> {
+        let now = self.now();
+        let plan = session.plan(now);
+        let store = &self.inner.store;
+        if let Some(old) = plan.delete {
+            store.delete(&self.store_key(&old)).await?;
+            tracing::info!(target: "session", event = "destroyed", id = %old.log_hash());
+        }
+        let mut headers = ResponseHeaders {
+            set_cookie: None,
+            vary_cookie: plan.vary,
+        };
+        let cookie_for = |id: &SessionId, expires_at: Timestamp| {
+            let max_age = plan.persistent.then(|| expires_at.since(now));
+            self.inner.policy.set_cookie(id, max_age.map(whole_seconds))
+        };
+        let written = match &plan.write {
+            Write::Nothing => false,
+            Write::Create(record) => {
+                let id = self
+                    .with_fresh_id(
+                        |id| async move { store.create(&self.store_key(&id), record).await },
+                    )
+                    .await?
+                    .ok_or(Error::IdCollision)?;
+                tracing::info!(target: "session", event = "created", id = %id.log_hash());
+                headers.set_cookie = Some(cookie_for(&id, record.expires_at));
+                true
+            }
+            Write::Update { id, update, cookie } => {
+                match store.update(&self.store_key(id), update).await? {
+                    WriteOutcome::Written => {
+                        if *cookie {
+                            headers.set_cookie = Some(cookie_for(id, update.expires_at));
+                        }
+                        true
+                    }
+                    _ => self.ended_meanwhile(id),
+                }
+            }
+            Write::Renew { old, update } => {
+                let old_key = self.store_key(old);
+                let renewed = self
+                    .with_fresh_id(|new| {
+                        let old_key = &old_key;
+                        async move { store.renew(old_key, &self.store_key(&new), update).await }
+                    })
+                    .await?;
+                match renewed {
+                    Some(new) => {
+                        tracing::info!(target: "session", event = "renewed",
+                            old = %old.log_hash(), id = %new.log_hash());
+                        headers.set_cookie = Some(cookie_for(&new, update.expires_at));
+                        true
+                    }
+                    None => self.ended_meanwhile(old),
+                }
+            }
+        };
+        if !written && (plan.remove_cookie || !matches!(plan.write, Write::Nothing)) {
+            headers.set_cookie = Some(self.inner.policy.removal());
+        }
+        Ok(headers)
+    }
+
+    /// Ends every session of `user` (logout everywhere). Returns how many
+    /// there were.
+    pub async fn end_user_sessions(&self, user: &str) -> Result<usize, Error> {
+        let ended = self.inner.store.delete_user(user).await?;
+        tracing::info!(target: "session", event = "destroyed_all", count = ended);
+        Ok(ended)
+    }
+
+    /// Runs `write` with fresh ids until it is not [`WriteOutcome::IdTaken`].
+    /// `Some(id)` when written, `None` when the session was missing.
+    async fn with_fresh_id<F, Fut>(&self, write: F) -> Result<Option<SessionId>, Error>
+    where
+        F: Fn(SessionId) -> Fut,
+        Fut: Future<Output = Result<WriteOutcome, Error>>,
+    {
+        for _ in 0..ID_ATTEMPTS {
+            let id = SessionId::generate();
+            match write(id).await? {
+                WriteOutcome::Written => return Ok(Some(id)),
+                WriteOutcome::Missing => return Ok(None),
+                WriteOutcome::IdTaken => continue,
+            }
+        }
+        Err(Error::IdCollision)
+    }
+
+    fn ended_meanwhile(&self, id: &SessionId) -> bool {
+        tracing::info!(target: "session", event = "write_dropped", id = %id.log_hash(),
+            reason = "session ended meanwhile");
+        false
+    }
+
+    /// The key a session is stored under: its id, or a hash of it with
+    /// `hash_ids_at_rest`.
+    pub fn store_key(&self, id: &SessionId) -> SessionId {
+        if !self.inner.config.hash_ids_at_rest {
+            return *id;
+        }
+        let digest = Sha256::digest(id.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        SessionId::from_bytes(bytes)
+    }
+}
+
+fn reject(id: Option<&SessionId>, reason: RejectReason) {
+    match id {
+        Some(id) => tracing::info!(target: "session", event = "rejected",
+            reason = reason.as_str(), id = %id.log_hash()),
+        None => tracing::info!(target: "session", event = "rejected", reason = reason.as_str()),
+    }
+}
+
+/// A cookie's `Max-Age`: whole seconds, rounded down so the cookie never
+/// outlives the session on the server.
+fn whole_seconds(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}

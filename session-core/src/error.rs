@@ -1,0 +1,70 @@
+//! The crate's one error type.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A boxed error from a store or another source.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What can go wrong with a session.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value could not be turned into JSON, or the JSON stored under a key
+    /// is not of the type asked for.
+    Value(serde_json::Error),
+    /// The store could not be reached or failed (down, timed out, refused).
+    /// Adapters answer it with the configured status (503 by default).
+    Store(BoxError),
+    /// The store holds a record it cannot decode. The engine treats it as no
+    /// session; it never reaches a visitor.
+    Corrupt(BoxError),
+    /// A bounded store is full and will not take a new session.
+    StoreFull,
+    /// Fresh ids kept colliding with live ones: the random source is broken.
+    IdCollision,
+    /// The configuration breaks a rule (for example the `__Host-` prefix
+    /// without `Secure`).
+    Config(String),
+}
+
+impl Error {
+    /// Wraps a store's error.
+    pub fn store(err: impl Into<BoxError>) -> Self {
+        Self::Store(err.into())
+    }
+
+    /// Wraps a decoding error for a stored record.
+    pub fn corrupt(err: impl Into<BoxError>) -> Self {
+        Self::Corrupt(err.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Value(_) => f.write_str("session value could not be encoded or decoded"),
+            Self::Store(_) => f.write_str("session store failed"),
+            Self::Corrupt(_) => f.write_str("stored session record is corrupt"),
+            Self::StoreFull => f.write_str("session store is full"),
+            Self::IdCollision => f.write_str("fresh session ids kept colliding"),
+            Self::Config(why) => write!(f, "invalid session configuration: {why}"),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Value(e) => Some(e),
+            Self::Store(e) | Self::Corrupt(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Value(e)
+    }
+}

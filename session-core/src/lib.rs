@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod cookie_policy;
+mod engine;
+mod error;
+mod id;
+mod memory;
+mod record;
+mod session;
+mod store;
+mod time;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use config::{CookieConfig, SameSite, SessionConfig, SigningKeys};
+pub use cookie_policy::{Presented, RejectReason};
+pub use engine::{ResponseHeaders, STORE_ERROR_BODY, SessionManager};
+pub use error::{BoxError, Error};
+pub use id::{EncodedId, LogHash, SessionId};
+pub use memory::MemoryStore;
+pub use record::{Data, ExpiryOverrides, Metadata, Record, Update};
+pub use session::Session;
+pub use store::{BoxFuture, DynSessionStore, DynStore, SessionStore, WriteOutcome};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};

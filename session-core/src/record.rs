@@ -1,0 +1,115 @@
+//! What a store keeps for a session, and what a commit sends it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::time::Timestamp;
+
+/// A session's values: key to JSON text. Values stay as text until a handler
+/// asks for one, so values nobody touched are never decoded or re-encoded.
+pub type Data = HashMap<String, String>;
+
+/// Per-session expiry settings that override the configured defaults ("remember
+/// me" is `persistent: Some(true)` with a longer `idle`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpiryOverrides {
+    /// Idle timeout for this session.
+    pub idle: Option<Duration>,
+    /// Absolute lifetime for this session, counted from its creation.
+    pub lifetime: Option<Duration>,
+    /// Whether the cookie outlives the browser session.
+    pub persistent: Option<bool>,
+}
+
+impl ExpiryOverrides {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.idle.is_none() && self.lifetime.is_none() && self.persistent.is_none()
+    }
+}
+
+/// Everything about a session but its values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    /// When the session was first stored. Renewing keeps it, so the absolute
+    /// lifetime cannot be stretched by renewing.
+    pub created_at: Timestamp,
+    /// The last request that refreshed the idle timeout.
+    pub last_activity: Timestamp,
+    /// The user the session belongs to, for "end every session of this user".
+    pub user: Option<Arc<str>>,
+    /// Per-session expiry settings.
+    pub expiry: ExpiryOverrides,
+}
+
+/// A stored session as a store hands it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Times, user and expiry settings.
+    pub meta: Metadata,
+    /// The instant after which the store must not return the record. The
+    /// engine computes it; stores use it for their own expiry (TTLs).
+    pub expires_at: Timestamp,
+    /// The values, shared so that loading a record need not copy them.
+    pub data: Arc<Data>,
+}
+
+/// The changes one request made to an existing session: the store applies
+/// them to what it holds now, so concurrent requests that change different
+/// keys both keep their change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Update {
+    /// Drop every value the store holds before applying `set`.
+    pub cleared: bool,
+    /// Keys written, with their new JSON text.
+    pub set: Vec<(String, String)>,
+    /// Keys removed.
+    pub removed: Vec<String>,
+    /// New last-activity instant.
+    pub last_activity: Timestamp,
+    /// New expiry instant (see [`Record::expires_at`]).
+    pub expires_at: Timestamp,
+    /// `Some` when the session's user changed (to a user, or to none).
+    pub user: Option<Option<Arc<str>>>,
+    /// `Some` when the per-session expiry settings changed.
+    pub expiry: Option<ExpiryOverrides>,
+}
+
+impl Update {
+    /// Whether the update only refreshes times (no values, user or settings).
+    pub fn is_touch_only(&self) -> bool {
+        !self.cleared
+            && self.set.is_empty()
+            && self.removed.is_empty()
+            && self.user.is_none()
+            && self.expiry.is_none()
+    }
+
+    /// Applies the update to a stored record, in place. Stores that keep
+    /// [`Record`]s in memory use this; others apply the same rules natively.
+    pub fn apply_to(&self, record: &mut Record) {
+        if !self.cleared && self.set.is_empty() && self.removed.is_empty() {
+            // Leave the shared values alone.
+        } else {
+            let data = Arc::make_mut(&mut record.data);
+            if self.cleared {
+                data.clear();
+            }
+            for key in &self.removed {
+                data.remove(key);
+            }
+            for (key, value) in &self.set {
+                data.insert(key.clone(), value.clone());
+            }
+        }
+        record.meta.last_activity = record.meta.last_activity.max(self.last_activity);
+        record.expires_at = self.expires_at;
+        if let Some(user) = &self.user {
+            record.meta.user.clone_from(user);
+        }
+        if let Some(expiry) = self.expiry {
+            record.meta.expiry = expiry;
+        }
+    }
+}

@@ -1,0 +1,650 @@
+//! `Session`: the handle a handler uses, and the changes it records.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+use crate::id::SessionId;
+use crate::record::{Data, ExpiryOverrides, Metadata, Record, Update};
+use crate::time::Timestamp;
+
+/// Keys of flash values start with this.
+const FLASH_PREFIX: &str = "_flash.";
+
+/// The configured expiry defaults a session falls back on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Defaults {
+    pub(crate) idle: Duration,
+    pub(crate) lifetime: Duration,
+    pub(crate) persistent: bool,
+    pub(crate) touch_interval: Duration,
+}
+
+impl Defaults {
+    /// When a session with this metadata ends: at its idle timeout after its
+    /// last activity, or at its lifetime after its creation, whichever is first.
+    pub(crate) fn expires_at(&self, meta: &Metadata) -> Timestamp {
+        let idle = meta.expiry.idle.unwrap_or(self.idle);
+        let lifetime = meta.expiry.lifetime.unwrap_or(self.lifetime);
+        meta.last_activity
+            .add(idle)
+            .min(meta.created_at.add(lifetime))
+    }
+
+    pub(crate) fn persistent(&self, meta: &Metadata) -> bool {
+        meta.expiry.persistent.unwrap_or(self.persistent)
+    }
+
+    /// Whether a request at `now` that changes nothing should still refresh
+    /// the idle timeout in the store.
+    fn touch_due(&self, meta: &Metadata, now: Timestamp) -> bool {
+        let idle = meta.expiry.idle.unwrap_or(self.idle);
+        now.since(meta.last_activity) >= self.touch_interval.min(idle / 2)
+    }
+}
+
+/// A visitor's session, as a handler sees it.
+///
+/// The API is sync: values live in memory for the length of the request and
+/// reach the store when the response is sent. Values are stored as JSON; only
+/// the keys a request writes or removes are sent to the store, so concurrent
+/// requests that change different keys both keep their change.
+///
+/// The handle is `Clone + Send + Sync`: clones share one session, and can
+/// cross `.await` and `spawn`. Changes made after the response was sent are
+/// not saved.
+#[derive(Clone)]
+pub struct Session(Arc<Mutex<State>>);
+
+pub(crate) struct State {
+    /// The id the session is stored under; `None` until it is first stored.
+    id: Option<SessionId>,
+    /// A stored session ended by `destroy` in this request.
+    destroyed: Option<SessionId>,
+    meta: Metadata,
+    /// Values as loaded.
+    base: Option<Arc<Data>>,
+    /// Keys this request wrote (`Some`) or removed (`None`).
+    changes: HashMap<String, Option<String>>,
+    cleared: bool,
+    user_changed: bool,
+    expiry_changed: bool,
+    renew: bool,
+    /// A handler read or wrote values (responses then vary by cookie).
+    accessed: bool,
+    /// The request's cookie named a session that is not (or no longer) live.
+    stale_cookie: bool,
+    defaults: Defaults,
+}
+
+/// What committing a session asks of the store.
+#[derive(Debug)]
+pub(crate) enum Write {
+    Nothing,
+    Create(Record),
+    Update {
+        id: SessionId,
+        update: Update,
+        cookie: bool,
+    },
+    Renew {
+        old: SessionId,
+        update: Update,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// A session ended by `destroy`, to delete first.
+    pub(crate) delete: Option<SessionId>,
+    pub(crate) write: Write,
+    /// Whether, if nothing is written, the browser's cookie must be removed.
+    pub(crate) remove_cookie: bool,
+    pub(crate) vary: bool,
+    pub(crate) persistent: bool,
+}
+
+impl Session {
+    pub(crate) fn open(
+        id: Option<SessionId>,
+        record: Option<Record>,
+        stale_cookie: bool,
+        defaults: Defaults,
+        now: Timestamp,
+    ) -> Self {
+        let (meta, base) = match record {
+            Some(r) => (r.meta, Some(r.data)),
+            None => (fresh_meta(now), None),
+        };
+        Self(Arc::new(Mutex::new(State {
+            id,
+            destroyed: None,
+            meta,
+            base,
+            changes: HashMap::new(),
+            cleared: false,
+            user_changed: false,
+            expiry_changed: false,
+            renew: false,
+            accessed: false,
+            stale_cookie,
+            defaults,
+        })))
+    }
+
+    /// A new, empty session with the default settings, outside any request:
+    /// for unit tests of handlers.
+    pub fn detached() -> Self {
+        let config = crate::SessionConfig::default();
+        Self::open(
+            None,
+            None,
+            false,
+            crate::engine::defaults_of(&config),
+            Timestamp::default(),
+        )
+    }
+
+    /// The value under `key`, decoded as `T`. `Ok(None)` if there is none;
+    /// an error if the stored JSON is not a `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let mut s = self.0.lock();
+        s.accessed = true;
+        s.raw(key)
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(Error::Value)
+    }
+
+    /// The JSON text under `key`, undecoded.
+    pub fn get_raw(&self, key: &str) -> Option<String> {
+        let mut s = self.0.lock();
+        s.accessed = true;
+        s.raw(key).map(str::to_owned)
+    }
+
+    /// Stores `value` under `key`. Encoding happens now, so an error comes
+    /// back here and the session is left as it was.
+    pub fn insert<T: Serialize + ?Sized>(
+        &self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), Error> {
+        let json = serde_json::to_string(value)?;
+        self.insert_raw(key, json);
+        Ok(())
+    }
+
+    /// Stores JSON text under `key` as it is. The caller vouches that it is
+    /// valid JSON.
+    pub fn insert_raw(&self, key: impl Into<String>, json: String) {
+        let key = key.into();
+        let mut s = self.0.lock();
+        s.accessed = true;
+        if s.raw(&key) != Some(json.as_str()) {
+            s.changes.insert(key, Some(json));
+        }
+    }
+
+    /// Removes `key`; returns whether it held a value. The removal is sent
+    /// to the store either way, so it also removes a value another request
+    /// stored meanwhile.
+    pub fn remove(&self, key: &str) -> bool {
+        let mut s = self.0.lock();
+        s.accessed = true;
+        let present = s.raw(key).is_some();
+        s.changes.insert(key.to_owned(), None);
+        present
+    }
+
+    /// Removes `key` and returns its value decoded as `T`.
+    pub fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let value = self.get(key)?;
+        if value.is_some() {
+            self.remove(key);
+        }
+        Ok(value)
+    }
+
+    /// Removes every value. The session itself (id, user, times) stays.
+    pub fn clear(&self) {
+        let mut s = self.0.lock();
+        s.accessed = true;
+        s.cleared = true;
+        s.changes.clear();
+    }
+
+    /// Whether `key` holds a value.
+    pub fn contains_key(&self, key: &str) -> bool {
+        let mut s = self.0.lock();
+        s.accessed = true;
+        s.raw(key).is_some()
+    }
+
+    /// The keys that hold values, in no particular order.
+    pub fn keys(&self) -> Vec<String> {
+        let mut s = self.0.lock();
+        s.accessed = true;
+        s.keys().map(str::to_owned).collect()
+    }
+
+    /// How many keys hold values.
+    pub fn len(&self) -> usize {
+        let mut s = self.0.lock();
+        s.accessed = true;
+        s.keys().count()
+    }
+
+    /// Whether no key holds a value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stores a flash value: one that [`take_flash`](Self::take_flash) reads
+    /// once, typically on the next request. Flash values are ordinary values
+    /// under keys that start with `_flash.`.
+    pub fn flash<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+        self.insert(format!("{FLASH_PREFIX}{key}"), value)
+    }
+
+    /// Reads and removes a flash value.
+    pub fn take_flash<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.take(&format!("{FLASH_PREFIX}{key}"))
+    }
+
+    /// Gives the session a new id when the response is sent: values, user
+    /// and times are kept, and the old id is dead from then on. Call it
+    /// whenever privileges change (login does it for you through
+    /// [`set_user`](Self::set_user)).
+    pub fn renew(&self) {
+        let mut s = self.0.lock();
+        if s.id.is_some() {
+            s.renew = true;
+        }
+    }
+
+    /// Ends the session: it is deleted from the store and the browser gets a
+    /// removal cookie. Values stored after this start a new session with a
+    /// new id.
+    pub fn destroy(&self) {
+        let mut s = self.0.lock();
+        s.accessed = true;
+        if let Some(id) = s.id.take() {
+            s.destroyed = Some(id);
+        }
+        let now = s.meta.last_activity;
+        s.meta = fresh_meta(now);
+        s.base = None;
+        s.changes.clear();
+        s.cleared = false;
+        s.user_changed = false;
+        s.expiry_changed = false;
+        s.renew = false;
+    }
+
+    /// The user this session belongs to.
+    pub fn user(&self) -> Option<Arc<str>> {
+        self.0.lock().meta.user.clone()
+    }
+
+    /// Ties the session to `user` (a login). When the user changes, the
+    /// session also gets a new id, as OWASP asks on every privilege change.
+    pub fn set_user(&self, user: impl Into<Arc<str>>) {
+        self.change_user(Some(user.into()));
+    }
+
+    /// Unties the session from its user; the session gets a new id.
+    pub fn clear_user(&self) {
+        self.change_user(None);
+    }
+
+    fn change_user(&self, user: Option<Arc<str>>) {
+        let mut s = self.0.lock();
+        if s.meta.user != user {
+            s.meta.user = user;
+            s.user_changed = true;
+            if s.id.is_some() {
+                s.renew = true;
+            }
+        }
+    }
+
+    /// The id the session is stored under; `None` for a session not stored
+    /// yet (or destroyed in this request). Renewal takes effect at commit.
+    pub fn id(&self) -> Option<SessionId> {
+        self.0.lock().id
+    }
+
+    /// When the session was first stored (for a new one: when it was opened).
+    pub fn created_at(&self) -> Timestamp {
+        self.0.lock().meta.created_at
+    }
+
+    /// The last activity the store knows of.
+    pub fn last_activity(&self) -> Timestamp {
+        self.0.lock().meta.last_activity
+    }
+
+    /// When the session ends unless it is used again.
+    pub fn expires_at(&self) -> Timestamp {
+        let s = self.0.lock();
+        s.defaults.expires_at(&s.meta)
+    }
+
+    /// Per-session expiry settings.
+    pub fn expiry(&self) -> ExpiryOverrides {
+        self.0.lock().meta.expiry
+    }
+
+    /// Sets this session's idle timeout (`None`: the configured one).
+    pub fn set_idle_timeout(&self, idle: Option<Duration>) {
+        self.change_expiry(|e| e.idle = idle);
+    }
+
+    /// Sets this session's absolute lifetime (`None`: the configured one).
+    pub fn set_lifetime(&self, lifetime: Option<Duration>) {
+        self.change_expiry(|e| e.lifetime = lifetime);
+    }
+
+    /// Makes this session's cookie persistent (`Some(true)`, "remember me"),
+    /// a browser-session cookie (`Some(false)`), or the configured kind.
+    pub fn set_persistent(&self, persistent: Option<bool>) {
+        self.change_expiry(|e| e.persistent = persistent);
+    }
+
+    fn change_expiry(&self, f: impl FnOnce(&mut ExpiryOverrides)) {
+        let mut s = self.0.lock();
+        let before = s.meta.expiry;
+        f(&mut s.meta.expiry);
+        if s.meta.expiry != before {
+            s.expiry_changed = true;
+        }
+    }
+
+    /// Whether the session is not stored yet.
+    pub fn is_new(&self) -> bool {
+        self.0.lock().id.is_none()
+    }
+
+    pub(crate) fn plan(&self, now: Timestamp) -> Plan {
+        self.0.lock().plan(now)
+    }
+}
+
+fn fresh_meta(now: Timestamp) -> Metadata {
+    Metadata {
+        created_at: now,
+        last_activity: now,
+        user: None,
+        expiry: ExpiryOverrides::default(),
+    }
+}
+
+impl State {
+    fn raw(&self, key: &str) -> Option<&str> {
+        match self.changes.get(key) {
+            Some(change) => change.as_deref(),
+            None if self.cleared => None,
+            None => self.base.as_ref()?.get(key).map(String::as_str),
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        let base = self.base.as_deref().filter(|_| !self.cleared);
+        let kept = base
+            .into_iter()
+            .flat_map(|b| b.keys())
+            .filter(|k| !self.changes.contains_key(k.as_str()));
+        let set = self
+            .changes
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k);
+        kept.chain(set).map(String::as_str)
+    }
+
+    fn split_changes(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let mut set = Vec::new();
+        let mut removed = Vec::new();
+        for (key, value) in &self.changes {
+            match value {
+                Some(v) => set.push((key.clone(), v.clone())),
+                None => removed.push(key.clone()),
+            }
+        }
+        (set, removed)
+    }
+
+    fn plan(&self, now: Timestamp) -> Plan {
+        let persistent = self.defaults.persistent(&self.meta);
+        let mut plan = Plan {
+            delete: self.destroyed,
+            write: Write::Nothing,
+            remove_cookie: self.destroyed.is_some() || self.stale_cookie,
+            vary: self.accessed,
+            persistent,
+        };
+        let Some(id) = self.id else {
+            // Lazy creation: store a new session only once it holds something.
+            let has_values = self.changes.values().any(Option::is_some);
+            if has_values || self.meta.user.is_some() {
+                let meta = Metadata {
+                    created_at: now,
+                    last_activity: now,
+                    ..self.meta.clone()
+                };
+                let data = self
+                    .changes
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.clone()?)));
+                plan.write = Write::Create(Record {
+                    expires_at: self.defaults.expires_at(&meta),
+                    data: Arc::new(data.collect()),
+                    meta,
+                });
+            }
+            return plan;
+        };
+        let changed =
+            self.cleared || !self.changes.is_empty() || self.user_changed || self.expiry_changed;
+        if !changed && !self.renew && !self.defaults.touch_due(&self.meta, now) {
+            return plan;
+        }
+        let meta = Metadata {
+            last_activity: now,
+            ..self.meta.clone()
+        };
+        let (set, removed) = self.split_changes();
+        let update = Update {
+            cleared: self.cleared,
+            set,
+            removed,
+            last_activity: now,
+            expires_at: self.defaults.expires_at(&meta),
+            user: self.user_changed.then(|| self.meta.user.clone()),
+            expiry: self.expiry_changed.then_some(self.meta.expiry),
+        };
+        plan.write = if self.renew {
+            Write::Renew { old: id, update }
+        } else {
+            // A persistent cookie's Max-Age moves with the expiry; a
+            // browser-session cookie needs resending only if its kind changed.
+            Write::Update {
+                id,
+                update,
+                cookie: persistent || self.expiry_changed,
+            }
+        };
+        plan
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0.lock();
+        f.debug_struct("Session")
+            .field("id", &s.id)
+            .field("user", &s.meta.user)
+            .field("created_at", &s.meta.created_at)
+            .field("last_activity", &s.meta.last_activity)
+            .field("keys", &s.keys().count())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(data: &[(&str, &str)]) -> Session {
+        let record = Record {
+            meta: fresh_meta(Timestamp::from_unix_secs(1_000)),
+            expires_at: Timestamp::from_unix_secs(10_000),
+            data: Arc::new(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        };
+        let defaults = Defaults {
+            idle: Duration::from_secs(3600),
+            lifetime: Duration::from_secs(86_400),
+            persistent: false,
+            touch_interval: Duration::from_secs(60),
+        };
+        Session::open(
+            Some(SessionId::generate()),
+            Some(record),
+            false,
+            defaults,
+            Timestamp::default(),
+        )
+    }
+
+    #[test]
+    fn typed_values_round_trip_and_keep_their_types() {
+        let s = Session::detached();
+        s.insert("n", &42u32).unwrap();
+        s.insert("name", "ada").unwrap();
+        s.insert("list", &vec![1, 2]).unwrap();
+        assert_eq!(s.get::<u32>("n").unwrap(), Some(42));
+        assert_eq!(s.get::<String>("name").unwrap().as_deref(), Some("ada"));
+        assert_eq!(s.get::<Vec<i32>>("list").unwrap(), Some(vec![1, 2]));
+        assert!(
+            s.get::<u32>("name").is_err(),
+            "a type mismatch is an error, not a panic"
+        );
+        assert_eq!(s.get::<u32>("missing").unwrap(), None);
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn reads_see_this_requests_changes_over_the_loaded_values() {
+        let s = loaded(&[("a", "1"), ("b", "2")]);
+        s.insert("b", &3).unwrap();
+        s.insert("c", &4).unwrap();
+        assert!(s.remove("a"));
+        assert!(!s.remove("zzz"));
+        let mut keys = s.keys();
+        keys.sort();
+        assert_eq!(keys, ["b", "c"]);
+        assert_eq!(s.get::<i32>("b").unwrap(), Some(3));
+        s.clear();
+        assert!(s.is_empty());
+        s.insert("d", &5).unwrap();
+        assert_eq!(s.keys(), ["d"]);
+    }
+
+    #[test]
+    fn flash_values_are_read_once() {
+        let s = Session::detached();
+        s.flash("notice", "saved").unwrap();
+        assert_eq!(
+            s.take_flash::<String>("notice").unwrap().as_deref(),
+            Some("saved")
+        );
+        assert_eq!(s.take_flash::<String>("notice").unwrap(), None);
+    }
+
+    #[test]
+    fn a_read_only_request_within_the_touch_interval_plans_nothing() {
+        let s = loaded(&[("a", "1")]);
+        assert_eq!(s.get::<i32>("a").unwrap(), Some(1));
+        let plan = s.plan(Timestamp::from_unix_secs(1_059));
+        assert!(matches!(plan.write, Write::Nothing));
+        assert!(plan.vary);
+        let plan = s.plan(Timestamp::from_unix_secs(1_060));
+        let Write::Update { update, .. } = plan.write else {
+            panic!("expected a touch")
+        };
+        assert!(update.is_touch_only());
+        assert_eq!(update.last_activity, Timestamp::from_unix_secs(1_060));
+        assert_eq!(update.expires_at, Timestamp::from_unix_secs(1_060 + 3_600));
+    }
+
+    #[test]
+    fn writing_the_same_value_again_is_no_change() {
+        let s = loaded(&[("a", "1")]);
+        s.insert("a", &1).unwrap();
+        assert!(matches!(
+            s.plan(Timestamp::from_unix_secs(1_001)).write,
+            Write::Nothing
+        ));
+    }
+
+    #[test]
+    fn an_update_carries_only_what_changed() {
+        let s = loaded(&[("a", "1"), ("b", "2")]);
+        s.insert("c", &3).unwrap();
+        s.remove("a");
+        let Write::Update { update, .. } = s.plan(Timestamp::from_unix_secs(1_001)).write else {
+            panic!("expected an update")
+        };
+        assert_eq!(update.set, [("c".to_owned(), "3".to_owned())]);
+        assert_eq!(update.removed, ["a"]);
+        assert!(!update.cleared && update.user.is_none());
+    }
+
+    #[test]
+    fn set_user_renews_a_stored_session() {
+        let s = loaded(&[]);
+        s.set_user("ada");
+        let Write::Renew { update, .. } = s.plan(Timestamp::from_unix_secs(1_001)).write else {
+            panic!("expected a renewal")
+        };
+        assert_eq!(update.user, Some(Some(Arc::from("ada"))));
+    }
+
+    #[test]
+    fn destroy_then_write_starts_a_new_session() {
+        let s = loaded(&[("a", "1")]);
+        let old = s.id().unwrap();
+        s.destroy();
+        assert!(s.is_empty() && s.is_new());
+        let plan = s.plan(Timestamp::from_unix_secs(1_001));
+        assert_eq!(plan.delete, Some(old));
+        assert!(matches!(plan.write, Write::Nothing) && plan.remove_cookie);
+        s.flash("notice", "bye").unwrap();
+        let plan = s.plan(Timestamp::from_unix_secs(1_001));
+        assert_eq!(plan.delete, Some(old));
+        assert!(matches!(plan.write, Write::Create(_)));
+    }
+
+    #[test]
+    fn handle_is_send_sync_and_clones_share_state() {
+        fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync::<Session>();
+        let s = Session::detached();
+        let t = s.clone();
+        std::thread::spawn(move || t.insert("k", &1).unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(s.get::<i32>("k").unwrap(), Some(1));
+    }
+}

@@ -1,0 +1,287 @@
+//! The store contract, and a form of it chosen at run time.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::id::SessionId;
+use crate::record::{Record, Update};
+use crate::time::Timestamp;
+
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteOutcome {
+    /// The write was applied.
+    Written,
+    /// The session to update or renew no longer exists (deleted, or
+    /// expired): nothing was written, and the session stays gone.
+    Missing,
+    /// The new id is in use already: nothing was written.
+    IdTaken,
+}
+
+/// Where sessions live. Async, but tied to no runtime: each method returns
+/// a `Send` future that any executor can drive.
+///
+/// # The contract
+///
+/// Every store holds all of these; the crate's tests and the conformance
+/// suite check them against each store.
+///
+/// 1. [`load`](Self::load) returns `None` for a session that is missing,
+///    deleted, or whose `expires_at` is at or before `now`.
+/// 2. [`create`](Self::create) stores a new session only if its id is
+///    unused: it never overwrites ([`WriteOutcome::IdTaken`] otherwise).
+/// 3. [`update`](Self::update) applies what changed (keys set, keys removed,
+///    cleared, times, user, expiry settings) to the record as the store holds
+///    it *now*, atomically. Two requests that change different keys both keep
+///    their change.
+/// 4. `update` and [`renew`](Self::renew) on a session that was deleted or has
+///    expired meanwhile write nothing and return [`WriteOutcome::Missing`]: a
+///    request still running when its session ends cannot bring it back.
+/// 5. `renew` moves the record, with the update applied, to the new id and
+///    makes the old id dead in the same atomic step; the new id must be unused.
+/// 6. [`user_sessions`](Self::user_sessions) and
+///    [`delete_user`](Self::delete_user) find a user's sessions through an
+///    index, at a cost that grows with that user's sessions, not with all
+///    sessions; index entries go when their sessions go.
+/// 7. Errors are [`Error::Store`] for a store that is down or failing, and
+///    [`Error::Corrupt`] for a record that cannot be decoded. A failed write
+///    loses no data that an earlier write committed.
+pub trait SessionStore: Send + Sync + 'static {
+    /// The live record for `id`, if there is one at `now`.
+    fn load(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send;
+
+    /// Stores a new session under an unused id.
+    fn create(
+        &self,
+        id: &SessionId,
+        record: &Record,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send;
+
+    /// Applies a request's changes to a live session.
+    fn update(
+        &self,
+        id: &SessionId,
+        update: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send;
+
+    /// Moves a live session to `new_id` with the changes applied; `old_id`
+    /// is dead once this returns [`WriteOutcome::Written`].
+    fn renew(
+        &self,
+        old_id: &SessionId,
+        new_id: &SessionId,
+        update: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send;
+
+    /// Deletes a session. Returns whether it existed.
+    fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// The live sessions of `user` at `now`.
+    fn user_sessions(
+        &self,
+        user: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send;
+
+    /// Deletes every session of `user`. Returns how many there were.
+    fn delete_user(&self, user: &str) -> impl Future<Output = Result<usize, Error>> + Send;
+}
+
+/// A boxed future, as the object-safe [`DynSessionStore`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe twin of [`SessionStore`], implemented for every store.
+/// Use it through [`DynStore`] when the store is chosen at run time.
+#[allow(missing_docs)]
+pub trait DynSessionStore: Send + Sync + 'static {
+    fn load_dyn<'a>(
+        &'a self,
+        id: &'a SessionId,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Option<Record>, Error>>;
+    fn create_dyn<'a>(
+        &'a self,
+        id: &'a SessionId,
+        record: &'a Record,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>>;
+    fn update_dyn<'a>(
+        &'a self,
+        id: &'a SessionId,
+        update: &'a Update,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>>;
+    fn renew_dyn<'a>(
+        &'a self,
+        old_id: &'a SessionId,
+        new_id: &'a SessionId,
+        update: &'a Update,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>>;
+    fn delete_dyn<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<bool, Error>>;
+    fn user_sessions_dyn<'a>(
+        &'a self,
+        user: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<SessionId>, Error>>;
+    fn delete_user_dyn<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<usize, Error>>;
+}
+
+impl<S: SessionStore> DynSessionStore for S {
+    fn load_dyn<'a>(
+        &'a self,
+        id: &'a SessionId,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Option<Record>, Error>> {
+        Box::pin(self.load(id, now))
+    }
+    fn create_dyn<'a>(
+        &'a self,
+        id: &'a SessionId,
+        record: &'a Record,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>> {
+        Box::pin(self.create(id, record))
+    }
+    fn update_dyn<'a>(
+        &'a self,
+        id: &'a SessionId,
+        update: &'a Update,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>> {
+        Box::pin(self.update(id, update))
+    }
+    fn renew_dyn<'a>(
+        &'a self,
+        old_id: &'a SessionId,
+        new_id: &'a SessionId,
+        update: &'a Update,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>> {
+        Box::pin(self.renew(old_id, new_id, update))
+    }
+    fn delete_dyn<'a>(&'a self, id: &'a SessionId) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.delete(id))
+    }
+    fn user_sessions_dyn<'a>(
+        &'a self,
+        user: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<SessionId>, Error>> {
+        Box::pin(self.user_sessions(user, now))
+    }
+    fn delete_user_dyn<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<usize, Error>> {
+        Box::pin(self.delete_user(user))
+    }
+}
+
+/// A store chosen at run time (for example memory or Redis from an
+/// environment variable). Cheap to clone.
+#[derive(Clone)]
+pub struct DynStore(Arc<dyn DynSessionStore>);
+
+impl DynStore {
+    /// Boxes a store.
+    pub fn new(store: impl SessionStore) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
+impl fmt::Debug for DynStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DynStore(..)")
+    }
+}
+
+impl SessionStore for DynStore {
+    fn load(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
+        async move { self.0.load_dyn(id, now).await }
+    }
+    fn create(
+        &self,
+        id: &SessionId,
+        record: &Record,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        async move { self.0.create_dyn(id, record).await }
+    }
+    fn update(
+        &self,
+        id: &SessionId,
+        update: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        async move { self.0.update_dyn(id, update).await }
+    }
+    fn renew(
+        &self,
+        old_id: &SessionId,
+        new_id: &SessionId,
+        update: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        async move { self.0.renew_dyn(old_id, new_id, update).await }
+    }
+    fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
+        async move { self.0.delete_dyn(id).await }
+    }
+    fn user_sessions(
+        &self,
+        user: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
+        async move { self.0.user_sessions_dyn(user, now).await }
+    }
+    fn delete_user(&self, user: &str) -> impl Future<Output = Result<usize, Error>> + Send {
+        async move { self.0.delete_user_dyn(user).await }
+    }
+}
+
+impl<S: SessionStore> SessionStore for Arc<S> {
+    fn load(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
+        (**self).load(id, now)
+    }
+    fn create(
+        &self,
+        id: &SessionId,
+        record: &Record,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        (**self).create(id, record)
+    }
+    fn update(
+        &self,
+        id: &SessionId,
+        update: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        (**self).update(id, update)
+    }
+    fn renew(
+        &self,
+        old_id: &SessionId,
+        new_id: &SessionId,
+        update: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        (**self).renew(old_id, new_id, update)
+    }
+    fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
+        (**self).delete(id)
+    }
+    fn user_sessions(
+        &self,
+        user: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
+        (**self).user_sessions(user, now)
+    }
+    fn delete_user(&self, user: &str) -> impl Future<Output = Result<usize, Error>> + Send {
+        (**self).delete_user(user)
+    }
+}

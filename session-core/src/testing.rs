@@ -1,0 +1,382 @@
+//! The store contract as a test suite, for every [`SessionStore`].
+//!
+//! Enabled by the `testing` feature. A store's tests call
+//! [`store_contract`] with a store, and [`block_on`] (or their own runtime)
+//! to drive it. Every check uses fresh ids and user names, so the suite can
+//! share a store with other tests. Time is passed in, never slept on.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, SystemTime};
+
+use crate::{
+    ExpiryOverrides, Metadata, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome,
+};
+
+/// Drives a future to completion on this thread (no runtime needed).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A user name no other run of the suite uses.
+fn unique_user(tag: &str) -> String {
+    format!("{tag}-{}", SessionId::generate())
+}
+
+/// A record created at `now`, expiring an hour later.
+pub fn record_at(now: Timestamp, user: Option<&str>, data: &[(&str, &str)]) -> Record {
+    Record {
+        meta: Metadata {
+            created_at: now,
+            last_activity: now,
+            user: user.map(Arc::from),
+            expiry: ExpiryOverrides::default(),
+        },
+        expires_at: now.add(HOUR),
+        data: Arc::new(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+    }
+}
+
+/// An update at `now` that sets and removes the given keys.
+pub fn update_at(now: Timestamp, set: &[(&str, &str)], removed: &[&str]) -> Update {
+    Update {
+        set: set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        removed: removed.iter().map(|k| k.to_string()).collect(),
+        last_activity: now,
+        expires_at: now.add(HOUR),
+        ..Update::default()
+    }
+}
+
+fn data(record: &Record) -> HashMap<&str, &str> {
+    record
+        .data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+async fn must_load<S: SessionStore>(store: &S, id: &SessionId, now: Timestamp) -> Record {
+    store
+        .load(id, now)
+        .await
+        .expect("load failed")
+        .expect("session should be live")
+}
+
+async fn must_create<S: SessionStore>(store: &S, record: &Record) -> SessionId {
+    let id = SessionId::generate();
+    assert_eq!(
+        store.create(&id, record).await.unwrap(),
+        WriteOutcome::Written
+    );
+    id
+}
+
+/// Runs every check of the [`SessionStore`] contract against `store`,
+/// panicking with the broken rule's name on the first failure.
+///
+/// `now` should be close to the wall clock, for stores that also expire
+/// records by their own clock (Redis TTLs); every check moves time by
+/// passing later instants, never by sleeping.
+pub async fn store_contract<S: SessionStore>(store: &S) {
+    let now = Timestamp::from(SystemTime::now());
+    create_and_load(store, now).await;
+    create_never_overwrites(store, now).await;
+    concurrent_updates_keep_disjoint_keys(store, now).await;
+    clear_then_set(store, now).await;
+    expiry_is_exact(store, now).await;
+    touch_extends_expiry(store, now).await;
+    no_resurrection_after_delete(store, now).await;
+    no_resurrection_after_expiry(store, now).await;
+    renew_moves_and_kills_the_old_id(store, now).await;
+    renew_refuses_a_taken_id(store, now).await;
+    user_index(store, now).await;
+    user_change_moves_the_index(store, now).await;
+}
+
+async fn create_and_load<S: SessionStore>(store: &S, now: Timestamp) {
+    let record = record_at(
+        now,
+        Some(&unique_user("load")),
+        &[("a", "1"), ("b", "\"x\"")],
+    );
+    let id = must_create(store, &record).await;
+    assert_eq!(
+        must_load(store, &id, now).await,
+        record,
+        "create_and_load: record changed"
+    );
+    let unknown = SessionId::generate();
+    assert!(
+        store.load(&unknown, now).await.unwrap().is_none(),
+        "create_and_load: unknown id"
+    );
+}
+
+async fn create_never_overwrites<S: SessionStore>(store: &S, now: Timestamp) {
+    let first = record_at(now, None, &[("owner", "1")]);
+    let id = must_create(store, &first).await;
+    let second = record_at(now, None, &[("owner", "2")]);
+    assert_eq!(
+        store.create(&id, &second).await.unwrap(),
+        WriteOutcome::IdTaken
+    );
+    assert_eq!(
+        data(&must_load(store, &id, now).await)["owner"],
+        "1",
+        "create overwrote"
+    );
+}
+
+async fn concurrent_updates_keep_disjoint_keys<S: SessionStore>(store: &S, now: Timestamp) {
+    let id = must_create(
+        store,
+        &record_at(now, None, &[("shared", "0"), ("gone", "1")]),
+    )
+    .await;
+    // Two requests loaded the same record; each commits its own change.
+    let t = now.add(Duration::from_secs(1));
+    let a = update_at(t, &[("a", "1")], &["gone"]);
+    let b = update_at(t, &[("b", "2")], &[]);
+    let (ra, rb) = (
+        store.update(&id, &a).await.unwrap(),
+        store.update(&id, &b).await.unwrap(),
+    );
+    assert_eq!((ra, rb), (WriteOutcome::Written, WriteOutcome::Written));
+    let record = must_load(store, &id, t).await;
+    let expected: HashMap<&str, &str> = [("shared", "0"), ("a", "1"), ("b", "2")].into();
+    assert_eq!(data(&record), expected, "concurrent updates lost a change");
+}
+
+async fn clear_then_set<S: SessionStore>(store: &S, now: Timestamp) {
+    let id = must_create(store, &record_at(now, None, &[("a", "1"), ("b", "2")])).await;
+    let mut update = update_at(now, &[("c", "3")], &[]);
+    update.cleared = true;
+    assert_eq!(
+        store.update(&id, &update).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let expected: HashMap<&str, &str> = [("c", "3")].into();
+    assert_eq!(
+        data(&must_load(store, &id, now).await),
+        expected,
+        "clear_then_set"
+    );
+}
+
+async fn expiry_is_exact<S: SessionStore>(store: &S, now: Timestamp) {
+    let record = record_at(now, None, &[("a", "1")]);
+    let id = must_create(store, &record).await;
+    let last_live = Timestamp::from_unix_millis(record.expires_at.unix_millis() - 1);
+    assert!(
+        store.load(&id, last_live).await.unwrap().is_some(),
+        "expired a millisecond early"
+    );
+    assert!(
+        store.load(&id, record.expires_at).await.unwrap().is_none(),
+        "live at expires_at"
+    );
+}
+
+async fn touch_extends_expiry<S: SessionStore>(store: &S, now: Timestamp) {
+    let id = must_create(store, &record_at(now, None, &[("a", "1")])).await;
+    let later = now.add(Duration::from_secs(1800));
+    let touch = Update {
+        last_activity: later,
+        expires_at: later.add(HOUR),
+        ..Update::default()
+    };
+    assert!(touch.is_touch_only());
+    assert_eq!(
+        store.update(&id, &touch).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let record = must_load(store, &id, now.add(HOUR)).await;
+    assert_eq!(
+        record.expires_at,
+        later.add(HOUR),
+        "touch did not move expires_at"
+    );
+    assert_eq!(
+        record.meta.last_activity, later,
+        "touch did not move last_activity"
+    );
+    assert_eq!(data(&record)["a"], "1", "touch lost a value");
+}
+
+async fn no_resurrection_after_delete<S: SessionStore>(store: &S, now: Timestamp) {
+    let id = must_create(store, &record_at(now, None, &[("a", "1")])).await;
+    assert!(store.delete(&id).await.unwrap());
+    assert!(!store.delete(&id).await.unwrap(), "deleted twice");
+    // A request that loaded the session before logout now commits.
+    let late = update_at(now, &[("b", "2")], &[]);
+    assert_eq!(
+        store.update(&id, &late).await.unwrap(),
+        WriteOutcome::Missing
+    );
+    let renew_to = SessionId::generate();
+    assert_eq!(
+        store.renew(&id, &renew_to, &late).await.unwrap(),
+        WriteOutcome::Missing
+    );
+    assert!(
+        store.load(&id, now).await.unwrap().is_none(),
+        "update resurrected a session"
+    );
+    assert!(
+        store.load(&renew_to, now).await.unwrap().is_none(),
+        "renew resurrected a session"
+    );
+}
+
+async fn no_resurrection_after_expiry<S: SessionStore>(store: &S, now: Timestamp) {
+    let record = record_at(now, None, &[("a", "1")]);
+    let id = must_create(store, &record).await;
+    let after = record.expires_at.add(Duration::from_secs(1));
+    let late = update_at(after, &[("b", "2")], &[]);
+    assert_eq!(
+        store.update(&id, &late).await.unwrap(),
+        WriteOutcome::Missing
+    );
+    assert!(
+        store.load(&id, after).await.unwrap().is_none(),
+        "update revived an expired session"
+    );
+}
+
+async fn renew_moves_and_kills_the_old_id<S: SessionStore>(store: &S, now: Timestamp) {
+    let user = unique_user("renew");
+    let id = must_create(store, &record_at(now, Some(&user), &[("a", "1")])).await;
+    let new_id = SessionId::generate();
+    let update = update_at(now, &[("b", "2")], &[]);
+    assert_eq!(
+        store.renew(&id, &new_id, &update).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert!(
+        store.load(&id, now).await.unwrap().is_none(),
+        "old id alive after renew"
+    );
+    let record = must_load(store, &new_id, now).await;
+    let expected: HashMap<&str, &str> = [("a", "1"), ("b", "2")].into();
+    assert_eq!(data(&record), expected, "renew lost or missed values");
+    assert_eq!(record.meta.user.as_deref(), Some(user.as_str()));
+    assert_eq!(
+        store.user_sessions(&user, now).await.unwrap(),
+        [new_id],
+        "index not moved"
+    );
+}
+
+async fn renew_refuses_a_taken_id<S: SessionStore>(store: &S, now: Timestamp) {
+    let id = must_create(store, &record_at(now, None, &[("a", "1")])).await;
+    let other = must_create(store, &record_at(now, None, &[("other", "1")])).await;
+    let update = update_at(now, &[], &[]);
+    assert_eq!(
+        store.renew(&id, &other, &update).await.unwrap(),
+        WriteOutcome::IdTaken
+    );
+    assert_eq!(
+        data(&must_load(store, &id, now).await)["a"],
+        "1",
+        "renew to a taken id lost data"
+    );
+    assert_eq!(
+        data(&must_load(store, &other, now).await)["other"],
+        "1",
+        "renew overwrote"
+    );
+}
+
+async fn user_index<S: SessionStore>(store: &S, now: Timestamp) {
+    let (alice, bob) = (unique_user("alice"), unique_user("bob"));
+    let mut alices = Vec::new();
+    for _ in 0..3 {
+        alices.push(must_create(store, &record_at(now, Some(&alice), &[])).await);
+    }
+    let bobs = must_create(store, &record_at(now, Some(&bob), &[])).await;
+    let mut listed = store.user_sessions(&alice, now).await.unwrap();
+    listed.sort();
+    alices.sort();
+    assert_eq!(listed, alices, "user_sessions");
+    assert_eq!(
+        store.delete_user(&alice).await.unwrap(),
+        3,
+        "delete_user count"
+    );
+    for id in &alices {
+        assert!(
+            store.load(id, now).await.unwrap().is_none(),
+            "delete_user left a session"
+        );
+    }
+    assert!(store.user_sessions(&alice, now).await.unwrap().is_empty());
+    assert_eq!(
+        store.user_sessions(&bob, now).await.unwrap(),
+        [bobs],
+        "delete_user hit another user"
+    );
+    assert_eq!(store.delete_user(&alice).await.unwrap(), 0);
+    // Expired sessions are not listed.
+    assert!(
+        store
+            .user_sessions(&bob, now.add(HOUR))
+            .await
+            .unwrap()
+            .is_empty(),
+        "listed expired"
+    );
+}
+
+async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timestamp) {
+    let (before, after) = (unique_user("before"), unique_user("after"));
+    let id = must_create(store, &record_at(now, Some(&before), &[])).await;
+    let mut update = update_at(now, &[], &[]);
+    update.user = Some(Some(Arc::from(after.as_str())));
+    assert_eq!(
+        store.update(&id, &update).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert!(
+        store.user_sessions(&before, now).await.unwrap().is_empty(),
+        "old user still indexed"
+    );
+    assert_eq!(store.user_sessions(&after, now).await.unwrap(), [id]);
+    update.user = Some(None);
+    assert_eq!(
+        store.update(&id, &update).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert!(
+        store.user_sessions(&after, now).await.unwrap().is_empty(),
+        "cleared user still indexed"
+    );
+    assert_eq!(must_load(store, &id, now).await.meta.user, None);
+}
