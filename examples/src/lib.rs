@@ -1,1 +1,15 @@
-//! placeholder
+//! The example app (login, profile, update, logout) on axum, actix-web and
+//! hyper, as `shared/DESIGN.md` specifies it.
+//!
+//! The route logic lives once, in [`app`], on the framework-free
+//! [`Session`](session_core::Session); each framework module only wires
+//! routes, extractors and bodies. Run one with
+//! `cargo run --release -p session-examples --bin axum` (or `actix`, `hyper`).
+
+pub mod actix_app;
+pub mod app;
+pub mod axum_app;
+pub mod hyper_app;
+pub mod settings;
+
+pub use settings::Settings;

@@ -1,1 +1,14 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod extract;
+mod service;
+
+pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
+pub use service::{SessionLayer, SessionService};
+
+/// The core crate, for everything not re-exported here.
+pub use session_core as core;
+pub use session_core::{
+    Clock, CookieConfig, DynStore, Error, ExpiryOverrides, ManualClock, MemoryStore, SameSite,
+    SessionConfig, SessionId, SessionManager, SessionStore, SigningKeys, SystemClock, Timestamp,
+};

@@ -18,8 +18,13 @@ use crate::time::{Clock, SystemClock, Timestamp};
 /// How often a fresh id is drawn again when the store says it is taken.
 const ID_ATTEMPTS: usize = 3;
 
-/// The body adapters send with [`SessionManager::store_error_status`].
-pub const STORE_ERROR_BODY: &str = "session store unavailable";
+/// The JSON body adapters send, with [`SessionManager::failure_status`], when
+/// the store fails. It names no detail of the failure.
+pub const STORE_ERROR_BODY: &str = r#"{"error":"session store unavailable"}"#;
+
+/// The JSON body adapters send with 401 when a handler requires a live
+/// session and the request has none.
+pub const NO_SESSION_BODY: &str = r#"{"error":"no live session"}"#;
 
 /// The session engine for one store and one configuration. Cheap to clone;
 /// adapters hold one and call [`load`](Self::load) before the handler and
@@ -129,6 +134,16 @@ impl<S: SessionStore> SessionManager<S> {
     /// The status to answer with when the store fails (see
     /// [`STORE_ERROR_BODY`]).
     pub fn store_error_status(&self) -> u16 {
+        self.inner.config.store_error_status
+    }
+
+    /// Logs a failed load or commit (with its source, server-side only) and
+    /// returns the status to answer with. Adapters call this for every error
+    /// of [`load`](Self::load) and [`commit`](Self::commit).
+    pub fn failure_status(&self, error: &Error) -> u16 {
+        let source = std::error::Error::source(error).map(ToString::to_string);
+        tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
+            "session request failed");
         self.inner.config.store_error_status
     }
 

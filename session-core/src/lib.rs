@@ -11,12 +11,14 @@ mod session;
 mod store;
 mod time;
 
+#[cfg(test)]
+mod engine_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use config::{CookieConfig, SameSite, SessionConfig, SigningKeys};
 pub use cookie_policy::{Presented, RejectReason};
-pub use engine::{ResponseHeaders, STORE_ERROR_BODY, SessionManager};
+pub use engine::{NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};
 pub use id::{EncodedId, LogHash, SessionId};
 pub use memory::MemoryStore;

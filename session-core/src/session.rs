@@ -81,6 +81,8 @@ pub(crate) struct State {
     /// The request's cookie named a session that is not (or no longer) live.
     stale_cookie: bool,
     defaults: Defaults,
+    /// When the request opened the session.
+    opened_at: Timestamp,
 }
 
 /// What committing a session asks of the store.
@@ -135,6 +137,7 @@ impl Session {
             accessed: false,
             stale_cookie,
             defaults,
+            opened_at: now,
         })))
     }
 
@@ -278,8 +281,7 @@ impl Session {
         if let Some(id) = s.id.take() {
             s.destroyed = Some(id);
         }
-        let now = s.meta.last_activity;
-        s.meta = fresh_meta(now);
+        s.meta = fresh_meta(s.opened_at);
         s.base = None;
         s.changes.clear();
         s.cleared = false;

@@ -1,1 +1,13 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod service;
+
+pub use service::{RequestSessionExt, SessionService, no_live_session};
+
+/// The core crate, for everything not re-exported here.
+pub use session_core as core;
+pub use session_core::{
+    Clock, CookieConfig, DynStore, Error, ExpiryOverrides, ManualClock, MemoryStore, SameSite,
+    Session, SessionConfig, SessionId, SessionManager, SessionStore, SigningKeys, SystemClock,
+    Timestamp,
+};

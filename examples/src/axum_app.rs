@@ -1,0 +1,77 @@
+//! The example app on axum.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use session_axum::{LiveSession, Session, SessionLayer, SessionManager};
+use session_core::DynStore;
+use tokio::net::TcpListener;
+
+use crate::app::{self, Reply};
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+type Manager = SessionManager<DynStore>;
+
+fn respond(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        reply.body,
+    )
+        .into_response()
+}
+
+async fn healthz() -> Response {
+    respond(app::healthz())
+}
+
+async fn login(session: Session, body: Bytes) -> Response {
+    respond(app::login(&session, &body))
+}
+
+async fn profile(session: LiveSession) -> Response {
+    respond(app::profile(&session))
+}
+
+async fn update(session: LiveSession, body: Bytes) -> Response {
+    respond(app::update(&session, &body))
+}
+
+async fn logout(session: LiveSession) -> Response {
+    respond(app::logout(&session))
+}
+
+async fn logout_all(State(manager): State<Manager>, session: LiveSession) -> Response {
+    respond(app::logout_all(&manager, &session).await)
+}
+
+async fn not_found() -> Response {
+    respond(Reply::not_found())
+}
+
+/// The app's router with sessions from `manager`.
+pub fn router(manager: Manager) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/session/login", post(login))
+        .route("/session/profile", get(profile))
+        .route("/session/update", post(update))
+        .route("/session/logout", post(logout))
+        .route("/session/logout-all", post(logout_all))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(SessionLayer::new(manager.clone()))
+        .with_state(manager)
+}
+
+/// Serves the app on `listener` until the future is dropped.
+pub async fn serve(listener: TcpListener, manager: Manager) -> std::io::Result<()> {
+    axum::serve(listener, router(manager)).await
+}

@@ -1,0 +1,20 @@
+//! The example app on actix-web: `cargo run --release -p session-examples --bin actix`.
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let (settings, manager) = session_examples::settings::manager_from_env().await;
+    let listener = std::net::TcpListener::bind(settings.addr)?;
+    println!(
+        "actix example listening on http://{} (store: {})",
+        listener.local_addr()?,
+        settings.store
+    );
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let server = session_examples::actix_app::server(listener, manager, workers)?;
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        handle.stop(true).await;
+    });
+    server.await
+}

@@ -1,0 +1,103 @@
+//! The example app on a hand-written hyper 1.x server.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use session_core::DynStore;
+use session_hyper::{RequestSessionExt, SessionManager, SessionService};
+use tokio::net::TcpListener;
+
+use crate::app::{self, Reply};
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+type Manager = SessionManager<DynStore>;
+type Body = Full<Bytes>;
+
+fn respond(reply: Reply) -> Response<Body> {
+    let mut res = Response::new(Body::from(reply.body));
+    *res.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+async fn route(manager: Manager, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let live = |req: &Request<Incoming>| req.live_session::<Body>().cloned();
+    let reply = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => app::healthz(),
+        (&Method::POST, "/session/login") => {
+            let session = req
+                .session()
+                .cloned()
+                .expect("SessionService wraps the app");
+            match read_body(req).await {
+                Ok(body) => app::login(&session, &body),
+                Err(res) => return Ok(res),
+            }
+        }
+        (&Method::GET, "/session/profile") => match live(&req) {
+            Ok(session) => app::profile(&session),
+            Err(res) => return Ok(res),
+        },
+        (&Method::POST, "/session/update") => match live(&req) {
+            Ok(session) => match read_body(req).await {
+                Ok(body) => app::update(&session, &body),
+                Err(res) => return Ok(res),
+            },
+            Err(res) => return Ok(res),
+        },
+        (&Method::POST, "/session/logout") => match live(&req) {
+            Ok(session) => app::logout(&session),
+            Err(res) => return Ok(res),
+        },
+        (&Method::POST, "/session/logout-all") => match live(&req) {
+            Ok(session) => app::logout_all(&manager, &session).await,
+            Err(res) => return Ok(res),
+        },
+        _ => Reply::not_found(),
+    };
+    Ok(respond(reply))
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+    match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(_) => {
+            let mut res = respond(Reply {
+                status: 413,
+                body: r#"{"error":"body too large"}"#.into(),
+            });
+            *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            Err(res)
+        }
+    }
+}
+
+/// Serves the app on `listener`, one task per connection, until dropped.
+pub async fn serve(listener: TcpListener, manager: Manager) -> std::io::Result<()> {
+    let app_manager = manager.clone();
+    let service = SessionService::new(
+        service_fn(move |req| route(app_manager.clone(), req)),
+        manager,
+    );
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,147 @@
+//! The actix-web `Transform` and its service.
+
+use std::fmt;
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue};
+use actix_web::{HttpMessage, HttpResponse};
+use session_core::{STORE_ERROR_BODY, SessionManager, SessionStore};
+
+/// Adds a session to every request: loads it before the inner service runs
+/// (handlers take the [`Session`](crate::Session) extractor) and commits it
+/// after. A store failure answers with the configured status (503 by
+/// default) and a JSON body that names no detail.
+pub struct SessionMiddleware<S> {
+    manager: SessionManager<S>,
+}
+
+impl<S: SessionStore> SessionMiddleware<S> {
+    /// Middleware for this engine.
+    pub fn new(manager: SessionManager<S>) -> Self {
+        Self { manager }
+    }
+
+    /// Middleware on `store` with `config`; fails on an invalid config.
+    pub fn with_store(
+        store: S,
+        config: session_core::SessionConfig,
+    ) -> Result<Self, session_core::Error> {
+        SessionManager::new(store, config).map(Self::new)
+    }
+
+    /// The engine.
+    pub fn manager(&self) -> &SessionManager<S> {
+        &self.manager
+    }
+}
+
+impl<S> Clone for SessionMiddleware<S> {
+    fn clone(&self) -> Self {
+        Self {
+            manager: self.manager.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for SessionMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionMiddleware")
+            .field("manager", &self.manager)
+            .finish()
+    }
+}
+
+impl<I, S, B> Transform<I, ServiceRequest> for SessionMiddleware<S>
+where
+    I: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    S: SessionStore,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = SessionMiddlewareService<I, S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: I) -> Self::Future {
+        ready(Ok(SessionMiddlewareService {
+            inner: Rc::new(service),
+            manager: self.manager.clone(),
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around an inner service.
+pub struct SessionMiddlewareService<I, S> {
+    inner: Rc<I>,
+    manager: SessionManager<S>,
+}
+
+impl<I, S> fmt::Debug for SessionMiddlewareService<I, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionMiddlewareService")
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, S, B> Service<ServiceRequest> for SessionMiddlewareService<I, S>
+where
+    I: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    S: SessionStore,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    // actix-web services are not `Send`; one allocation per request, as the
+    // store's futures borrow the engine.
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(inner);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let inner = Rc::clone(&self.inner);
+        let manager = self.manager.clone();
+        Box::pin(async move {
+            let cookies = req.headers().get_all(COOKIE).map(HeaderValue::as_bytes);
+            let presented = manager.read_cookies(cookies);
+            let session = match manager.load(presented).await {
+                Ok(session) => session,
+                Err(e) => return Ok(failure(req, manager.failure_status(&e))),
+            };
+            req.extensions_mut().insert(session.clone());
+            let mut res = inner.call(req).await?;
+            match manager.commit(&session).await {
+                Ok(headers) => {
+                    let has_cache_control = res.headers().contains_key(CACHE_CONTROL);
+                    let map = res.headers_mut();
+                    headers.for_each(has_cache_control, |name, value| {
+                        if let Ok(value) = HeaderValue::from_str(value) {
+                            map.append(HeaderName::from_static(name), value);
+                        }
+                    });
+                    Ok(res.map_into_left_body())
+                }
+                Err(e) => {
+                    let status = manager.failure_status(&e);
+                    let (req, _) = res.into_parts();
+                    Ok(failure(ServiceRequest::from_request(req), status))
+                }
+            }
+        })
+    }
+}
+
+fn failure<B>(req: ServiceRequest, status: u16) -> ServiceResponse<EitherBody<B>> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let res = HttpResponse::build(status)
+        .content_type("application/json")
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .body(STORE_ERROR_BODY);
+    req.into_response(res).map_into_right_body()
+}

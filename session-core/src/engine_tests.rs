@@ -1,0 +1,478 @@
+//! The engine driven request by request on a virtual clock: exact expiry
+//! instants and exact `Max-Age` values.
+
+use std::future::{Future, ready};
+use std::time::Duration;
+
+use crate::testing::block_on;
+use crate::*;
+
+const T0: Timestamp = Timestamp::from_unix_secs(1_700_000_000);
+const SECRET: &str = "a test secret that is comfortably over thirty-two bytes";
+
+struct Harness {
+    manager: SessionManager<MemoryStore>,
+    clock: ManualClock,
+}
+
+/// What a response said about the cookie.
+#[derive(Debug)]
+struct Reply {
+    headers: ResponseHeaders,
+}
+
+impl Reply {
+    /// The cookie value the browser keeps after this response, if any.
+    fn cookie(&self) -> Option<String> {
+        let set = self.headers.set_cookie.as_deref()?;
+        let value = set.split(';').next()?.split_once('=')?.1;
+        (!value.is_empty()).then(|| value.to_owned())
+    }
+
+    fn set_cookie(&self) -> &str {
+        self.headers
+            .set_cookie
+            .as_deref()
+            .expect("expected a Set-Cookie")
+    }
+
+    fn max_age(&self) -> Option<u64> {
+        self.set_cookie()
+            .split("; ")
+            .find_map(|a| a.strip_prefix("Max-Age="))
+            .map(|v| v.parse().unwrap())
+    }
+
+    fn removes_cookie(&self) -> bool {
+        self.headers
+            .set_cookie
+            .as_deref()
+            .is_some_and(|c| c.contains("Max-Age=0"))
+    }
+}
+
+impl Harness {
+    fn new(config: SessionConfig) -> Self {
+        let clock = ManualClock::new(T0);
+        let manager =
+            SessionManager::with_clock(MemoryStore::new(), config, clock.clone()).unwrap();
+        Self { manager, clock }
+    }
+
+    fn default() -> Self {
+        Self::new(SessionConfig::default())
+    }
+
+    fn persistent(idle: u64, lifetime: u64) -> Self {
+        let mut config = SessionConfig::default();
+        config.cookie.persistent = true;
+        config.idle_timeout = Duration::from_secs(idle);
+        config.lifetime = Duration::from_secs(lifetime);
+        Self::new(config)
+    }
+
+    fn open(&self, cookie: Option<&str>) -> Session {
+        let header = cookie.map(|c| format!("{}={c}", self.manager.cookie_name()));
+        let presented = self
+            .manager
+            .read_cookies(header.iter().map(|h| h.as_bytes()));
+        block_on(self.manager.load(presented)).unwrap()
+    }
+
+    fn commit(&self, session: &Session) -> Reply {
+        Reply {
+            headers: block_on(self.manager.commit(session)).unwrap(),
+        }
+    }
+
+    fn request(&self, cookie: Option<&str>, handler: impl FnOnce(&Session)) -> Reply {
+        let session = self.open(cookie);
+        handler(&session);
+        self.commit(&session)
+    }
+
+    fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+    }
+
+    fn store(&self) -> &MemoryStore {
+        self.manager.store()
+    }
+}
+
+fn write(key: &'static str) -> impl FnOnce(&Session) {
+    move |s| s.insert(key, &1).unwrap()
+}
+
+fn read(s: &Session) -> Option<i32> {
+    s.get("k").unwrap()
+}
+
+#[test]
+fn an_empty_session_sets_no_cookie_and_writes_nothing() {
+    let h = Harness::default();
+    let reply = h.request(None, |s| {
+        assert!(s.get::<i32>("k").unwrap().is_none());
+    });
+    assert_eq!(reply.headers.set_cookie, None);
+    assert!(h.store().is_empty());
+}
+
+#[test]
+fn a_new_session_gets_a_browser_session_cookie_with_secure_defaults() {
+    let h = Harness::default();
+    let reply = h.request(None, write("k"));
+    let id = reply.cookie().unwrap();
+    assert_eq!(
+        reply.set_cookie(),
+        format!("id={id}; Path=/; HttpOnly; Secure; SameSite=Lax")
+    );
+    assert_eq!(h.store().len(), 1);
+    let mut headers = Vec::new();
+    reply
+        .headers
+        .for_each(false, |n, v| headers.push((n, v.to_owned())));
+    assert_eq!(
+        headers[1..],
+        [
+            ("cache-control", "no-store".into()),
+            ("vary", "cookie".into())
+        ]
+    );
+    let mut headers = Vec::new();
+    reply.headers.for_each(true, |n, _| headers.push(n));
+    assert_eq!(
+        headers,
+        ["set-cookie", "vary"],
+        "an app's own Cache-Control is kept"
+    );
+}
+
+#[test]
+fn persistent_max_age_is_the_exact_time_left() {
+    let h = Harness::persistent(3600, 7200);
+    let first = h.request(None, write("k"));
+    assert_eq!(first.max_age(), Some(3600));
+    let id = first.cookie().unwrap();
+    // A write 1000 s later moves the idle expiry: Max-Age is the idle timeout again.
+    h.advance(1000);
+    assert_eq!(h.request(Some(&id), write("j")).max_age(), Some(3600));
+    // At T0+5000 the absolute lifetime (T0+7200) comes first: 2200 s left.
+    h.advance(4000 - 3599);
+    h.request(Some(&id), write("a"));
+    h.advance(3599);
+    let late = h.request(Some(&id), write("b"));
+    assert_eq!(h.clock.now(), T0.add(Duration::from_secs(5000)));
+    assert_eq!(late.max_age(), Some(2200));
+}
+
+#[test]
+fn idle_timeout_ends_the_session_at_the_exact_instant() {
+    let h = Harness::default();
+    let id = h.request(None, write("k")).cookie().unwrap();
+    h.clock.set(Timestamp::from_unix_millis(
+        T0.unix_millis() + 3_600_000 - 1,
+    ));
+    let session = h.open(Some(&id));
+    assert_eq!(session.expires_at(), T0.add(Duration::from_secs(3600)));
+    assert_eq!(
+        read(&session),
+        Some(1),
+        "alive one millisecond before the idle timeout"
+    );
+    // That request touched the session (60 s touch interval passed): expiry moved.
+    let reply = h.commit(&session);
+    assert_eq!(
+        reply.headers.set_cookie, None,
+        "a browser-session cookie is not resent"
+    );
+    h.clock.set(T0.add(Duration::from_secs(7200)));
+    let session = h.open(Some(&id));
+    assert_eq!(
+        read(&session),
+        None,
+        "dead exactly at last activity + idle timeout"
+    );
+    assert!(
+        h.commit(&session).removes_cookie(),
+        "the stale cookie is removed"
+    );
+}
+
+#[test]
+fn absolute_lifetime_ends_an_active_session() {
+    let h = Harness::persistent(3600, 3 * 3600);
+    let id = h.request(None, write("k")).cookie().unwrap();
+    for _ in 0..5 {
+        h.advance(1800);
+        let reply = h.request(Some(&id), |s| assert_eq!(read(s), Some(1)));
+        let left = 3 * 3600 - (h.clock.now().unix_secs() - T0.unix_secs());
+        assert_eq!(reply.max_age(), Some(left.min(3600)));
+    }
+    h.advance(1800);
+    assert_eq!(h.clock.now(), T0.add(Duration::from_secs(3 * 3600)));
+    h.request(Some(&id), |s| {
+        assert_eq!(read(s), None, "alive past its lifetime")
+    });
+}
+
+#[test]
+fn read_only_requests_touch_the_store_only_after_the_touch_interval() {
+    let h = Harness::default();
+    let id = h.request(None, write("k")).cookie().unwrap();
+    let key = SessionId::parse(id.as_bytes()).unwrap();
+    let last = |h: &Harness| {
+        block_on(h.store().load(&key, h.clock.now()))
+            .unwrap()
+            .unwrap()
+            .meta
+            .last_activity
+    };
+    h.advance(59);
+    h.request(Some(&id), |s| assert_eq!(read(s), Some(1)));
+    assert_eq!(last(&h), T0, "touched before the interval");
+    h.advance(1);
+    h.request(Some(&id), |s| assert_eq!(read(s), Some(1)));
+    assert_eq!(last(&h), T0.add(Duration::from_secs(60)));
+}
+
+#[test]
+fn forged_and_expired_ids_are_never_adopted() {
+    let h = Harness::default();
+    let forged = SessionId::generate().to_string();
+    let reply = h.request(Some(&forged), write("k"));
+    let issued = reply.cookie().unwrap();
+    assert_ne!(issued, forged, "a forged id was adopted");
+    assert!(h.open(Some(&forged)).is_empty());
+
+    h.advance(3600);
+    let reply = h.request(Some(&issued), write("k"));
+    assert_ne!(reply.cookie().unwrap(), issued, "an expired id was adopted");
+}
+
+#[test]
+fn renew_keeps_values_and_kills_the_old_id() {
+    let h = Harness::default();
+    let old = h.request(None, write("k")).cookie().unwrap();
+    let created = h.open(Some(&old)).created_at();
+    h.advance(10);
+    let new = h.request(Some(&old), |s| s.renew()).cookie().unwrap();
+    assert_ne!(new, old);
+    let session = h.open(Some(&new));
+    assert_eq!(read(&session), Some(1));
+    assert_eq!(
+        session.created_at(),
+        created,
+        "renew must not stretch the lifetime"
+    );
+    assert!(h.open(Some(&old)).is_empty(), "old id still alive");
+    assert_eq!(h.store().len(), 1);
+}
+
+#[test]
+fn login_renews_and_logout_everywhere_ends_only_that_users_sessions() {
+    let h = Harness::default();
+    let anon = h.request(None, write("cart")).cookie().unwrap();
+    let ada1 = h
+        .request(Some(&anon), |s| s.set_user("ada"))
+        .cookie()
+        .unwrap();
+    assert_ne!(ada1, anon, "login must issue a new id");
+    let ada2 = h.request(None, |s| s.set_user("ada")).cookie().unwrap();
+    let bob = h.request(None, |s| s.set_user("bob")).cookie().unwrap();
+    assert_eq!(block_on(h.manager.end_user_sessions("ada")).unwrap(), 2);
+    assert!(h.open(Some(&ada1)).user().is_none());
+    assert!(h.open(Some(&ada2)).user().is_none());
+    assert_eq!(h.open(Some(&bob)).user().as_deref(), Some("bob"));
+}
+
+#[test]
+fn destroy_deletes_and_sends_a_matching_removal_cookie() {
+    let mut config = SessionConfig::default();
+    config.cookie.path = "/app".into();
+    config.cookie.domain = Some("example.com".into());
+    let h = Harness::new(config);
+    let id = h.request(None, write("k")).cookie().unwrap();
+    let reply = h.request(Some(&id), |s| s.destroy());
+    assert_eq!(
+        reply.set_cookie(),
+        "id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Lax"
+    );
+    assert!(h.store().is_empty());
+    assert!(h.open(Some(&id)).is_empty());
+}
+
+#[test]
+fn a_request_in_flight_cannot_resurrect_a_destroyed_session() {
+    let h = Harness::default();
+    let id = h.request(None, write("k")).cookie().unwrap();
+    let slow = h.open(Some(&id));
+    h.request(Some(&id), |s| s.destroy());
+    slow.insert("late", &true).unwrap();
+    let reply = h.commit(&slow);
+    assert!(
+        reply.removes_cookie(),
+        "the late writer is told the session is gone"
+    );
+    assert!(h.store().is_empty(), "the session came back");
+    assert!(h.open(Some(&id)).is_empty());
+}
+
+#[test]
+fn interleaved_requests_on_disjoint_keys_both_keep_their_change() {
+    let h = Harness::default();
+    let id = h.request(None, write("k")).cookie().unwrap();
+    let a = h.open(Some(&id));
+    let b = h.open(Some(&id));
+    a.insert("a", &1).unwrap();
+    b.insert("b", &2).unwrap();
+    b.remove("k");
+    h.commit(&a);
+    h.commit(&b);
+    let mut keys = h.open(Some(&id)).keys();
+    keys.sort();
+    assert_eq!(keys, ["a", "b"]);
+}
+
+#[test]
+fn hostile_cookies_give_a_fresh_session() {
+    let h = Harness::new({
+        let mut c = SessionConfig::default();
+        c.cookie.signing_keys = SigningKeys::new([SECRET]);
+        c
+    });
+    let good = h.request(None, write("k")).cookie().unwrap();
+    let huge = "A".repeat(8192);
+    let headers: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"id=".to_vec(),
+        b"id=\xff\xfe".to_vec(),
+        format!("id={huge}").into_bytes(),
+        format!("id={}", &good[..good.len() - 1]).into_bytes(),
+        format!("id={}", SessionId::generate()).into_bytes(),
+        "id=x; ".repeat(300).into_bytes(),
+    ];
+    for header in headers {
+        let presented = h.manager.read_cookies([header.as_slice()]);
+        let session = block_on(h.manager.load(presented)).unwrap();
+        assert!(session.is_new() && session.is_empty());
+    }
+    // The real session still works beside them, and duplicates resolve to it.
+    let dup = format!("id=junk; id={good}");
+    let presented = h.manager.read_cookies([dup.as_bytes()]);
+    assert_eq!(read(&block_on(h.manager.load(presented)).unwrap()), Some(1));
+}
+
+#[test]
+fn ids_hashed_at_rest_never_reach_the_store() {
+    let mut config = SessionConfig::default();
+    config.hash_ids_at_rest = true;
+    let h = Harness::new(config);
+    let cookie = h.request(None, write("k")).cookie().unwrap();
+    let id = SessionId::parse(cookie.as_bytes()).unwrap();
+    assert!(
+        block_on(h.store().load(&id, T0)).unwrap().is_none(),
+        "the raw id is a store key"
+    );
+    assert!(
+        block_on(h.store().load(&h.manager.store_key(&id), T0))
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        h.request(Some(&cookie), |s| assert_eq!(read(s), Some(1)))
+            .headers
+            .set_cookie,
+        None
+    );
+}
+
+/// A store that is down, or that holds only corrupt records.
+#[derive(Debug)]
+struct BrokenStore {
+    corrupt: bool,
+}
+
+impl BrokenStore {
+    fn fail<T: Send>(&self) -> impl Future<Output = Result<T, Error>> + Send {
+        ready(Err(if self.corrupt {
+            Error::corrupt("bad record")
+        } else {
+            Error::store(std::io::Error::other("connection refused"))
+        }))
+    }
+}
+
+impl SessionStore for BrokenStore {
+    fn load(
+        &self,
+        _: &SessionId,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
+        self.fail()
+    }
+    fn create(
+        &self,
+        _: &SessionId,
+        _: &Record,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        self.fail()
+    }
+    fn update(
+        &self,
+        _: &SessionId,
+        _: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        self.fail()
+    }
+    fn renew(
+        &self,
+        _: &SessionId,
+        _: &SessionId,
+        _: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        self.fail()
+    }
+    fn delete(&self, _: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
+        self.fail()
+    }
+    fn user_sessions(
+        &self,
+        _: &str,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
+        self.fail()
+    }
+    fn delete_user(&self, _: &str) -> impl Future<Output = Result<usize, Error>> + Send {
+        self.fail()
+    }
+}
+
+#[test]
+fn a_store_that_is_down_is_an_error_and_a_corrupt_record_is_no_session() {
+    let id = SessionId::generate().to_string();
+    let header = format!("id={id}");
+    let down = SessionManager::new(
+        DynStore::new(BrokenStore { corrupt: false }),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    let presented = down.read_cookies([header.as_bytes()]);
+    assert!(matches!(
+        block_on(down.load(presented)),
+        Err(Error::Store(_))
+    ));
+    assert_eq!(down.store_error_status(), 503);
+    let fresh = block_on(down.load(Presented::Nothing)).unwrap();
+    fresh.insert("k", &1).unwrap();
+    assert!(matches!(
+        block_on(down.commit(&fresh)),
+        Err(Error::Store(_))
+    ));
+
+    let corrupt =
+        SessionManager::new(BrokenStore { corrupt: true }, SessionConfig::default()).unwrap();
+    let presented = corrupt.read_cookies([header.as_bytes()]);
+    let session = block_on(corrupt.load(presented)).unwrap();
+    assert!(session.is_new() && session.is_empty());
+}

@@ -1,0 +1,154 @@
+//! A hyper 1.x `Service` wrapper, and the way handlers reach the session.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use hyper::service::Service;
+use session_core::{NO_SESSION_BODY, STORE_ERROR_BODY, Session, SessionManager, SessionStore};
+
+/// Wraps a hyper service: loads the session before it runs (the handler
+/// reads it with [`RequestSessionExt::session`]) and commits it after.
+/// A store failure answers with the configured status (503 by default) and a
+/// JSON body that names no detail.
+///
+/// ```no_run
+/// # use std::convert::Infallible;
+/// # use hyper::{Request, Response, body::Incoming, service::service_fn};
+/// use session_hyper::{MemoryStore, RequestSessionExt, SessionConfig, SessionManager, SessionService};
+///
+/// async fn handler(req: Request<Incoming>) -> Result<Response<String>, Infallible> {
+///     let session = req.session().expect("wrapped in SessionService");
+///     let visits = session.get::<u32>("visits").ok().flatten().unwrap_or(0) + 1;
+///     session.insert("visits", &visits).ok();
+///     Ok(Response::new(format!("visit {visits}")))
+/// }
+///
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default()).unwrap();
+/// let service = SessionService::new(service_fn(handler), manager);
+/// // Serve `service.clone()` per connection with hyper::server::conn::http1.
+/// ```
+pub struct SessionService<I, S> {
+    inner: Arc<I>,
+    manager: SessionManager<S>,
+}
+
+impl<I, S: SessionStore> SessionService<I, S> {
+    /// Wraps `inner` with sessions from `manager`.
+    pub fn new(inner: I, manager: SessionManager<S>) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            manager,
+        }
+    }
+
+    /// The engine.
+    pub fn manager(&self) -> &SessionManager<S> {
+        &self.manager
+    }
+}
+
+impl<I, S> Clone for SessionService<I, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            manager: self.manager.clone(),
+        }
+    }
+}
+
+impl<I, S> fmt::Debug for SessionService<I, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<I, S>
+where
+    I: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + Sync + 'static,
+    I::Future: Send,
+    S: SessionStore,
+    ReqBody: Send + 'static,
+    ResBody: From<&'static str> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = I::Error;
+    // One allocation per request: the store's futures borrow the engine.
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, mut req: Request<ReqBody>) -> Self::Future {
+        let inner = Arc::clone(&self.inner);
+        let manager = self.manager.clone();
+        Box::pin(async move {
+            let cookies = req
+                .headers()
+                .get_all(COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes);
+            let presented = manager.read_cookies(cookies);
+            let session = match manager.load(presented).await {
+                Ok(session) => session,
+                Err(e) => return Ok(json(manager.failure_status(&e), STORE_ERROR_BODY)),
+            };
+            req.extensions_mut().insert(session.clone());
+            let mut res = inner.call(req).await?;
+            match manager.commit(&session).await {
+                Ok(headers) => {
+                    let has_cache_control = res.headers().contains_key(CACHE_CONTROL);
+                    let map = res.headers_mut();
+                    headers.for_each(has_cache_control, |name, value| {
+                        if let Ok(value) = HeaderValue::from_str(value) {
+                            map.append(HeaderName::from_static(name), value);
+                        }
+                    });
+                    Ok(res)
+                }
+                Err(e) => Ok(json(manager.failure_status(&e), STORE_ERROR_BODY)),
+            }
+        })
+    }
+}
+
+fn json<B: From<&'static str>>(status: u16, body: &'static str) -> Response<B> {
+    let mut res = Response::new(B::from(body));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The 401 response with a JSON body, for handlers that require a live
+/// session (the same answer the axum and actix guards give).
+pub fn no_live_session<B: From<&'static str>>() -> Response<B> {
+    let mut res = json(401, NO_SESSION_BODY);
+    res.headers_mut().remove(CACHE_CONTROL);
+    res
+}
+
+/// How a handler reaches its session from the request.
+pub trait RequestSessionExt {
+    /// The request's session; `None` when no [`SessionService`] wraps the
+    /// handler.
+    fn session(&self) -> Option<&Session>;
+
+    /// The session if it was live when the request came in, else the 401
+    /// response of [`no_live_session`].
+    fn live_session<B: From<&'static str>>(&self) -> Result<&Session, Response<B>> {
+        self.session()
+            .filter(|s| !s.is_new())
+            .ok_or_else(no_live_session)
+    }
+}
+
+impl<B> RequestSessionExt for Request<B> {
+    fn session(&self) -> Option<&Session> {
+        self.extensions().get::<Session>()
+    }
+}
