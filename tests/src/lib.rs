@@ -1,1 +1,52 @@
-//! placeholder
+//! The conformance suite: one set of checks of the example app's contract
+//! (shared/DESIGN.md), run over real HTTP on loopback against every adapter
+//! (see `tests/conformance.rs`) and every store.
+//!
+//! Time is a [`ManualClock`] shared with the server's engine, so expiry is
+//! tested at exact instants without sleeping.
+
+pub mod checks;
+pub mod http;
+pub mod server;
+
+pub use http::{Browser, Response};
+pub use server::{Framework, TestServer};
+pub use session_core::ManualClock;
+
+/// Runs every check of [`checks`] against one framework, as `#[tokio::test]`s.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($module:ident, $framework:expr) => {
+        mod $module {
+            use $crate::checks;
+            #[allow(unused_imports)]
+            use $crate::Framework;
+            $crate::conformance_suite!(@tests $framework;
+                healthz_answers_with_and_without_a_session,
+                login_sets_a_secure_cookie_and_returns_the_profile,
+                persistent_cookie_max_age_is_exact,
+                an_empty_session_gets_no_cookie,
+                routes_without_a_session_are_401,
+                update_merges_and_keeps_json_types,
+                bad_json_is_400_and_leaves_the_session_as_it_was,
+                login_issues_a_new_id_and_kills_the_old_one,
+                logout_kills_the_id_and_sends_a_matching_removal_cookie,
+                logout_all_ends_exactly_that_users_sessions,
+                forged_ids_are_never_adopted,
+                idle_timeout_is_exact,
+                absolute_lifetime_ends_an_active_session,
+                hostile_cookies_never_give_a_5xx,
+                concurrent_writes_of_different_keys_are_all_kept,
+                unknown_routes_are_404_json,
+            );
+        }
+    };
+    (@tests $framework:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                checks::$check($framework).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,428 @@
+//! The checks, each a function of the framework under test.
+
+use std::time::Duration;
+
+use serde_json::json;
+use session_core::{DynStore, MemoryStore, SessionId};
+
+use crate::http::send_raw;
+use crate::server::{Framework, TestServer, example_config};
+
+fn assert_no_5xx(status: u16, what: &str) {
+    assert!(status < 500, "{what}: got {status}");
+}
+
+/// `GET /healthz` is 200 with and without a session.
+pub async fn healthz_answers_with_and_without_a_session(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    assert_eq!(browser.get("/healthz").await.status, 200);
+    browser.login("ada", json!({})).await;
+    let res = browser.get("/healthz").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), json!({ "status": "ok" }));
+}
+
+/// Login: 200 with the profile, a cookie with the secure attributes, no-store.
+pub async fn login_sets_a_secure_cookie_and_returns_the_profile(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    let res = browser
+        .login("ada", json!({ "theme": "dark", "n": 3 }))
+        .await;
+    let t0 = crate::server::T0.unix_secs();
+    assert_eq!(
+        res.json(),
+        json!({ "username": "ada", "created_at": t0, "last_activity": t0, "data": { "theme": "dark", "n": 3 } })
+    );
+    assert_eq!(res.header("content-type"), Some("application/json"));
+    assert_eq!(
+        res.cookie_attributes(),
+        ["Path=/", "HttpOnly", "Secure", "SameSite=Lax"],
+        "browser-session cookie"
+    );
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert!(
+        res.all("vary")
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case("cookie"))
+    );
+    let profile = browser.get("/session/profile").await;
+    assert_eq!(profile.status, 200);
+    assert_eq!(profile.json()["data"], json!({ "theme": "dark", "n": 3 }));
+    assert_eq!(
+        profile.set_cookie(),
+        None,
+        "a read within the touch interval resends nothing"
+    );
+}
+
+/// With persistent cookies, Max-Age is exactly the time left.
+pub async fn persistent_cookie_max_age_is_exact(fw: Framework) {
+    let mut config = example_config();
+    config.cookie.persistent = true;
+    config.lifetime = Duration::from_secs(5400);
+    let server = TestServer::start_with(fw, config, DynStore::new(MemoryStore::new())).await;
+    let mut browser = server.browser();
+    let res = browser.login("ada", json!({})).await;
+    assert_eq!(
+        res.cookie_attributes(),
+        [
+            "Max-Age=3600",
+            "Path=/",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax"
+        ]
+    );
+    server.advance(3000);
+    let res = browser.get("/session/profile").await;
+    assert_eq!(res.status, 200);
+    // Touched at T0+3000: idle expiry T0+6600, absolute T0+5400 comes first.
+    assert_eq!(res.cookie_attributes()[0], "Max-Age=2400");
+}
+
+/// A visitor whose session holds nothing gets no cookie.
+pub async fn an_empty_session_gets_no_cookie(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    for res in [
+        browser.get("/healthz").await,
+        browser.get("/session/profile").await,
+        browser.get("/nowhere").await,
+    ] {
+        assert_eq!(res.all("set-cookie"), Vec::<&str>::new());
+    }
+    let bad_login = browser.post("/session/login", "{").await;
+    assert_eq!(bad_login.status, 400);
+    assert_eq!(bad_login.set_cookie(), None);
+}
+
+/// Every session route but login is 401 with a JSON error without a session.
+pub async fn routes_without_a_session_are_401(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    for (method, path) in [
+        ("GET", "/session/profile"),
+        ("POST", "/session/update"),
+        ("POST", "/session/logout"),
+        ("POST", "/session/logout-all"),
+    ] {
+        let res = browser.request(method, path, b"{}").await;
+        assert_eq!(res.status, 401, "{method} {path}");
+        assert!(res.json()["error"].is_string(), "{method} {path}");
+    }
+}
+
+/// Update merges the object into data; values keep their JSON types.
+pub async fn update_merges_and_keeps_json_types(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({ "a": 1 })).await;
+    let update = json!({ "b": "two", "c": [1, 2.5], "d": { "e": null }, "f": true, "a": 10 });
+    let res = browser.post("/session/update", &update.to_string()).await;
+    assert_eq!(res.status, 200);
+    let expected = json!({ "a": 10, "b": "two", "c": [1, 2.5], "d": { "e": null }, "f": true });
+    assert_eq!(res.json()["data"], expected);
+    assert_eq!(
+        browser.get("/session/profile").await.json()["data"],
+        expected
+    );
+}
+
+/// Bad JSON, or a body that is not an object, is 400 and changes nothing.
+pub async fn bad_json_is_400_and_leaves_the_session_as_it_was(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({ "a": 1 })).await;
+    let before = browser.get("/session/profile").await.json();
+    for body in ["{", "[1,2]", "\"text\"", "42", "", "{\"a\": }"] {
+        let res = browser.post("/session/update", body).await;
+        assert_eq!(res.status, 400, "update body {body:?}");
+        assert!(res.json()["error"].is_string());
+        assert_eq!(res.set_cookie(), None);
+    }
+    for body in [
+        "{",
+        "{\"data\": {}}",
+        "{\"username\": 7}",
+        "{\"username\": \"\"}",
+    ] {
+        let res = browser.post("/session/login", body).await;
+        assert_eq!(res.status, 400, "login body {body:?}");
+        assert_eq!(
+            res.set_cookie(),
+            None,
+            "a bad login must not touch the session"
+        );
+    }
+    assert_eq!(browser.get("/session/profile").await.json(), before);
+}
+
+/// Login always issues a new id, and the old one is dead.
+pub async fn login_issues_a_new_id_and_kills_the_old_one(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({ "secret": 1 })).await;
+    let first = browser.cookie.clone().unwrap();
+    browser.login("ada", json!({})).await;
+    let second = browser.cookie.clone().unwrap();
+    assert_ne!(first, second);
+    let mut old = browser.clone();
+    old.cookie = Some(first);
+    assert_eq!(
+        old.get("/session/profile").await.status,
+        401,
+        "the old id still works"
+    );
+    assert_eq!(
+        browser.get("/session/profile").await.json()["data"],
+        json!({}),
+        "login starts afresh"
+    );
+}
+
+/// Logout ends the session server-side; the removal cookie matches.
+pub async fn logout_kills_the_id_and_sends_a_matching_removal_cookie(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({})).await;
+    let stolen = browser.clone();
+    let res = browser.post("/session/logout", "").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.cookie_attributes(),
+        [
+            "Max-Age=0",
+            "Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            "Path=/",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax"
+        ]
+    );
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert_eq!(browser.cookie, None);
+    // A copy of the cookie taken before logout is dead on the server too.
+    let mut stolen = stolen;
+    assert_eq!(stolen.get("/session/profile").await.status, 401);
+}
+
+/// Logout-all ends every session of that user and no other.
+pub async fn logout_all_ends_exactly_that_users_sessions(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut ada: Vec<_> = (0..3).map(|_| server.browser()).collect();
+    for b in &mut ada {
+        b.login("ada", json!({})).await;
+    }
+    let mut bob = server.browser();
+    bob.login("bob", json!({})).await;
+    let res = ada[0].post("/session/logout-all", "").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), json!({ "ended": 3 }));
+    for b in &mut ada[1..] {
+        assert_eq!(b.get("/session/profile").await.status, 401);
+    }
+    assert_eq!(bob.get("/session/profile").await.status, 200);
+}
+
+/// Forged ids (unsigned, wrongly signed, well-formed but unknown) are never
+/// adopted: they get 401, and a login with one gets a different id.
+pub async fn forged_ids_are_never_adopted(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let forged = SessionId::generate().to_string();
+    let mut signed_elsewhere = example_config();
+    signed_elsewhere.cookie.signing_keys =
+        session_core::SigningKeys::new(["another secret of well over thirty-two bytes"]);
+    let elsewhere =
+        TestServer::start_with(fw, signed_elsewhere, DynStore::new(MemoryStore::new())).await;
+    let mut other = elsewhere.browser();
+    other.login("mallory", json!({})).await;
+    for cookie in [forged.clone(), other.cookie.clone().unwrap()] {
+        let mut browser = server.browser();
+        browser.cookie = Some(cookie.clone());
+        assert_eq!(browser.get("/session/profile").await.status, 401);
+        browser.cookie = Some(cookie.clone());
+        browser.login("ada", json!({})).await;
+        assert_ne!(
+            browser.cookie.as_deref(),
+            Some(cookie.as_str()),
+            "a forged id was adopted"
+        );
+    }
+}
+
+/// The idle timeout ends a session at exactly last activity + idle.
+pub async fn idle_timeout_is_exact(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({})).await;
+    server.advance(3599);
+    assert_eq!(
+        browser.get("/session/profile").await.status,
+        200,
+        "ended before the idle timeout"
+    );
+    // That request refreshed the idle timeout: 3599 s more is still alive.
+    server.advance(3599);
+    assert_eq!(browser.get("/session/profile").await.status, 200);
+    server.advance(3600);
+    let res = browser.get("/session/profile").await;
+    assert_eq!(res.status, 401, "alive after the idle timeout");
+    assert!(
+        res.set_cookie().is_some_and(|c| c.contains("Max-Age=0")),
+        "the stale cookie is removed"
+    );
+}
+
+/// However active, a session ends at its absolute lifetime.
+pub async fn absolute_lifetime_ends_an_active_session(fw: Framework) {
+    let mut config = example_config();
+    config.lifetime = Duration::from_secs(4 * 3600);
+    let server = TestServer::start_with(fw, config, DynStore::new(MemoryStore::new())).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({})).await;
+    for _ in 0..7 {
+        server.advance(1800);
+        assert_eq!(browser.get("/session/profile").await.status, 200);
+    }
+    server.advance(1800);
+    assert_eq!(
+        browser.get("/session/profile").await.status,
+        401,
+        "alive past its lifetime"
+    );
+}
+
+/// No cookie header, however hostile, gives a 5xx; a real session keeps
+/// working beside them.
+pub async fn hostile_cookies_never_give_a_5xx(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut real = server.browser();
+    real.login("ada", json!({ "k": 1 })).await;
+    let good = real.cookie.clone().unwrap();
+    let many: String = (0..300).map(|i| format!("c{i}=v{i}; ")).collect();
+    let cookies: Vec<Vec<u8>> = vec![
+        b"id=".to_vec(),
+        b"id".to_vec(),
+        b";;;;".to_vec(),
+        b"id=\xff\xfe\xfd".to_vec(),
+        b"id=\"unterminated".to_vec(),
+        format!("id=\"{good}\"").into_bytes(),
+        format!("id={}", "A".repeat(8 * 1024)).into_bytes(),
+        format!("id={}", &good[..good.len() - 3]).into_bytes(),
+        format!("id={}x", good).into_bytes(),
+        format!("id={}", good.replace('A', "B")).into_bytes(),
+        format!("{many}id=junk").into_bytes(),
+        "id=a; ".repeat(200).into_bytes(),
+        format!("id={}", SessionId::generate()).into_bytes(),
+    ];
+    for cookie in &cookies {
+        let mut head = b"GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: ".to_vec();
+        head.extend_from_slice(cookie);
+        head.extend_from_slice(b"\r\n");
+        let res = send_raw(server.addr, &head, b"").await;
+        assert_no_5xx(
+            res.status,
+            &String::from_utf8_lossy(&cookie[..cookie.len().min(60)]),
+        );
+    }
+    // Duplicates: junk first, the real one after, and on separate headers.
+    let head = format!(
+        "GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: id=junk; id={good}\r\n"
+    );
+    assert_eq!(
+        send_raw(server.addr, head.as_bytes(), b"").await.status,
+        200
+    );
+    let head = format!(
+        "GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: id=junk\r\nCookie: id={good}\r\n"
+    );
+    assert_eq!(
+        send_raw(server.addr, head.as_bytes(), b"").await.status,
+        200
+    );
+    assert_eq!(
+        real.get("/session/profile").await.json()["data"],
+        json!({ "k": 1 })
+    );
+}
+
+/// Sixteen concurrent requests of one session, each writing its own key:
+/// every key is kept.
+pub async fn concurrent_writes_of_different_keys_are_all_kept(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({})).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let mut b = browser.clone();
+            tokio::spawn(async move {
+                b.post(
+                    "/session/update",
+                    &json!({ format!("k{i}"): i }).to_string(),
+                )
+                .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().status, 200);
+    }
+    let data = browser.get("/session/profile").await.json()["data"].clone();
+    let expected: serde_json::Map<_, _> = (0..16).map(|i| (format!("k{i}"), json!(i))).collect();
+    assert_eq!(data, serde_json::Value::Object(expected));
+}
+
+/// Unknown routes and methods are 404 with a JSON error.
+pub async fn unknown_routes_are_404_json(fw: Framework) {
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    for (method, path) in [
+        ("GET", "/nope"),
+        ("DELETE", "/session/profile"),
+        ("GET", "/session/login"),
+    ] {
+        let res = browser.request(method, path, b"").await;
+        assert_eq!(res.status, 404, "{method} {path}");
+        assert_eq!(res.json(), json!({ "error": "not found" }));
+    }
+}
+
+/// A cookie issued by one adapter works on the others when they share a
+/// store and a secret: login on the first, read and update on the second,
+/// log out on the third.
+pub async fn sessions_move_between_adapters(order: [Framework; 3]) {
+    let store = DynStore::new(MemoryStore::new());
+    let clock = session_core::ManualClock::new(crate::server::T0);
+    let mut servers = Vec::new();
+    for fw in order {
+        let manager = session_core::SessionManager::with_clock(
+            store.clone(),
+            example_config(),
+            clock.clone(),
+        )
+        .unwrap();
+        servers.push(TestServer::start_manager(fw, manager, clock.clone()).await);
+    }
+    let mut browser = servers[0].browser();
+    browser
+        .login("ada", json!({ "from": format!("{:?}", order[0]) }))
+        .await;
+    let mut second = browser.at(servers[1].addr);
+    let res = second.post("/session/update", r#"{"second": true}"#).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["data"]["from"], json!(format!("{:?}", order[0])));
+    let mut third = second.at(servers[2].addr);
+    assert_eq!(
+        third.get("/session/profile").await.json()["data"]["second"],
+        json!(true)
+    );
+    assert_eq!(third.post("/session/logout", "").await.status, 200);
+    let mut first_again = browser.at(servers[0].addr);
+    assert_eq!(
+        first_again.get("/session/profile").await.status,
+        401,
+        "logout did not reach the first adapter"
+    );
+}
