@@ -168,10 +168,10 @@ impl SessionConfig {
         if !c.path.starts_with('/') || !c.path.bytes().all(is_attr_byte) {
             return bad("the cookie path must start with '/' and hold no ';' or control bytes");
         }
-        if let Some(domain) = &c.domain {
-            if domain.is_empty() || !domain.bytes().all(is_attr_byte) {
-                return bad("the cookie domain must be non-empty and hold no ';' or control bytes");
-            }
+        if let Some(domain) = &c.domain
+            && (domain.is_empty() || !domain.bytes().all(is_attr_byte))
+        {
+            return bad("the cookie domain must be non-empty and hold no ';' or control bytes");
         }
         if c.host_prefix && (!c.secure || c.path != "/" || c.domain.is_some()) {
             return bad("the __Host- prefix requires secure = true, path = \"/\" and no domain");

@@ -162,7 +162,7 @@ fn persistent_max_age_is_the_exact_time_left() {
     h.request(Some(&id), write("a"));
     h.advance(3599);
     let late = h.request(Some(&id), write("b"));
-    assert_eq!(h.clock.now(), T0.add(Duration::from_secs(5000)));
+    assert_eq!(h.clock.now(), T0.saturating_add(Duration::from_secs(5000)));
     assert_eq!(late.max_age(), Some(2200));
 }
 
@@ -174,7 +174,10 @@ fn idle_timeout_ends_the_session_at_the_exact_instant() {
         T0.unix_millis() + 3_600_000 - 1,
     ));
     let session = h.open(Some(&id));
-    assert_eq!(session.expires_at(), T0.add(Duration::from_secs(3600)));
+    assert_eq!(
+        session.expires_at(),
+        T0.saturating_add(Duration::from_secs(3600))
+    );
     assert_eq!(
         read(&session),
         Some(1),
@@ -186,7 +189,7 @@ fn idle_timeout_ends_the_session_at_the_exact_instant() {
         reply.headers.set_cookie, None,
         "a browser-session cookie is not resent"
     );
-    h.clock.set(T0.add(Duration::from_secs(7200)));
+    h.clock.set(T0.saturating_add(Duration::from_secs(7200)));
     let session = h.open(Some(&id));
     assert_eq!(
         read(&session),
@@ -210,7 +213,10 @@ fn absolute_lifetime_ends_an_active_session() {
         assert_eq!(reply.max_age(), Some(left.min(3600)));
     }
     h.advance(1800);
-    assert_eq!(h.clock.now(), T0.add(Duration::from_secs(3 * 3600)));
+    assert_eq!(
+        h.clock.now(),
+        T0.saturating_add(Duration::from_secs(3 * 3600))
+    );
     h.request(Some(&id), |s| {
         assert_eq!(read(s), None, "alive past its lifetime")
     });
@@ -233,7 +239,7 @@ fn read_only_requests_touch_the_store_only_after_the_touch_interval() {
     assert_eq!(last(&h), T0, "touched before the interval");
     h.advance(1);
     h.request(Some(&id), |s| assert_eq!(read(s), Some(1)));
-    assert_eq!(last(&h), T0.add(Duration::from_secs(60)));
+    assert_eq!(last(&h), T0.saturating_add(Duration::from_secs(60)));
 }
 
 #[test]
@@ -365,9 +371,7 @@ fn hostile_cookies_give_a_fresh_session() {
 
 #[test]
 fn ids_hashed_at_rest_never_reach_the_store() {
-    let mut config = SessionConfig::default();
-    config.hash_ids_at_rest = true;
-    let h = Harness::new(config);
+    let h = Harness::new(SessionConfig { hash_ids_at_rest: true, ..SessionConfig::default() });
     let cookie = h.request(None, write("k")).cookie().unwrap();
     let id = SessionId::parse(cookie.as_bytes()).unwrap();
     assert!(

@@ -2,7 +2,7 @@
 //! characters of unpadded base64url, parsed strictly.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 /// How many random bytes an id carries (128 bits).
@@ -98,9 +98,7 @@ impl SessionId {
     /// process, useless for finding or forging the id.
     pub fn log_hash(&self) -> LogHash {
         static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
-        let mut hasher = KEY.get_or_init(Default::default).build_hasher();
-        self.0.hash(&mut hasher);
-        LogHash(hasher.finish())
+        LogHash(KEY.get_or_init(Default::default).hash_one(self.0))
     }
 }
 

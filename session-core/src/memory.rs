@@ -384,7 +384,7 @@ mod tests {
         block_on(store.create(&id, &record_at(now, Some("u"), &[]))).unwrap();
         assert_eq!(store.len(), 1);
         assert!(
-            block_on(store.load(&id, now.add(Duration::from_secs(3600))))
+            block_on(store.load(&id, now.saturating_add(Duration::from_secs(3600))))
                 .unwrap()
                 .is_none()
         );
@@ -399,13 +399,13 @@ mod tests {
     fn sweep_drops_exactly_the_expired_sessions() {
         let store = MemoryStore::new();
         let t0 = Timestamp::from_unix_secs(1_000);
-        let t1 = t0.add(Duration::from_secs(600));
+        let t1 = t0.saturating_add(Duration::from_secs(600));
         for (at, user) in [(t0, "a"), (t0, "b"), (t1, "c")] {
             block_on(store.create(&SessionId::generate(), &record_at(at, Some(user), &[])))
                 .unwrap();
         }
-        assert_eq!(store.sweep(t0.add(Duration::from_secs(3599))), 0);
-        assert_eq!(store.sweep(t0.add(Duration::from_secs(3600))), 2);
+        assert_eq!(store.sweep(t0.saturating_add(Duration::from_secs(3599))), 0);
+        assert_eq!(store.sweep(t0.saturating_add(Duration::from_secs(3600))), 2);
         assert_eq!(store.len(), 1);
         assert_eq!(store.inner.users.lock().len(), 1);
     }
@@ -424,7 +424,7 @@ mod tests {
             assert!(block_on(store.load(id, now)).unwrap().is_some());
         }
         // Once the old sessions have expired, a full store sweeps and makes room.
-        let later = now.add(Duration::from_secs(3600));
+        let later = now.saturating_add(Duration::from_secs(3600));
         let fresh = SessionId::generate();
         assert_eq!(
             block_on(store.create(&fresh, &record_at(later, None, &[]))).unwrap(),

@@ -33,8 +33,8 @@ impl Defaults {
         let idle = meta.expiry.idle.unwrap_or(self.idle);
         let lifetime = meta.expiry.lifetime.unwrap_or(self.lifetime);
         meta.last_activity
-            .add(idle)
-            .min(meta.created_at.add(lifetime))
+            .saturating_add(idle)
+            .min(meta.created_at.saturating_add(lifetime))
     }
 
     pub(crate) fn persistent(&self, meta: &Metadata) -> bool {

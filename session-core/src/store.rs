@@ -197,47 +197,31 @@ impl fmt::Debug for DynStore {
 }
 
 impl SessionStore for DynStore {
-    fn load(
-        &self,
-        id: &SessionId,
-        now: Timestamp,
-    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
-        async move { self.0.load_dyn(id, now).await }
+    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Record>, Error> {
+        self.0.load_dyn(id, now).await
     }
-    fn create(
-        &self,
-        id: &SessionId,
-        record: &Record,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        async move { self.0.create_dyn(id, record).await }
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
+        self.0.create_dyn(id, record).await
     }
-    fn update(
-        &self,
-        id: &SessionId,
-        update: &Update,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        async move { self.0.update_dyn(id, update).await }
+    async fn update(&self, id: &SessionId, update: &Update) -> Result<WriteOutcome, Error> {
+        self.0.update_dyn(id, update).await
     }
-    fn renew(
+    async fn renew(
         &self,
         old_id: &SessionId,
         new_id: &SessionId,
         update: &Update,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        async move { self.0.renew_dyn(old_id, new_id, update).await }
+    ) -> Result<WriteOutcome, Error> {
+        self.0.renew_dyn(old_id, new_id, update).await
     }
-    fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
-        async move { self.0.delete_dyn(id).await }
+    async fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        self.0.delete_dyn(id).await
     }
-    fn user_sessions(
-        &self,
-        user: &str,
-        now: Timestamp,
-    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
-        async move { self.0.user_sessions_dyn(user, now).await }
+    async fn user_sessions(&self, user: &str, now: Timestamp) -> Result<Vec<SessionId>, Error> {
+        self.0.user_sessions_dyn(user, now).await
     }
-    fn delete_user(&self, user: &str) -> impl Future<Output = Result<usize, Error>> + Send {
-        async move { self.0.delete_user_dyn(user).await }
+    async fn delete_user(&self, user: &str) -> Result<usize, Error> {
+        self.0.delete_user_dyn(user).await
     }
 }
 

@@ -51,7 +51,7 @@ pub fn record_at(now: Timestamp, user: Option<&str>, data: &[(&str, &str)]) -> R
             user: user.map(Arc::from),
             expiry: ExpiryOverrides::default(),
         },
-        expires_at: now.add(HOUR),
+        expires_at: now.saturating_add(HOUR),
         data: Arc::new(
             data.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -69,7 +69,7 @@ pub fn update_at(now: Timestamp, set: &[(&str, &str)], removed: &[&str]) -> Upda
             .collect(),
         removed: removed.iter().map(|k| k.to_string()).collect(),
         last_activity: now,
-        expires_at: now.add(HOUR),
+        expires_at: now.saturating_add(HOUR),
         ..Update::default()
     }
 }
@@ -162,7 +162,7 @@ async fn concurrent_updates_keep_disjoint_keys<S: SessionStore>(store: &S, now: 
     )
     .await;
     // Two requests loaded the same record; each commits its own change.
-    let t = now.add(Duration::from_secs(1));
+    let t = now.saturating_add(Duration::from_secs(1));
     let a = update_at(t, &[("a", "1")], &["gone"]);
     let b = update_at(t, &[("b", "2")], &[]);
     let (ra, rb) = (
@@ -207,10 +207,10 @@ async fn expiry_is_exact<S: SessionStore>(store: &S, now: Timestamp) {
 
 async fn touch_extends_expiry<S: SessionStore>(store: &S, now: Timestamp) {
     let id = must_create(store, &record_at(now, None, &[("a", "1")])).await;
-    let later = now.add(Duration::from_secs(1800));
+    let later = now.saturating_add(Duration::from_secs(1800));
     let touch = Update {
         last_activity: later,
-        expires_at: later.add(HOUR),
+        expires_at: later.saturating_add(HOUR),
         ..Update::default()
     };
     assert!(touch.is_touch_only());
@@ -218,10 +218,10 @@ async fn touch_extends_expiry<S: SessionStore>(store: &S, now: Timestamp) {
         store.update(&id, &touch).await.unwrap(),
         WriteOutcome::Written
     );
-    let record = must_load(store, &id, now.add(HOUR)).await;
+    let record = must_load(store, &id, now.saturating_add(HOUR)).await;
     assert_eq!(
         record.expires_at,
-        later.add(HOUR),
+        later.saturating_add(HOUR),
         "touch did not move expires_at"
     );
     assert_eq!(
@@ -259,7 +259,7 @@ async fn no_resurrection_after_delete<S: SessionStore>(store: &S, now: Timestamp
 async fn no_resurrection_after_expiry<S: SessionStore>(store: &S, now: Timestamp) {
     let record = record_at(now, None, &[("a", "1")]);
     let id = must_create(store, &record).await;
-    let after = record.expires_at.add(Duration::from_secs(1));
+    let after = record.expires_at.saturating_add(Duration::from_secs(1));
     let late = update_at(after, &[("b", "2")], &[]);
     assert_eq!(
         store.update(&id, &late).await.unwrap(),
@@ -347,7 +347,7 @@ async fn user_index<S: SessionStore>(store: &S, now: Timestamp) {
     // Expired sessions are not listed.
     assert!(
         store
-            .user_sessions(&bob, now.add(HOUR))
+            .user_sessions(&bob, now.saturating_add(HOUR))
             .await
             .unwrap()
             .is_empty(),

@@ -32,7 +32,7 @@ impl Timestamp {
     }
 
     /// This instant moved later by `by` (saturating).
-    pub fn add(self, by: Duration) -> Self {
+    pub fn saturating_add(self, by: Duration) -> Self {
         Self(self.0.saturating_add(duration_millis(by)))
     }
 
