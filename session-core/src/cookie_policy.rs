@@ -26,8 +26,9 @@ pub enum RejectReason {
     Oversized,
     /// Signed with no key we hold, or tampered with.
     BadSignature,
-    /// Well-formed, but the store has no live session under it (unknown,
-    /// expired, or ended).
+    /// Well-formed (and correctly signed), but the store has no live session
+    /// under it: never issued, ended, or expired (stores do not keep expired
+    /// sessions, so they cannot tell these apart).
     Unknown,
     /// The store holds a record under it that cannot be decoded.
     Corrupt,

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::config::SessionConfig;
 use crate::cookie_policy::{CookiePolicy, Presented, RejectReason};
 use crate::error::Error;
+use crate::events::{EventHook, SessionEvent};
 use crate::id::SessionId;
 use crate::session::{Defaults, Session, Write};
 use crate::store::{SessionStore, WriteOutcome};
@@ -39,6 +40,7 @@ struct Inner<S> {
     policy: CookiePolicy,
     defaults: Defaults,
     clock: Box<dyn Clock>,
+    events: EventHook,
 }
 
 impl<S> Clone for SessionManager<S> {
@@ -103,13 +105,40 @@ impl<S: SessionStore> SessionManager<S> {
     /// As [`new`](Self::new), with time from `clock` (tests use
     /// [`ManualClock`](crate::ManualClock)).
     pub fn with_clock(store: S, config: SessionConfig, clock: impl Clock) -> Result<Self, Error> {
+        Self::build(store, config, Box::new(clock), EventHook(None))
+    }
+
+    /// As [`with_clock`](Self::with_clock), calling `hook` with every
+    /// lifecycle event (for metrics, audit logs, or alerts on floods of
+    /// forged ids).
+    pub fn with_event_hook(
+        store: S,
+        config: SessionConfig,
+        clock: impl Clock,
+        hook: impl Fn(&SessionEvent) + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Self::build(
+            store,
+            config,
+            Box::new(clock),
+            EventHook(Some(Arc::new(hook))),
+        )
+    }
+
+    fn build(
+        store: S,
+        config: SessionConfig,
+        clock: Box<dyn Clock>,
+        events: EventHook,
+    ) -> Result<Self, Error> {
         config.validate()?;
         let inner = Inner {
             policy: CookiePolicy::new(&config),
             defaults: defaults_of(&config),
             store,
             config,
-            clock: Box::new(clock),
+            clock,
+            events,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -169,7 +198,7 @@ impl<S: SessionStore> SessionManager<S> {
         let id = match presented {
             Presented::Nothing => return Ok(self.open(None, None, false, now)),
             Presented::Rejected(reason) => {
-                reject(None, reason);
+                self.emit(SessionEvent::Rejected { id: None, reason });
                 return Ok(self.open(None, None, true, now));
             }
             Presented::Id(id) => id,
@@ -177,7 +206,10 @@ impl<S: SessionStore> SessionManager<S> {
         let record = match self.inner.store.load(&self.store_key(&id), now).await {
             Ok(record) => record,
             Err(Error::Corrupt(_)) => {
-                reject(Some(&id), RejectReason::Corrupt);
+                self.emit(SessionEvent::Rejected {
+                    id: Some(id.log_hash()),
+                    reason: RejectReason::Corrupt,
+                });
                 return Ok(self.open(None, None, true, now));
             }
             Err(e) => return Err(e),
@@ -187,11 +219,14 @@ impl<S: SessionStore> SessionManager<S> {
                 Ok(self.open(Some(id), Some(r), false, now))
             }
             Some(_) => {
-                tracing::info!(target: "session", event = "expired", id = %id.log_hash());
+                self.emit(SessionEvent::Expired { id: id.log_hash() });
                 Ok(self.open(None, None, true, now))
             }
             None => {
-                reject(Some(&id), RejectReason::Unknown);
+                self.emit(SessionEvent::Rejected {
+                    id: Some(id.log_hash()),
+                    reason: RejectReason::Unknown,
+                });
                 Ok(self.open(None, None, true, now))
             }
         }
@@ -216,7 +251,7 @@ impl<S: SessionStore> SessionManager<S> {
         let store = &self.inner.store;
         if let Some(old) = plan.delete {
             store.delete(&self.store_key(&old)).await?;
-            tracing::info!(target: "session", event = "destroyed", id = %old.log_hash());
+            self.emit(SessionEvent::Destroyed { id: old.log_hash() });
         }
         let mut headers = ResponseHeaders {
             set_cookie: None,
@@ -235,7 +270,7 @@ impl<S: SessionStore> SessionManager<S> {
                     )
                     .await?
                     .ok_or(Error::IdCollision)?;
-                tracing::info!(target: "session", event = "created", id = %id.log_hash());
+                self.emit(SessionEvent::Created { id: id.log_hash() });
                 headers.set_cookie = Some(cookie_for(&id, record.expires_at));
                 true
             }
@@ -260,8 +295,10 @@ impl<S: SessionStore> SessionManager<S> {
                     .await?;
                 match renewed {
                     Some(new) => {
-                        tracing::info!(target: "session", event = "renewed",
-                            old = %old.log_hash(), id = %new.log_hash());
+                        self.emit(SessionEvent::Renewed {
+                            old: old.log_hash(),
+                            id: new.log_hash(),
+                        });
                         headers.set_cookie = Some(cookie_for(&new, update.expires_at));
                         true
                     }
@@ -279,7 +316,7 @@ impl<S: SessionStore> SessionManager<S> {
     /// there were.
     pub async fn end_user_sessions(&self, user: &str) -> Result<usize, Error> {
         let ended = self.inner.store.delete_user(user).await?;
-        tracing::info!(target: "session", event = "destroyed_all", count = ended);
+        self.emit(SessionEvent::UserSessionsEnded { count: ended });
         Ok(ended)
     }
 
@@ -302,9 +339,12 @@ impl<S: SessionStore> SessionManager<S> {
     }
 
     fn ended_meanwhile(&self, id: &SessionId) -> bool {
-        tracing::info!(target: "session", event = "write_dropped", id = %id.log_hash(),
-            reason = "session ended meanwhile");
+        self.emit(SessionEvent::WriteDropped { id: id.log_hash() });
         false
+    }
+
+    fn emit(&self, event: SessionEvent) {
+        self.inner.events.emit(event);
     }
 
     /// The key a session is stored under: its id, or a hash of it with
@@ -317,14 +357,6 @@ impl<S: SessionStore> SessionManager<S> {
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&digest[..16]);
         SessionId::from_bytes(bytes)
-    }
-}
-
-fn reject(id: Option<&SessionId>, reason: RejectReason) {
-    match id {
-        Some(id) => tracing::info!(target: "session", event = "rejected",
-            reason = reason.as_str(), id = %id.log_hash()),
-        None => tracing::info!(target: "session", event = "rejected", reason = reason.as_str()),
     }
 }
 

@@ -371,7 +371,10 @@ fn hostile_cookies_give_a_fresh_session() {
 
 #[test]
 fn ids_hashed_at_rest_never_reach_the_store() {
-    let h = Harness::new(SessionConfig { hash_ids_at_rest: true, ..SessionConfig::default() });
+    let h = Harness::new(SessionConfig {
+        hash_ids_at_rest: true,
+        ..SessionConfig::default()
+    });
     let cookie = h.request(None, write("k")).cookie().unwrap();
     let id = SessionId::parse(cookie.as_bytes()).unwrap();
     assert!(
@@ -479,4 +482,102 @@ fn a_store_that_is_down_is_an_error_and_a_corrupt_record_is_no_session() {
     let presented = corrupt.read_cookies([header.as_bytes()]);
     let session = block_on(corrupt.load(presented)).unwrap();
     assert!(session.is_new() && session.is_empty());
+}
+
+#[test]
+fn lifecycle_events_carry_hashed_ids_and_reasons() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let clock = ManualClock::new(T0);
+    let mut config = SessionConfig::default();
+    config.cookie.signing_keys = SigningKeys::new([SECRET]);
+    let manager =
+        SessionManager::with_event_hook(MemoryStore::new(), config, clock.clone(), move |e| {
+            sink.lock().unwrap().push(e.clone())
+        })
+        .unwrap();
+    let h = Harness { manager, clock };
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+
+    let cookie = h.request(None, write("k")).cookie().unwrap();
+    let id = SessionId::parse(&cookie.as_bytes()[44..]).unwrap();
+    assert_eq!(take(), [SessionEvent::Created { id: id.log_hash() }]);
+
+    h.request(Some("forged"), |_| {});
+    assert_eq!(
+        take(),
+        [SessionEvent::Rejected {
+            id: None,
+            reason: RejectReason::Malformed
+        }]
+    );
+    let mut tampered = cookie.clone();
+    tampered.replace_range(0..4, "AAAA");
+    h.request(Some(&tampered), |_| {});
+    assert_eq!(
+        take(),
+        [SessionEvent::Rejected {
+            id: None,
+            reason: RejectReason::BadSignature
+        }]
+    );
+
+    let renewed = h.request(Some(&cookie), |s| s.renew()).cookie().unwrap();
+    let new_id = SessionId::parse(&renewed.as_bytes()[44..]).unwrap();
+    assert_eq!(
+        take(),
+        [SessionEvent::Renewed {
+            old: id.log_hash(),
+            id: new_id.log_hash()
+        }]
+    );
+    h.request(Some(&cookie), |_| {});
+    assert_eq!(
+        take(),
+        [SessionEvent::Rejected {
+            id: Some(id.log_hash()),
+            reason: RejectReason::Unknown
+        }]
+    );
+
+    let slow = h.open(Some(&renewed));
+    h.request(Some(&renewed), |s| s.destroy());
+    assert_eq!(
+        take(),
+        [SessionEvent::Destroyed {
+            id: new_id.log_hash()
+        }]
+    );
+    slow.insert("late", &1).unwrap();
+    h.commit(&slow);
+    assert_eq!(
+        take(),
+        [SessionEvent::WriteDropped {
+            id: new_id.log_hash()
+        }]
+    );
+
+    // The store still holds the session, but a shorter idle timeout (a
+    // config change) has ended it: the engine reports it as expired.
+    let live = h.request(None, write("k")).cookie().unwrap();
+    take();
+    h.advance(1800);
+    let sink = Arc::clone(&seen);
+    let mut shorter = h.manager.config().clone();
+    shorter.idle_timeout = Duration::from_secs(1800);
+    let stricter =
+        SessionManager::with_event_hook(h.store().clone(), shorter, h.clock.clone(), move |e| {
+            sink.lock().unwrap().push(e.clone())
+        })
+        .unwrap();
+    let presented = stricter.read_cookies([format!("id={live}").as_bytes()]);
+    assert!(block_on(stricter.load(presented)).unwrap().is_new());
+    let live_id = SessionId::parse(&live.as_bytes()[44..]).unwrap();
+    assert_eq!(
+        take(),
+        [SessionEvent::Expired {
+            id: live_id.log_hash()
+        }]
+    );
 }

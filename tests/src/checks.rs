@@ -426,3 +426,43 @@ pub async fn sessions_move_between_adapters(order: [Framework; 3]) {
         "logout did not reach the first adapter"
     );
 }
+
+/// A slow request that writes while logout runs cannot bring the session
+/// back: its body is still uploading (the adapter has loaded the session and
+/// the handler waits for the body) when the session is ended elsewhere.
+pub async fn a_slow_write_during_logout_does_not_resurrect(fw: Framework) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(fw).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({ "a": 1 })).await;
+    let cookie = browser.cookie.clone().unwrap();
+    let body = json!({ "late": true }).to_string();
+
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /session/update HTTP/1.1\r\nHost: localhost\r\nCookie: id={cookie}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    // Let the server read the head and load the session; the body is held back.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut other = browser.clone();
+    assert_eq!(other.post("/session/logout", "").await.status, 200);
+
+    slow.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    slow.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "slow update: {text}");
+    assert!(
+        text.contains("Max-Age=0"),
+        "the late writer must get a removal cookie: {text}"
+    );
+
+    assert_eq!(
+        browser.get("/session/profile").await.status,
+        401,
+        "the session came back"
+    );
+}
