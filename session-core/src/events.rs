@@ -63,8 +63,11 @@ pub enum SessionEvent {
 }
 
 /// A function called with every [`SessionEvent`].
+pub(crate) type HookFn = dyn Fn(&SessionEvent) + Send + Sync;
+
+/// The optional hook of a [`SessionManager`](crate::SessionManager).
 #[derive(Clone)]
-pub(crate) struct EventHook(pub(crate) Option<Arc<dyn Fn(&SessionEvent) + Send + Sync>>);
+pub(crate) struct EventHook(pub(crate) Option<Arc<HookFn>>);
 
 impl fmt::Debug for EventHook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
