@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use session_core::{
-    DynStore, Error, MemoryStore, SessionConfig, SessionId, SessionManager, SigningKeys,
+    CookiePrefix, DynStore, Error, MemoryStore, SessionConfig, SessionId, SessionManager,
+    SigningKeys,
 };
 
 /// The example app's settings, from the environment (see `shared/DESIGN.md`).
@@ -61,6 +62,11 @@ impl Settings {
         config.idle_timeout = Duration::from_secs(self.idle_secs);
         config.lifetime = Duration::from_secs(self.ttl_secs);
         config.cookie.secure = self.secure;
+        if !self.secure {
+            // Browsers refuse __Host- cookies without Secure: plain-HTTP
+            // development drops the prefix.
+            config.cookie.prefix = CookiePrefix::None;
+        }
         config.cookie.signing_keys = SigningKeys::new([self.secret.clone()]);
         config
     }

@@ -9,6 +9,7 @@ pub use service::{SessionLayer, SessionService};
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;
 pub use session_core::{
-    Clock, CookieConfig, DynStore, Error, ExpiryOverrides, ManualClock, MemoryStore, SameSite,
-    SessionConfig, SessionId, SessionManager, SessionStore, SigningKeys, SystemClock, Timestamp,
+    Clock, CookieConfig, CookiePrefix, DynStore, Error, ExpiryOverrides, ManualClock, MemoryStore,
+    SameSite, SessionConfig, SessionId, SessionManager, SessionStore, SigningKeys, SystemClock,
+    Timestamp,
 };

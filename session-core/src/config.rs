@@ -21,6 +21,22 @@ pub enum SameSite {
     None,
 }
 
+/// A cookie-name prefix that browsers enforce (RFC 6265bis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CookiePrefix {
+    /// No prefix.
+    None,
+    /// `__Secure-`: browsers accept the cookie only with `Secure`, from a
+    /// secure origin.
+    Secure,
+    /// `__Host-` (the default): as `__Secure-`, and also `Path=/` and no
+    /// `Domain`, so no other host, not even a subdomain, can set or
+    /// overwrite the cookie.
+    #[default]
+    Host,
+}
+
 /// Signing secrets for the session cookie. The first signs; all verify.
 ///
 /// To rotate, put the new secret first and keep the old ones after it; once
@@ -59,15 +75,17 @@ impl fmt::Debug for SigningKeys {
 
 /// How the session cookie is named, scoped and flagged.
 ///
-/// The defaults follow the OWASP Session Management Cheat Sheet: a generic
-/// name that reveals nothing about the stack, `Secure` (sent over HTTPS
-/// only), `HttpOnly` (out of reach of scripts), `SameSite=Lax` (no cross-site
-/// POSTs), `Path=/`, no `Domain` (host only), and a browser-session cookie
-/// (gone when the browser closes; the server enforces the timeouts anyway).
+/// The defaults follow OWASP ASVS 5.0 V3.3 and the Session Management Cheat
+/// Sheet: a generic name that reveals nothing about the stack (`id`), the
+/// `__Host-` prefix (so the name sent is `__Host-id`), `Secure` (sent over
+/// HTTPS only), `HttpOnly` (out of reach of scripts), `SameSite=Lax` (no
+/// cross-site POSTs), `Path=/`, no `Domain` (host only), and a
+/// browser-session cookie (gone when the browser closes; the server enforces
+/// the timeouts anyway).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CookieConfig {
-    /// Cookie name (without the `__Host-` prefix). Default `id`.
+    /// Cookie name, without the prefix. Default `id`.
     pub name: String,
     /// Cookie path. Default `/`.
     pub path: String,
@@ -79,9 +97,10 @@ pub struct CookieConfig {
     pub http_only: bool,
     /// Cross-site policy. Default `Lax`.
     pub same_site: SameSite,
-    /// Prefix the name with `__Host-`, which browsers accept only with
-    /// `Secure`, `Path=/` and no `Domain`. Default `false`.
-    pub host_prefix: bool,
+    /// The name's prefix. Default `__Host-`, which requires `secure`,
+    /// `path = "/"` and no `domain`; `__Secure-` requires `secure`. Plain-HTTP
+    /// development needs `none`.
+    pub prefix: CookiePrefix,
     /// Give the cookie a `Max-Age` so it outlives the browser session
     /// ("remember me" for everyone). Default `false`. A session can choose
     /// for itself with [`Session::set_persistent`](crate::Session::set_persistent).
@@ -101,7 +120,7 @@ impl Default for CookieConfig {
             secure: true,
             http_only: true,
             same_site: SameSite::Lax,
-            host_prefix: false,
+            prefix: CookiePrefix::Host,
             persistent: false,
             signing_keys: SigningKeys::default(),
         }
@@ -116,7 +135,7 @@ impl Default for CookieConfig {
 /// lifetime = 86400
 /// [cookie]
 /// name = "sid"
-/// host_prefix = true
+/// prefix = "host"
 /// signing_keys = ["a secret of at least thirty-two bytes, newest first"]
 /// ```
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -173,8 +192,19 @@ impl SessionConfig {
         {
             return bad("the cookie domain must be non-empty and hold no ';' or control bytes");
         }
-        if c.host_prefix && (!c.secure || c.path != "/" || c.domain.is_some()) {
-            return bad("the __Host- prefix requires secure = true, path = \"/\" and no domain");
+        match c.prefix {
+            CookiePrefix::Host if !c.secure || c.path != "/" || c.domain.is_some() => {
+                return bad(
+                    "the __Host- prefix requires secure = true, path = \"/\" and no domain \
+                     (set prefix = \"secure\" or \"none\" to use another path or a domain)",
+                );
+            }
+            CookiePrefix::Secure if !c.secure => {
+                return bad(
+                    "the __Secure- prefix requires secure = true (set prefix = \"none\" for plain HTTP)",
+                );
+            }
+            _ => {}
         }
         if c.same_site == SameSite::None && !c.secure {
             return bad("SameSite=None requires secure = true");
@@ -191,13 +221,14 @@ impl SessionConfig {
         Ok(())
     }
 
-    /// The cookie's name as sent, with the `__Host-` prefix if configured.
+    /// The cookie's name as sent, with its prefix.
     pub fn cookie_name(&self) -> String {
-        if self.cookie.host_prefix {
-            format!("__Host-{}", self.cookie.name)
-        } else {
-            self.cookie.name.clone()
-        }
+        let prefix = match self.cookie.prefix {
+            CookiePrefix::None => "",
+            CookiePrefix::Secure => "__Secure-",
+            CookiePrefix::Host => "__Host-",
+        };
+        format!("{prefix}{}", self.cookie.name)
     }
 }
 
@@ -234,9 +265,8 @@ mod tests {
     }
 
     #[test]
-    fn host_prefix_rules_are_enforced() {
-        let mut config = SessionConfig::default();
-        config.cookie.host_prefix = true;
+    fn prefix_rules_are_enforced() {
+        let config = SessionConfig::default();
         config.validate().unwrap();
         assert_eq!(config.cookie_name(), "__Host-id");
         for broken in [
@@ -248,6 +278,18 @@ mod tests {
             broken(&mut bad.cookie);
             assert!(matches!(bad.validate(), Err(Error::Config(_))));
         }
+        let mut secure_only = config.clone();
+        secure_only.cookie.prefix = CookiePrefix::Secure;
+        secure_only.cookie.path = "/app".into();
+        secure_only.validate().unwrap();
+        assert_eq!(secure_only.cookie_name(), "__Secure-id");
+        secure_only.cookie.secure = false;
+        assert!(secure_only.validate().is_err());
+        let mut plain = config;
+        plain.cookie.prefix = CookiePrefix::None;
+        plain.cookie.secure = false;
+        plain.validate().unwrap();
+        assert_eq!(plain.cookie_name(), "id");
     }
 
     #[test]
@@ -259,6 +301,7 @@ mod tests {
         config.cookie.name = "bad name".into();
         assert!(config.validate().is_err());
         let mut config = SessionConfig::default();
+        config.cookie.prefix = CookiePrefix::None;
         config.cookie.same_site = SameSite::None;
         config.cookie.secure = false;
         assert!(config.validate().is_err());

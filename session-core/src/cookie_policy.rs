@@ -225,6 +225,7 @@ mod tests {
     fn policy(keys: &[&str]) -> CookiePolicy {
         let mut config = SessionConfig::default();
         config.cookie.signing_keys = SigningKeys::new(keys.iter().copied());
+        config.cookie.prefix = crate::CookiePrefix::None;
         CookiePolicy::new(&config)
     }
 
@@ -245,18 +246,18 @@ mod tests {
     #[test]
     fn set_cookie_carries_the_secure_defaults() {
         let id = SessionId::generate();
-        let p = policy(&[]);
+        let p = CookiePolicy::new(&SessionConfig::default());
         assert_eq!(
             p.set_cookie(&id, None),
-            format!("id={id}; Path=/; HttpOnly; Secure; SameSite=Lax")
+            format!("__Host-id={id}; Path=/; HttpOnly; Secure; SameSite=Lax")
         );
         assert_eq!(
             p.set_cookie(&id, Some(Duration::from_secs(3600))),
-            format!("id={id}; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax")
+            format!("__Host-id={id}; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax")
         );
         assert_eq!(
             p.removal(),
-            "id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax"
+            "__Host-id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax"
         );
     }
 

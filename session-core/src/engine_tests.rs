@@ -125,7 +125,7 @@ fn a_new_session_gets_a_browser_session_cookie_with_secure_defaults() {
     let id = reply.cookie().unwrap();
     assert_eq!(
         reply.set_cookie(),
-        format!("id={id}; Path=/; HttpOnly; Secure; SameSite=Lax")
+        format!("__Host-id={id}; Path=/; HttpOnly; Secure; SameSite=Lax")
     );
     assert_eq!(h.store().len(), 1);
     let mut headers = Vec::new();
@@ -295,6 +295,7 @@ fn login_renews_and_logout_everywhere_ends_only_that_users_sessions() {
 #[test]
 fn destroy_deletes_and_sends_a_matching_removal_cookie() {
     let mut config = SessionConfig::default();
+    config.cookie.prefix = CookiePrefix::Secure;
     config.cookie.path = "/app".into();
     config.cookie.domain = Some("example.com".into());
     let h = Harness::new(config);
@@ -302,7 +303,7 @@ fn destroy_deletes_and_sends_a_matching_removal_cookie() {
     let reply = h.request(Some(&id), |s| s.destroy());
     assert_eq!(
         reply.set_cookie(),
-        "id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Lax"
+        "__Secure-id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Lax"
     );
     assert!(h.store().is_empty());
     assert!(h.open(Some(&id)).is_empty());
@@ -344,6 +345,7 @@ fn interleaved_requests_on_disjoint_keys_both_keep_their_change() {
 fn hostile_cookies_give_a_fresh_session() {
     let h = Harness::new({
         let mut c = SessionConfig::default();
+        c.cookie.prefix = CookiePrefix::None;
         c.cookie.signing_keys = SigningKeys::new([SECRET]);
         c
     });
@@ -458,7 +460,7 @@ impl SessionStore for BrokenStore {
 #[test]
 fn a_store_that_is_down_is_an_error_and_a_corrupt_record_is_no_session() {
     let id = SessionId::generate().to_string();
-    let header = format!("id={id}");
+    let header = format!("__Host-id={id}");
     let down = SessionManager::new(
         DynStore::new(BrokenStore { corrupt: false }),
         SessionConfig::default(),
@@ -571,7 +573,7 @@ fn lifecycle_events_carry_hashed_ids_and_reasons() {
             sink.lock().unwrap().push(e.clone())
         })
         .unwrap();
-    let presented = stricter.read_cookies([format!("id={live}").as_bytes()]);
+    let presented = stricter.read_cookies([format!("__Host-id={live}").as_bytes()]);
     assert!(block_on(stricter.load(presented)).unwrap().is_new());
     let live_id = SessionId::parse(&live.as_bytes()[44..]).unwrap();
     assert_eq!(

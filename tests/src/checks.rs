@@ -303,19 +303,19 @@ pub async fn hostile_cookies_never_give_a_5xx(fw: Framework) {
     let good = real.cookie.clone().unwrap();
     let many: String = (0..300).map(|i| format!("c{i}=v{i}; ")).collect();
     let cookies: Vec<Vec<u8>> = vec![
-        b"id=".to_vec(),
-        b"id".to_vec(),
+        b"__Host-id=".to_vec(),
+        b"__Host-id".to_vec(),
         b";;;;".to_vec(),
-        b"id=\xff\xfe\xfd".to_vec(),
-        b"id=\"unterminated".to_vec(),
-        format!("id=\"{good}\"").into_bytes(),
-        format!("id={}", "A".repeat(8 * 1024)).into_bytes(),
-        format!("id={}", &good[..good.len() - 3]).into_bytes(),
-        format!("id={}x", good).into_bytes(),
-        format!("id={}", good.replace('A', "B")).into_bytes(),
+        b"__Host-id=\xff\xfe\xfd".to_vec(),
+        b"__Host-id=\"unterminated".to_vec(),
+        format!("__Host-id=\"{good}\"").into_bytes(),
+        format!("__Host-id={}", "A".repeat(8 * 1024)).into_bytes(),
+        format!("__Host-id={}", &good[..good.len() - 3]).into_bytes(),
+        format!("__Host-id={}x", good).into_bytes(),
+        format!("__Host-id={}", good.replace('A', "B")).into_bytes(),
         format!("{many}id=junk").into_bytes(),
-        "id=a; ".repeat(200).into_bytes(),
-        format!("id={}", SessionId::generate()).into_bytes(),
+        "__Host-id=a; ".repeat(200).into_bytes(),
+        format!("__Host-id={}", SessionId::generate()).into_bytes(),
     ];
     for cookie in &cookies {
         let mut head = b"GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: ".to_vec();
@@ -329,14 +329,14 @@ pub async fn hostile_cookies_never_give_a_5xx(fw: Framework) {
     }
     // Duplicates: junk first, the real one after, and on separate headers.
     let head = format!(
-        "GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: id=junk; id={good}\r\n"
+        "GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: __Host-id=junk; __Host-id={good}\r\n"
     );
     assert_eq!(
         send_raw(server.addr, head.as_bytes(), b"").await.status,
         200
     );
     let head = format!(
-        "GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: id=junk\r\nCookie: id={good}\r\n"
+        "GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: __Host-id=junk\r\nCookie: __Host-id={good}\r\n"
     );
     assert_eq!(
         send_raw(server.addr, head.as_bytes(), b"").await.status,
@@ -440,7 +440,7 @@ pub async fn a_slow_write_during_logout_does_not_resurrect(fw: Framework) {
 
     let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
-        "POST /session/update HTTP/1.1\r\nHost: localhost\r\nCookie: id={cookie}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /session/update HTTP/1.1\r\nHost: localhost\r\nCookie: __Host-id={cookie}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     slow.write_all(head.as_bytes()).await.unwrap();

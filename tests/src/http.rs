@@ -45,11 +45,11 @@ impl Response {
         })
     }
 
-    /// The session `Set-Cookie`, if any (the suite's cookie is named `id`).
+    /// The session `Set-Cookie`, if any (the suite's cookie is named `__Host-id`).
     pub fn set_cookie(&self) -> Option<&str> {
         self.all("set-cookie")
             .into_iter()
-            .find(|c| c.starts_with("id="))
+            .find(|c| c.starts_with("__Host-id="))
     }
 
     /// The attributes of the session `Set-Cookie`, lowercased names.
@@ -163,7 +163,7 @@ impl Browser {
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         );
         if let Some(cookie) = &self.cookie {
-            head.push_str(&format!("Cookie: id={cookie}\r\n"));
+            head.push_str(&format!("Cookie: __Host-id={cookie}\r\n"));
         }
         let res = send_raw(self.addr, head.as_bytes(), body).await;
         self.apply(&res);
@@ -177,7 +177,7 @@ impl Browser {
                 .split(';')
                 .next()
                 .unwrap_or_default()
-                .trim_start_matches("id=");
+                .trim_start_matches("__Host-id=");
             let removed = value.is_empty() || set.contains("Max-Age=0");
             self.cookie = (!removed).then(|| value.to_owned());
         }
