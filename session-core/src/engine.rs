@@ -320,6 +320,25 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(ended)
     }
 
+    /// Ends every session of this session's user except this one (after a
+    /// password change, say). Returns how many were ended; 0 for a session
+    /// without a user. Costs one store call per session of that user.
+    pub async fn end_other_sessions(&self, session: &Session) -> Result<usize, Error> {
+        let Some(user) = session.user() else {
+            return Ok(0);
+        };
+        let keep = session.id().map(|id| self.store_key(&id));
+        let store = &self.inner.store;
+        let mut ended = 0;
+        for key in store.user_sessions(&user, self.now()).await? {
+            if Some(key) != keep && store.delete(&key).await? {
+                ended += 1;
+            }
+        }
+        self.emit(SessionEvent::UserSessionsEnded { count: ended });
+        Ok(ended)
+    }
+
     /// Runs `write` with fresh ids until it is not [`WriteOutcome::IdTaken`].
     /// `Some(id)` when written, `None` when the session was missing.
     async fn with_fresh_id<F, Fut>(&self, write: F) -> Result<Option<SessionId>, Error>

@@ -583,3 +583,24 @@ fn lifecycle_events_carry_hashed_ids_and_reasons() {
         }]
     );
 }
+
+#[test]
+fn end_other_sessions_keeps_only_the_current_one() {
+    let h = Harness::default();
+    let mine = h.request(None, |s| s.set_user("ada")).cookie().unwrap();
+    let others: Vec<_> = (0..3)
+        .map(|_| h.request(None, |s| s.set_user("ada")).cookie().unwrap())
+        .collect();
+    let bob = h.request(None, |s| s.set_user("bob")).cookie().unwrap();
+    let current = h.open(Some(&mine));
+    assert_eq!(block_on(h.manager.end_other_sessions(&current)).unwrap(), 3);
+    assert_eq!(h.open(Some(&mine)).user().as_deref(), Some("ada"));
+    for other in &others {
+        assert!(h.open(Some(other)).is_new());
+    }
+    assert!(!h.open(Some(&bob)).is_new());
+    assert_eq!(
+        block_on(h.manager.end_other_sessions(&Session::detached())).unwrap(),
+        0
+    );
+}
