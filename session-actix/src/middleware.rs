@@ -9,8 +9,8 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue};
-use actix_web::{HttpMessage, HttpResponse};
-use session_core::{STORE_ERROR_BODY, SessionManager, SessionStore};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use session_core::{Handled, STORE_ERROR_BODY, SessionManager, SessionStore, Unsent};
 
 /// Adds a session to every request: loads it before the inner service runs
 /// (handlers take the [`Session`](crate::Session) extractor) and commits it
@@ -110,38 +110,44 @@ where
         Box::pin(async move {
             let cookies = req.headers().get_all(COOKIE).map(HeaderValue::as_bytes);
             let presented = manager.read_cookies(cookies);
-            let session = match manager.load(presented).await {
-                Ok(session) => session,
-                Err(e) => return Ok(failure(req, manager.failure_status(&e))),
-            };
-            req.extensions_mut().insert(session.clone());
-            let mut res = inner.call(req).await?;
-            match manager.commit(&session).await {
-                Ok(headers) => {
-                    let has_cache_control = res.headers().contains_key(CACHE_CONTROL);
-                    let map = res.headers_mut();
+            let handled = manager
+                .handle(presented, req, |session, req| {
+                    req.extensions_mut().insert(session);
+                    inner.call(req)
+                })
+                .await;
+            match handled {
+                Handled::Respond {
+                    mut response,
+                    headers,
+                } => {
+                    let map = response.headers_mut();
+                    let has_cache_control = map.contains_key(CACHE_CONTROL);
                     headers.for_each(has_cache_control, |name, value| {
                         if let Ok(value) = HeaderValue::from_str(value) {
                             map.append(HeaderName::from_static(name), value);
                         }
                     });
-                    Ok(res.map_into_left_body())
+                    Ok(response.map_into_left_body())
                 }
-                Err(e) => {
-                    let status = manager.failure_status(&e);
-                    let (req, _) = res.into_parts();
-                    Ok(failure(ServiceRequest::from_request(req), status))
+                Handled::HandlerError(e) => Err(e),
+                Handled::Failed { status, unsent } => {
+                    let req = match unsent {
+                        Unsent::Request(req) => req.into_parts().0,
+                        Unsent::Response(res) => res.into_parts().0,
+                    };
+                    Ok(failure(req, status))
                 }
             }
         })
     }
 }
 
-fn failure<B>(req: ServiceRequest, status: u16) -> ServiceResponse<EitherBody<B>> {
+fn failure<B>(req: HttpRequest, status: u16) -> ServiceResponse<EitherBody<B>> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let res = HttpResponse::build(status)
         .content_type("application/json")
         .insert_header((CACHE_CONTROL, "no-store"))
         .body(STORE_ERROR_BODY);
-    req.into_response(res).map_into_right_body()
+    ServiceResponse::new(req, res).map_into_right_body()
 }

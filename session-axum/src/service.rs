@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
-use session_core::{STORE_ERROR_BODY, SessionManager, SessionStore};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use session_core::{Handled, ResponseHeaders, STORE_ERROR_BODY, SessionManager, SessionStore};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -112,7 +112,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         // The clone is the one that was not polled ready; keep the ready one.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
@@ -124,27 +124,35 @@ where
                 .iter()
                 .map(HeaderValue::as_bytes);
             let presented = manager.read_cookies(cookies);
-            let session = match manager.load(presented).await {
-                Ok(session) => session,
-                Err(e) => return Ok(failure(manager.failure_status(&e))),
-            };
-            req.extensions_mut().insert(session.clone());
-            let mut res = inner.call(req).await?;
-            match manager.commit(&session).await {
-                Ok(headers) => {
-                    let has_cache_control = res.headers().contains_key(CACHE_CONTROL);
-                    let map = res.headers_mut();
-                    headers.for_each(has_cache_control, |name, value| {
-                        if let Ok(value) = HeaderValue::from_str(value) {
-                            map.append(HeaderName::from_static(name), value);
-                        }
-                    });
-                    Ok(res)
+            let handled = manager
+                .handle(presented, req, |session, mut req| {
+                    req.extensions_mut().insert(session);
+                    inner.call(req)
+                })
+                .await;
+            match handled {
+                Handled::Respond {
+                    mut response,
+                    headers,
+                } => {
+                    append(&headers, response.headers_mut());
+                    Ok(response)
                 }
-                Err(e) => Ok(failure(manager.failure_status(&e))),
+                Handled::HandlerError(e) => Err(e),
+                Handled::Failed { status, .. } => Ok(failure(status)),
             }
         })
     }
+}
+
+/// Appends the session's headers to an `http` 1.x header map.
+fn append(headers: &ResponseHeaders, map: &mut HeaderMap) {
+    let has_cache_control = map.contains_key(CACHE_CONTROL);
+    headers.for_each(has_cache_control, |name, value| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            map.append(HeaderName::from_static(name), value);
+        }
+    });
 }
 
 fn failure<B: From<&'static str>>(status: u16) -> Response<B> {

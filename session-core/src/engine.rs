@@ -69,6 +69,38 @@ pub(crate) fn defaults_of(config: &SessionConfig) -> Defaults {
     }
 }
 
+/// What [`SessionManager::handle`] says to send.
+#[derive(Debug)]
+pub enum Handled<Q, R, E> {
+    /// Send the handler's response with these headers appended.
+    Respond {
+        /// The handler's response.
+        response: R,
+        /// The session's headers (see [`ResponseHeaders::for_each`]).
+        headers: ResponseHeaders,
+    },
+    /// The handler failed; pass its error on as the framework does.
+    HandlerError(E),
+    /// The session could not be loaded or committed: answer `status` with
+    /// [`STORE_ERROR_BODY`] (JSON) and `Cache-Control: no-store`. The failure
+    /// is already logged.
+    Failed {
+        /// The status to answer with.
+        status: u16,
+        /// What is handed back: the request, or the handler's response.
+        unsent: Unsent<Q, R>,
+    },
+}
+
+/// What a failed [`SessionManager::handle`] hands back.
+#[derive(Debug)]
+pub enum Unsent<Q, R> {
+    /// The session failed to load; the handler never ran.
+    Request(Q),
+    /// The commit failed; this response must not be sent.
+    Response(R),
+}
+
 /// The headers a response must carry for its session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseHeaders {
@@ -310,6 +342,53 @@ impl<S: SessionStore> SessionManager<S> {
             headers.set_cookie = Some(self.inner.policy.removal());
         }
         Ok(headers)
+    }
+
+    /// A whole request around a handler: loads the session, calls `handler`
+    /// with it and the request, commits, and says what to send. This is the
+    /// sequence every adapter runs; adapters only move their framework's
+    /// types in and out.
+    ///
+    /// The handler's own error passes through untouched
+    /// ([`Handled::HandlerError`]). A session failure before or after the
+    /// handler is logged and becomes [`Handled::Failed`] with the status to
+    /// answer, handing back the request (if the handler never ran) or the
+    /// handler's response (if it did), so the adapter can build its answer
+    /// from either.
+    pub async fn handle<Q, F, Fut, R, E>(
+        &self,
+        presented: Presented,
+        request: Q,
+        handler: F,
+    ) -> Handled<Q, R, E>
+    where
+        F: FnOnce(Session, Q) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+    {
+        let session = match self.load(presented).await {
+            Ok(session) => session,
+            Err(e) => {
+                let status = self.failure_status(&e);
+                return Handled::Failed {
+                    status,
+                    unsent: Unsent::Request(request),
+                };
+            }
+        };
+        let response = match handler(session.clone(), request).await {
+            Ok(response) => response,
+            Err(e) => return Handled::HandlerError(e),
+        };
+        match self.commit(&session).await {
+            Ok(headers) => Handled::Respond { response, headers },
+            Err(e) => {
+                let status = self.failure_status(&e);
+                Handled::Failed {
+                    status,
+                    unsent: Unsent::Response(response),
+                }
+            }
+        }
     }
 
     /// Ends every session of `user` (logout everywhere). Returns how many

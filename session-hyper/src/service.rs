@@ -6,9 +6,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
-use session_core::{NO_SESSION_BODY, STORE_ERROR_BODY, Session, SessionManager, SessionStore};
+use session_core::{
+    Handled, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, Session, SessionManager,
+    SessionStore,
+};
 
 /// Wraps a hyper service: loads the session before it runs (the handler
 /// reads it with [`RequestSessionExt::session`]) and commits it after.
@@ -81,7 +84,7 @@ where
     // One allocation per request: the store's futures borrow the engine.
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    fn call(&self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&self, req: Request<ReqBody>) -> Self::Future {
         let inner = Arc::clone(&self.inner);
         let manager = self.manager.clone();
         Box::pin(async move {
@@ -91,27 +94,35 @@ where
                 .iter()
                 .map(HeaderValue::as_bytes);
             let presented = manager.read_cookies(cookies);
-            let session = match manager.load(presented).await {
-                Ok(session) => session,
-                Err(e) => return Ok(json(manager.failure_status(&e), STORE_ERROR_BODY)),
-            };
-            req.extensions_mut().insert(session.clone());
-            let mut res = inner.call(req).await?;
-            match manager.commit(&session).await {
-                Ok(headers) => {
-                    let has_cache_control = res.headers().contains_key(CACHE_CONTROL);
-                    let map = res.headers_mut();
-                    headers.for_each(has_cache_control, |name, value| {
-                        if let Ok(value) = HeaderValue::from_str(value) {
-                            map.append(HeaderName::from_static(name), value);
-                        }
-                    });
-                    Ok(res)
+            let handled = manager
+                .handle(presented, req, |session, mut req| {
+                    req.extensions_mut().insert(session);
+                    inner.call(req)
+                })
+                .await;
+            match handled {
+                Handled::Respond {
+                    mut response,
+                    headers,
+                } => {
+                    append(&headers, response.headers_mut());
+                    Ok(response)
                 }
-                Err(e) => Ok(json(manager.failure_status(&e), STORE_ERROR_BODY)),
+                Handled::HandlerError(e) => Err(e),
+                Handled::Failed { status, .. } => Ok(json(status, STORE_ERROR_BODY)),
             }
         })
     }
+}
+
+/// Appends the session's headers to an `http` 1.x header map.
+fn append(headers: &ResponseHeaders, map: &mut HeaderMap) {
+    let has_cache_control = map.contains_key(CACHE_CONTROL);
+    headers.for_each(has_cache_control, |name, value| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            map.append(HeaderName::from_static(name), value);
+        }
+    });
 }
 
 fn json<B: From<&'static str>>(status: u16, body: &'static str) -> Response<B> {
