@@ -27,7 +27,8 @@
 //! ```
 //!
 //! Requires Redis 6.2 or later (or a server that speaks its commands and
-//! Lua scripting).
+//! Lua scripting), and runs on Tokio (as axum, actix-web and hyper do):
+//! its futures must be polled inside a Tokio runtime.
 //!
 //! # Key layout
 //!
@@ -66,7 +67,9 @@
 //! collection only: every write sets the session key's expiry
 //! (`PEXPIREAT`) to `m:exp`, so ended sessions leave Redis by themselves;
 //! an index entry is dropped once its score has passed by the Redis
-//! server's clock, and the index key expires with its last session.
+//! server's clock, and the index key expires with its last session. Keep
+//! the clocks of Redis and the application servers in sync (NTP): a Redis
+//! clock far ahead would drop sessions early.
 //!
 //! # Round trips
 //!
@@ -82,22 +85,28 @@
 //!
 //! A Cluster script may only touch keys of one slot, and a session, its
 //! user's index, and (for a renew) the new id's session are in different
-//! slots. So on a Cluster:
+//! slots. Each step is still one atomic script on one key, but some
+//! operations take more than one step (measured by this crate's tests):
 //!
-//! - `load`, and `create`, `update` and `delete` of a session with no
-//!   user, are one round trip, as on one server;
-//! - writes of a session with a user add one command on the user's index
-//!   (two for a change of user), `user_sessions` and `delete_user` check
-//!   each of the user's sessions with one command each, sent concurrently;
-//! - `renew` takes the old session out in one atomic script (read and
-//!   delete), writes it under the new id only if that id is unused, and
-//!   puts the old one back if the new id is taken or the write fails. The
-//!   old id is dead from the first step on. The price: for the moment
-//!   between the steps the session is under neither id (a concurrent
-//!   request of that visitor sees no session), and if Redis fails during
-//!   both the write and the putting back, the session is lost and its user
-//!   must log in again. A renew is never duplicated under two live ids
-//!   unless the new session's write succeeded but its answer was lost.
+//! | operation | round trips on Cluster |
+//! | --- | --- |
+//! | `load` | 1 |
+//! | `create`, `update`, `delete` of a session without a user | 1 |
+//! | the same with a user | 2 (one more on the user's index) |
+//! | `update` that changes the user | 3 (add to the new index, write, leave the old one) |
+//! | `renew` | 4 with a user (take out, index, create, leave the old entry), 2 without |
+//! | `user_sessions`, `delete_user` | 1 on the index, then 1 per session of that user, sent concurrently (`delete_user` adds 1 to clean the index) |
+//!
+//! `renew` takes the old session out in one atomic script (read and
+//! delete), writes it under the new id only if that id is unused, and puts
+//! the old one back if the new id is taken or the write fails. The old id
+//! is dead from the first step on. The price: for the moment between the
+//! steps the session is under neither id (a concurrent request of that
+//! visitor sees no session), and if Redis fails during both the write and
+//! the putting back, the session is lost and its user must log in again.
+//! If the new session's write succeeded but its answer was lost (a
+//! timeout), the old session is put back too; the renew then fails, so the
+//! new id never reaches the visitor, and its copy just expires.
 //!
 //! The index is written before a session joins it and cleaned after the
 //! session leaves, and it is only a hint: listing and ending a user's
@@ -106,7 +115,8 @@
 //! score passes. One gap remains: if the index command after an update
 //! fails, the update returns [`Error::Store`](session_core::Error::Store)
 //! and the index entry may expire before the session, until the session's
-//! next successful update.
+//! next successful update; and a `delete_user` that runs between a renew's
+//! steps may miss the renewed session.
 //!
 //! On one server none of this applies: each operation, index included, is
 //! one atomic script.
@@ -120,6 +130,8 @@
 //! source, never a panic and never a hung request; the adapters answer it
 //! with the configured status (503 by default). A timed-out write may or
 //! may not have been applied, but each script is atomic, so never half.
+//! The timeout is per call: on a Cluster, an operation of several steps
+//! may take up to that many timeouts.
 //!
 //! The connection opens on first use and, on one server
 //! (`redis::aio::ConnectionManager`), reconnects by itself: once Redis is

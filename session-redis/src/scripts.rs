@@ -1,0 +1,303 @@
+//! The Lua scripts: each store operation's writes, run atomically by Redis.
+//!
+//! Scripts run with `EVALSHA`, falling back to loading the script once per
+//! server (`redis::Script` does this). They answer with small integer codes
+//! ([`WRITTEN`], [`MISSING`], [`TAKEN`], [`CORRUPT`]) and never raise errors
+//! of their own.
+//!
+//! On a single node the scripts also keep the user index, whose key they
+//! build from the prefix (`prefix .. 'user:{' .. user .. '}'`, as
+//! [`user_key`](crate::layout::user_key) does). On Cluster the index lives in
+//! another slot, so the scripts return the users instead and the store
+//! writes the index with its own command.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// The write was applied.
+pub(crate) const WRITTEN: i64 = 1;
+/// The session does not exist or has expired.
+pub(crate) const MISSING: i64 = 0;
+/// The id is in use already.
+pub(crate) const TAKEN: i64 = -1;
+/// The key holds something that is not a session hash.
+pub(crate) const CORRUPT: i64 = -2;
+
+/// Functions every script may use.
+const LIB: &str = r#"
+local function hset_range(key, args, from)
+  local last = #args
+  while from <= last do
+    local upto = math.min(from + 999, last)
+    redis.call('HSET', key, unpack(args, from, upto))
+    from = upto + 1
+  end
+end
+
+local function hdel_range(key, args, from, last)
+  while from <= last do
+    local upto = math.min(from + 999, last)
+    redis.call('HDEL', key, unpack(args, from, upto))
+    from = upto + 1
+  end
+end
+
+local function server_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function user_key(prefix, user)
+  return prefix .. 'user:{' .. user .. '}'
+end
+
+-- Adds `member` to a user's index with `score` (its expiry), drops the
+-- entries whose sessions Redis has expired by now, and lets the index key
+-- expire with its last session.
+local function index_add(index, member, score, only_raise)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', server_now())
+  if only_raise then
+    redis.call('ZADD', index, 'GT', score, member)
+  else
+    redis.call('ZADD', index, score, member)
+  end
+  local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  if top[2] then
+    redis.call('PEXPIREAT', index, top[2])
+  end
+end
+
+-- WRITTEN and the session's user if the session at `key` is live at `now`.
+local function check_live(key, now)
+  local kind = redis.call('TYPE', key).ok
+  if kind == 'none' then return 0 end
+  if kind ~= 'hash' then return -2 end
+  local meta = redis.call('HMGET', key, 'm:exp', 'm:last', 'm:created', 'm:user')
+  local exp = tonumber(meta[1])
+  if not exp or not tonumber(meta[2]) or not tonumber(meta[3]) then return -2 end
+  if exp <= tonumber(now) then return 0 end
+  return 1, tonumber(meta[2]), meta[4]
+end
+"#;
+
+/// Applies an update to a live session's hash; returns the user after it.
+///
+/// The arguments of [`UPDATE`] and [`RENEW`], in order (1-based in Lua):
+/// 1 last activity, 2 expires at, 3 expires at for Redis (clamped),
+/// 4 cleared (`1`/`0`), 5 user change (`0` none, `1` to no user, `2` to
+/// argument 6), 6 user, 7 expiry change (`1`/`0`), 8 idle, 9 lifetime,
+/// 10 persistent (each empty for none), 11 keep the index here (`1`/`0`),
+/// 12 prefix, 13 the id, 14 the new id (renew), 15 the number of removed
+/// fields, then the removed fields, then field-value pairs to set.
+const APPLY_UPDATE: &str = r#"
+local function set_or_clear(key, field, value)
+  if value == '' then
+    redis.call('HDEL', key, field)
+  else
+    redis.call('HSET', key, field, value)
+  end
+end
+
+local function apply_update(key, last, old_user)
+  if ARGV[4] == '1' then
+    local fields = redis.call('HKEYS', key)
+    local values = {}
+    for _, field in ipairs(fields) do
+      if string.sub(field, 1, 2) == 'd:' then values[#values + 1] = field end
+    end
+    hdel_range(key, values, 1, #values)
+  end
+  local removed = tonumber(ARGV[15])
+  hdel_range(key, ARGV, 16, 15 + removed)
+  hset_range(key, ARGV, 16 + removed)
+  if tonumber(ARGV[1]) > last then
+    redis.call('HSET', key, 'm:last', ARGV[1])
+  end
+  redis.call('HSET', key, 'm:exp', ARGV[2])
+  local user = old_user
+  if ARGV[5] == '1' then
+    redis.call('HDEL', key, 'm:user')
+    user = false
+  elseif ARGV[5] == '2' then
+    redis.call('HSET', key, 'm:user', ARGV[6])
+    user = ARGV[6]
+  end
+  if ARGV[7] == '1' then
+    set_or_clear(key, 'm:idle', ARGV[8])
+    set_or_clear(key, 'm:life', ARGV[9])
+    set_or_clear(key, 'm:pers', ARGV[10])
+  end
+  redis.call('PEXPIREAT', key, ARGV[3])
+  return user
+end
+"#;
+
+fn script(body: &str, parts: &[&str]) -> Script {
+    let mut code = String::new();
+    for part in parts {
+        code.push_str(part);
+    }
+    code.push_str(body);
+    Script::new(&code)
+}
+
+/// Create if absent. KEYS: session[, index (single node)].
+/// ARGV: expires at for Redis, id, then field-value pairs.
+/// Returns WRITTEN or TAKEN.
+pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+hset_range(KEYS[1], ARGV, 3)
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+if KEYS[2] then index_add(KEYS[2], ARGV[2], ARGV[1], false) end
+return 1
+"#,
+        &[LIB],
+    )
+});
+
+/// Update a live session. KEYS: session. ARGV: see [`APPLY_UPDATE`].
+/// Returns `{code}`, or on Cluster `{WRITTEN, user before, user after}`.
+pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local code, last, old_user = check_live(KEYS[1], ARGV[1])
+if code ~= 1 then return {code} end
+local user = apply_update(KEYS[1], last, old_user)
+if ARGV[11] ~= '1' then return {1, old_user, user} end
+if old_user and old_user ~= user then
+  redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13])
+end
+if user then index_add(user_key(ARGV[12], user), ARGV[13], ARGV[3], false) end
+return {1}
+"#,
+        &[LIB, APPLY_UPDATE],
+    )
+});
+
+/// Renew on a single node, in one step. KEYS: old session, new session.
+/// ARGV: see [`APPLY_UPDATE`]. Returns `{code}`.
+pub(crate) static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
+local code, last, old_user = check_live(KEYS[1], ARGV[1])
+if code ~= 1 then return {code} end
+redis.call('RENAME', KEYS[1], KEYS[2])
+local user = apply_update(KEYS[2], last, old_user)
+if old_user then redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13]) end
+if user then index_add(user_key(ARGV[12], user), ARGV[14], ARGV[3], false) end
+return {1}
+"#,
+        &[LIB, APPLY_UPDATE],
+    )
+});
+
+/// Cluster renew, step one: reads and deletes a live session. KEYS:
+/// session. ARGV: now. Returns `{code}` or `{WRITTEN, fields}`.
+pub(crate) static TAKE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local code = check_live(KEYS[1], ARGV[1])
+if code ~= 1 then return {code} end
+local fields = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return {1, fields}
+"#,
+        &[LIB],
+    )
+});
+
+/// Delete a session. KEYS: session. ARGV: keep the index here, prefix, id.
+/// Returns `{0}`, `{1}`, or on Cluster `{1, user}`.
+pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return {0} end
+local user = false
+if kind == 'hash' then user = redis.call('HGET', KEYS[1], 'm:user') end
+redis.call('DEL', KEYS[1])
+if ARGV[1] ~= '1' then return {1, user} end
+if user then redis.call('ZREM', user_key(ARGV[2], user), ARGV[3]) end
+return {1}
+"#,
+        &[LIB],
+    )
+});
+
+/// Cluster: adds an id to a user's index, only ever raising its score (the
+/// index is written apart from the session, so writes may arrive out of
+/// order). KEYS: index. ARGV: score, id.
+pub(crate) static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+index_add(KEYS[1], ARGV[2], ARGV[1], true)
+return 1
+"#,
+        &[LIB],
+    )
+});
+
+/// A user's candidate ids (score after `now`), after dropping the entries
+/// Redis has expired. On a single node (ARGV 2 = `1`) it keeps only the ids
+/// whose session is live at `now` and belongs to the user. KEYS: index.
+/// ARGV: now, check here, prefix, user. Returns the ids.
+pub(crate) static USER_SESSIONS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', server_now())
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+if ARGV[2] ~= '1' then return ids end
+local live = {}
+for _, id in ipairs(ids) do
+  local key = ARGV[3] .. '{' .. id .. '}'
+  if redis.call('TYPE', key).ok == 'hash' then
+    local meta = redis.call('HMGET', key, 'm:exp', 'm:user')
+    local exp = tonumber(meta[1])
+    if exp and exp > tonumber(ARGV[1]) and meta[2] == ARGV[4] then
+      live[#live + 1] = id
+    end
+  end
+end
+return live
+"#,
+        &[LIB],
+    )
+});
+
+/// Single node: deletes every session of a user and the index. KEYS:
+/// index. ARGV: prefix, user. Returns how many sessions it deleted.
+pub(crate) static DELETE_USER: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local ended = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. '{' .. id .. '}'
+  if redis.call('TYPE', key).ok == 'hash' and redis.call('HGET', key, 'm:user') == ARGV[2] then
+    redis.call('DEL', key)
+    ended = ended + 1
+  end
+end
+redis.call('DEL', KEYS[1])
+return ended
+"#,
+        &[LIB],
+    )
+});
+
+/// Cluster: deletes a session if it belongs to the user. KEYS: session.
+/// ARGV: user. Returns 1 if it deleted it.
+pub(crate) static DELETE_IF_OWNED: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+if redis.call('HGET', KEYS[1], 'm:user') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"#,
+        &[],
+    )
+});

@@ -1,0 +1,375 @@
+//! `RedisStore`: its constructors, settings, and the single-node form of
+//! each store operation (one script, one round trip).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{Client, IntoConnectionInfo, Script, ScriptInvocation, Value};
+use session_core::{Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome};
+
+use crate::connection::{Connection, Target};
+use crate::layout::{
+    self, decode_record, duration_text, flag, hash_pairs, record_fields, redis_millis, session_key,
+    unexpected, user_key,
+};
+use crate::scripts::{self, CORRUPT, MISSING, TAKEN, WRITTEN};
+
+/// A [`SessionStore`] on Redis: one server, or a Redis Cluster.
+///
+/// Build it with [`new`](Self::new) (or [`from_client`](Self::from_client))
+/// for one server, or [`cluster`](Self::cluster) for a Cluster; adjust it
+/// with [`with_prefix`](Self::with_prefix) and
+/// [`with_timeout`](Self::with_timeout). Building connects nothing: the
+/// connection opens on the first operation (so a service can start while
+/// Redis is down), and on one server it reconnects by itself after a
+/// failure. [`ping`](Self::ping) checks the connection now.
+///
+/// Clones share the connection. See the [crate docs](crate) for the key
+/// layout, the round trips per operation, and what an outage does.
+#[derive(Clone)]
+pub struct RedisStore {
+    pub(crate) conn: Arc<Connection>,
+    pub(crate) prefix: Arc<str>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("connection", &self.conn)
+            .finish()
+    }
+}
+
+impl RedisStore {
+    /// The key prefix unless [`with_prefix`](Self::with_prefix) sets
+    /// another.
+    pub const DEFAULT_PREFIX: &'static str = "session:";
+
+    /// The time one call to Redis may take unless
+    /// [`with_timeout`](Self::with_timeout) sets another.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// A store on one Redis server, such as `"redis://127.0.0.1:6379"`
+    /// (`rediss://` for TLS if the `redis` crate is built with it, and
+    /// `redis://user:password@host/db` for credentials and a database).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the address cannot be parsed. Nothing is
+    /// connected yet.
+    pub fn new(address: impl IntoConnectionInfo) -> Result<Self, Error> {
+        let client = Client::open(address).map_err(|e| config_error("address", &e))?;
+        Ok(Self::from_client(client))
+    }
+
+    /// A store on the server of a [`redis::Client`].
+    pub fn from_client(client: Client) -> Self {
+        Self::with_target(Target::Single(client))
+    }
+
+    /// A store on a Redis Cluster, given the addresses of some of its
+    /// nodes (the rest are discovered).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if there is no address or one cannot be parsed.
+    /// Nothing is connected yet.
+    pub fn cluster<I>(nodes: I) -> Result<Self, Error>
+    where
+        I: IntoIterator,
+        I::Item: IntoConnectionInfo,
+    {
+        let nodes = nodes
+            .into_iter()
+            .map(|node| {
+                node.into_connection_info()
+                    .map_err(|e| config_error("cluster node address", &e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if nodes.is_empty() {
+            return Err(Error::Config(
+                "a Redis Cluster needs at least one node address".into(),
+            ));
+        }
+        Ok(Self::with_target(Target::Cluster(nodes)))
+    }
+
+    fn with_target(target: Target) -> Self {
+        Self {
+            conn: Arc::new(Connection::new(target, Self::DEFAULT_TIMEOUT)),
+            prefix: Arc::from(Self::DEFAULT_PREFIX),
+        }
+    }
+
+    /// Puts every key under `prefix` (default `"session:"`), so that
+    /// several applications can share one Redis. It should not contain `{`
+    /// or `}`, which would change how Cluster assigns keys to slots.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into());
+        self
+    }
+
+    /// Bounds every call to Redis (default 2 seconds): a call that takes
+    /// longer fails with [`Error::Store`], so a hung Redis never hangs a
+    /// request. It is also the `redis` crate's connection and response
+    /// timeout. Set it before the first operation: a store changed after
+    /// use opens a connection of its own.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.conn = Arc::new(Connection::new(self.conn.target().clone(), timeout));
+        self
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The timeout of each call to Redis.
+    pub fn timeout(&self) -> Duration {
+        self.conn.timeout()
+    }
+
+    /// Whether the store is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
+    /// Connects if need be and checks that Redis answers (on Cluster, every
+    /// primary). For start-up and health checks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if Redis cannot be reached in time.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.conn.query(&redis::cmd("PING")).await.map(drop)
+    }
+
+    pub(crate) fn session_key(&self, id: &SessionId) -> String {
+        session_key(&self.prefix, id)
+    }
+
+    pub(crate) fn user_key(&self, user: &str) -> String {
+        user_key(&self.prefix, user)
+    }
+
+    /// The [`scripts::CREATE`] call for a record (the index key only on a
+    /// single node).
+    pub(crate) fn create_call<'a>(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        index: Option<String>,
+    ) -> ScriptInvocation<'a> {
+        let mut call = scripts::CREATE.prepare_invoke();
+        call.key(self.session_key(id));
+        if let Some(index) = index {
+            call.key(index);
+        }
+        call.arg(redis_millis(record.expires_at))
+            .arg(id.to_string());
+        for (field, value) in record_fields(record) {
+            call.arg(field).arg(value);
+        }
+        call
+    }
+
+    /// The [`scripts::UPDATE`] or [`scripts::RENEW`] call for an update
+    /// (see `scripts::APPLY_UPDATE` for the arguments).
+    pub(crate) fn update_call<'a>(
+        &self,
+        script: &'a Script,
+        keys: &[&str],
+        update: &Update,
+        index_here: bool,
+        ids: (&SessionId, Option<&SessionId>),
+    ) -> ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        for key in keys {
+            call.key(*key);
+        }
+        call.arg(update.last_activity.unix_millis())
+            .arg(update.expires_at.unix_millis())
+            .arg(redis_millis(update.expires_at))
+            .arg(flag(update.cleared));
+        match &update.user {
+            None => call.arg("0").arg(""),
+            Some(None) => call.arg("1").arg(""),
+            Some(Some(user)) => call.arg("2").arg(&**user),
+        };
+        match &update.expiry {
+            None => call.arg("0").arg("").arg("").arg(""),
+            Some(expiry) => call
+                .arg("1")
+                .arg(expiry.idle.map(duration_text).unwrap_or_default())
+                .arg(expiry.lifetime.map(duration_text).unwrap_or_default())
+                .arg(expiry.persistent.map(flag).unwrap_or_default()),
+        };
+        call.arg(flag(index_here))
+            .arg(&*self.prefix)
+            .arg(ids.0.to_string())
+            .arg(ids.1.map(ToString::to_string).unwrap_or_default())
+            .arg(update.removed.len());
+        for key in &update.removed {
+            call.arg(layout::data_field(key));
+        }
+        for (key, value) in &update.set {
+            call.arg(layout::data_field(key)).arg(value);
+        }
+        call
+    }
+}
+
+fn config_error(what: &str, err: &redis::RedisError) -> Error {
+    Error::Config(format!("invalid Redis {what}: {err}"))
+}
+
+/// A script's status code as an outcome.
+pub(crate) fn outcome(code: i64) -> Result<WriteOutcome, Error> {
+    match code {
+        WRITTEN => Ok(WriteOutcome::Written),
+        MISSING => Ok(WriteOutcome::Missing),
+        TAKEN => Ok(WriteOutcome::IdTaken),
+        CORRUPT => Err(Error::corrupt(
+            "the session key holds no valid session hash",
+        )),
+        _ => Err(unexpected("an unknown status code")),
+    }
+}
+
+/// An integer reply.
+pub(crate) fn int(reply: &Value) -> Result<i64, Error> {
+    match reply {
+        Value::Int(n) => Ok(*n),
+        _ => Err(unexpected("a status that is not an integer")),
+    }
+}
+
+/// The items of an array reply.
+pub(crate) fn items(reply: Value) -> Result<Vec<Value>, Error> {
+    match reply {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        Value::Nil => Ok(Vec::new()),
+        _ => Err(unexpected("a reply that is not an array")),
+    }
+}
+
+/// A script's `{code, ...}` reply: the code and the rest.
+pub(crate) fn status(reply: Value) -> Result<(i64, Vec<Value>), Error> {
+    let mut items = items(reply)?.into_iter();
+    let code = int(&items.next().ok_or_else(|| unexpected("an empty status"))?)?;
+    Ok((code, items.collect()))
+}
+
+/// A user name from a reply: nil is no user.
+pub(crate) fn user(reply: Option<Value>) -> Result<Option<String>, Error> {
+    match reply {
+        None | Some(Value::Nil) => Ok(None),
+        Some(value) => String::from_utf8(layout::bytes(value)?)
+            .map(Some)
+            .map_err(|_| Error::corrupt("the session's user is not UTF-8")),
+    }
+}
+
+/// Session ids from an array reply; members that are no id are skipped.
+pub(crate) fn ids(reply: Value) -> Result<Vec<SessionId>, Error> {
+    let mut ids = Vec::new();
+    for member in items(reply)? {
+        if let Some(id) = SessionId::parse(&layout::bytes(member)?) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+impl SessionStore for RedisStore {
+    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Record>, Error> {
+        let reply = self
+            .conn
+            .query(redis::cmd("HGETALL").arg(self.session_key(id)))
+            .await?;
+        let record = decode_record(hash_pairs(reply)?)?;
+        Ok(record.filter(|record| record.expires_at > now))
+    }
+
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
+        if self.is_cluster() {
+            return self.cluster_create(id, record).await;
+        }
+        let index = record.meta.user.as_deref().map(|user| self.user_key(user));
+        let reply = self
+            .conn
+            .invoke(&self.create_call(id, record, index))
+            .await?;
+        outcome(int(&reply)?)
+    }
+
+    async fn update(&self, id: &SessionId, update: &Update) -> Result<WriteOutcome, Error> {
+        if self.is_cluster() {
+            return self.cluster_update(id, update).await;
+        }
+        let key = self.session_key(id);
+        let call = self.update_call(&scripts::UPDATE, &[&key], update, true, (id, None));
+        outcome(status(self.conn.invoke(&call).await?)?.0)
+    }
+
+    async fn renew(
+        &self,
+        old_id: &SessionId,
+        new_id: &SessionId,
+        update: &Update,
+    ) -> Result<WriteOutcome, Error> {
+        if self.is_cluster() {
+            return self.cluster_renew(old_id, new_id, update).await;
+        }
+        let keys = [self.session_key(old_id), self.session_key(new_id)];
+        let call = self.update_call(
+            &scripts::RENEW,
+            &[&keys[0], &keys[1]],
+            update,
+            true,
+            (old_id, Some(new_id)),
+        );
+        outcome(status(self.conn.invoke(&call).await?)?.0)
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, Error> {
+        let cluster = self.is_cluster();
+        let mut call = scripts::DELETE.prepare_invoke();
+        call.key(self.session_key(id))
+            .arg(flag(!cluster))
+            .arg(&*self.prefix)
+            .arg(id.to_string());
+        let (code, rest) = status(self.conn.invoke(&call).await?)?;
+        if cluster && code == 1 {
+            self.cluster_unindex(rest.into_iter().next(), id).await;
+        }
+        Ok(code == 1)
+    }
+
+    async fn user_sessions(&self, user: &str, now: Timestamp) -> Result<Vec<SessionId>, Error> {
+        let cluster = self.is_cluster();
+        let mut call = scripts::USER_SESSIONS.prepare_invoke();
+        call.key(self.user_key(user))
+            .arg(now.unix_millis())
+            .arg(flag(!cluster))
+            .arg(&*self.prefix)
+            .arg(user);
+        let candidates = ids(self.conn.invoke(&call).await?)?;
+        if cluster {
+            return self.cluster_live_sessions(user, candidates, now).await;
+        }
+        Ok(candidates)
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<usize, Error> {
+        if self.is_cluster() {
+            return self.cluster_delete_user(user).await;
+        }
+        let mut call = scripts::DELETE_USER.prepare_invoke();
+        call.key(self.user_key(user)).arg(&*self.prefix).arg(user);
+        let ended = int(&self.conn.invoke(&call).await?)?;
+        usize::try_from(ended).map_err(|_| unexpected("a negative count"))
+    }
+}

@@ -1,0 +1,32 @@
+//! The shared `SessionStore` contract, on one server and on a Cluster.
+
+use session_core::testing::store_contract;
+use session_redis::RedisStore;
+
+use crate::local_redis::{TestRedis, own_cluster, unique_prefix};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn single_node_meets_the_store_contract() {
+    let redis = TestRedis::get();
+    let store = RedisStore::new(redis.url())
+        .unwrap()
+        .with_prefix(unique_prefix("contract"));
+    assert!(!store.is_cluster());
+    store.ping().await.unwrap();
+    store_contract(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_meets_the_store_contract() {
+    let Some(cluster) = own_cluster("cluster contract") else {
+        return;
+    };
+    let store = RedisStore::cluster(cluster.urls())
+        .unwrap()
+        .with_prefix(unique_prefix("contract"));
+    assert!(store.is_cluster());
+    store.ping().await.unwrap();
+    store_contract(&store).await;
+    // The default prefix works too.
+    store_contract(&RedisStore::cluster(cluster.urls()).unwrap()).await;
+}

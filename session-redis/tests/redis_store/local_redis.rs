@@ -1,0 +1,320 @@
+//! Real Redis servers for the tests: our own `redis-server` processes on
+//! free loopback ports (no persistence, a temporary directory, killed on
+//! drop), or the server at `REDIS_URL` when `redis-server` is not installed.
+//! A shared server is never flushed: every test uses fresh ids and its own
+//! key prefix.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use session_core::SessionId;
+
+const INSTALL: &str = "these tests need a real Redis: install it (`apt-get install redis-server`, \
+     or `brew install redis`) so that `redis-server` and `redis-cli` are on PATH, \
+     or set REDIS_URL to a Redis they may write to (it is never flushed)";
+
+/// Whether `program` is on PATH.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// A key prefix no other test (or run) uses.
+pub(crate) fn unique_prefix(tag: &str) -> String {
+    format!("session-redis-test:{tag}:{}:", SessionId::generate())
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("no free loopback port")
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "session-redis-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("cannot create a temporary directory");
+    dir
+}
+
+/// One `redis-server` process of ours.
+pub(crate) struct LocalRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    extra: Vec<String>,
+}
+
+impl LocalRedis {
+    /// Whether this machine can run our own servers.
+    pub(crate) fn available() -> bool {
+        on_path("redis-server")
+    }
+
+    /// Starts a server on a free port, or panics telling how to install
+    /// Redis.
+    pub(crate) fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// As [`start`](Self::start), with more `redis-server` arguments.
+    fn start_with(extra: Vec<String>) -> Self {
+        assert!(Self::available(), "{INSTALL}");
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let mut server = Self {
+                child: None,
+                port: free_port(),
+                dir: temp_dir("node"),
+                extra: extra.clone(),
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("redis-server did not start: {last_error}");
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run redis-server: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("redis-server exited with {status}"));
+            }
+            if self.ping() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("redis-server did not answer within 5 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn ping(&self) -> bool {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server not running").id()
+    }
+
+    /// Sends a signal to the server (`STOP`, `CONT`).
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a fresh server (no data) on the same port.
+    pub(crate) fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => panic!("restart failed: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// A plain (blocking) connection for setting up and inspecting.
+    pub(crate) fn admin(&self) -> redis::Connection {
+        admin(&self.url())
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for LocalRedis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A blocking connection to `url`.
+pub(crate) fn admin(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+/// A Redis for tests that only need one to write to.
+pub(crate) enum TestRedis {
+    /// Our own server.
+    Own(LocalRedis),
+    /// The server at `REDIS_URL`.
+    Shared(String),
+}
+
+impl TestRedis {
+    /// Our own server if `redis-server` is installed, else `REDIS_URL`,
+    /// else a panic telling how to install Redis.
+    pub(crate) fn get() -> Self {
+        if LocalRedis::available() {
+            return Self::Own(LocalRedis::start());
+        }
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.is_empty() => Self::Shared(url),
+            _ => panic!("{INSTALL}"),
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        match self {
+            Self::Own(server) => server.url(),
+            Self::Shared(url) => url.clone(),
+        }
+    }
+}
+
+/// Whether tests that need their own servers should be skipped: when
+/// `redis-server` (and `redis-cli`) are missing but `REDIS_URL` is set, they
+/// say so and pass; when both are missing they fail, telling how to install
+/// Redis.
+fn skip_without(programs: &[&str], test: &str) -> bool {
+    if programs.iter().all(|p| on_path(p)) {
+        return false;
+    }
+    if std::env::var("REDIS_URL").is_ok_and(|url| !url.is_empty()) {
+        eprintln!(
+            "SKIPPED {test}: it needs its own {programs:?} (REDIS_URL is not enough); {INSTALL}"
+        );
+        return true;
+    }
+    panic!("{INSTALL}");
+}
+
+/// Our own server, or `None` (with a note) when only `REDIS_URL` is there:
+/// for tests that must own the server (restart it, read its statistics).
+pub(crate) fn own_server(test: &str) -> Option<LocalRedis> {
+    (!skip_without(&["redis-server"], test)).then(LocalRedis::start)
+}
+
+/// Our own Cluster, or `None` (with a note) when only `REDIS_URL` is there.
+pub(crate) fn own_cluster(test: &str) -> Option<LocalCluster> {
+    (!skip_without(&["redis-server", "redis-cli"], test)).then(LocalCluster::start)
+}
+
+/// A local Redis Cluster of three primaries (no replicas).
+pub(crate) struct LocalCluster {
+    nodes: Vec<LocalRedis>,
+}
+
+impl LocalCluster {
+    /// Starts three nodes, joins them, and waits until every node reports
+    /// `cluster_state:ok`. Panics telling how to install Redis if it
+    /// cannot.
+    fn start() -> Self {
+        assert!(on_path("redis-server") && on_path("redis-cli"), "{INSTALL}");
+        let nodes: Vec<LocalRedis> = (0..3)
+            .map(|_| {
+                LocalRedis::start_with(vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    "nodes.conf".into(),
+                    "--cluster-port".into(),
+                    free_port().to_string(),
+                    "--cluster-node-timeout".into(),
+                    "5000".into(),
+                ])
+            })
+            .collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run redis-cli");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &self.nodes {
+            let mut conn = node.admin();
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                if info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster not ok on {} ({:?}):\n{info}",
+                    node.url(),
+                    node.dir()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(LocalRedis::url).collect()
+    }
+}

@@ -1,0 +1,10 @@
+//! `RedisStore` against real Redis servers: the shared store contract on a
+//! single node and on a Cluster, round trips per operation, outages,
+//! corrupt records and concurrent writers.
+
+mod concurrency;
+mod contract;
+mod corrupt;
+mod local_redis;
+mod outage;
+mod round_trips;
