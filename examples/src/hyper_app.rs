@@ -33,7 +33,7 @@ fn respond(reply: Reply) -> Response<Body> {
 }
 
 async fn route(manager: Manager, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let live = |req: &Request<Incoming>| req.live_session::<Body>().cloned();
+    let live = |req: &Request<Incoming>| req.live_session().cloned();
     let reply = match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => app::healthz(),
         (&Method::POST, "/session/login") => {
@@ -48,22 +48,22 @@ async fn route(manager: Manager, req: Request<Incoming>) -> Result<Response<Body
         }
         (&Method::GET, "/session/profile") => match live(&req) {
             Ok(session) => app::profile(&session),
-            Err(res) => return Ok(res),
+            Err(no_session) => return Ok(no_session.into_response()),
         },
         (&Method::POST, "/session/update") => match live(&req) {
             Ok(session) => match read_body(req).await {
                 Ok(body) => app::update(&session, &body),
                 Err(res) => return Ok(res),
             },
-            Err(res) => return Ok(res),
+            Err(no_session) => return Ok(no_session.into_response()),
         },
         (&Method::POST, "/session/logout") => match live(&req) {
             Ok(session) => app::logout(&session),
-            Err(res) => return Ok(res),
+            Err(no_session) => return Ok(no_session.into_response()),
         },
         (&Method::POST, "/session/logout-all") => match live(&req) {
             Ok(session) => app::logout_all(&manager, &session).await,
-            Err(res) => return Ok(res),
+            Err(no_session) => return Ok(no_session.into_response()),
         },
         _ => Reply::not_found(),
     };

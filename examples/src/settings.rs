@@ -58,9 +58,11 @@ impl Settings {
 
     /// The session configuration these settings give.
     pub fn config(&self) -> SessionConfig {
-        let mut config = SessionConfig::default();
-        config.idle_timeout = Duration::from_secs(self.idle_secs);
-        config.lifetime = Duration::from_secs(self.ttl_secs);
+        let mut config = SessionConfig {
+            idle_timeout: Duration::from_secs(self.idle_secs),
+            lifetime: Duration::from_secs(self.ttl_secs),
+            ..SessionConfig::default()
+        };
         config.cookie.secure = self.secure;
         if !self.secure {
             // Browsers refuse __Host- cookies without Secure: plain-HTTP
@@ -74,9 +76,21 @@ impl Settings {
     /// The store these settings name.
     pub async fn store(&self) -> Result<DynStore, Error> {
         match self.store.as_str() {
-            "redis" => Err(Error::Config(
-                "SESSION_STORE=redis needs the session-redis store, which is not wired yet".into(),
-            )),
+            "redis" => {
+                let store = session_redis::RedisStore::new(self.redis_url.as_str())?;
+                // Connections are made on first use; say now if Redis is not
+                // there, but start anyway: requests answer 503 until it is.
+                if let Err(e) = store.ping().await {
+                    let cause = std::error::Error::source(&e)
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    eprintln!(
+                        "warning: Redis at {} is not answering yet: {cause}",
+                        self.redis_url
+                    );
+                }
+                Ok(DynStore::new(store))
+            }
             _ => {
                 let store = MemoryStore::new();
                 spawn_sweeper(store.clone());

@@ -2,7 +2,7 @@
 
 mod service;
 
-pub use service::{RequestSessionExt, SessionService, no_live_session};
+pub use service::{NoLiveSession, RequestSessionExt, SessionService, no_live_session};
 
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;

@@ -143,18 +143,28 @@ pub fn no_live_session<B: From<&'static str>>() -> Response<B> {
     res
 }
 
+/// The request has no live session: answer with
+/// [`into_response`](Self::into_response), the 401 of [`no_live_session`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoLiveSession;
+
+impl NoLiveSession {
+    /// The 401 response with a JSON body.
+    pub fn into_response<B: From<&'static str>>(self) -> Response<B> {
+        no_live_session()
+    }
+}
+
 /// How a handler reaches its session from the request.
 pub trait RequestSessionExt {
     /// The request's session; `None` when no [`SessionService`] wraps the
     /// handler.
     fn session(&self) -> Option<&Session>;
 
-    /// The session if it was live when the request came in, else the 401
-    /// response of [`no_live_session`].
-    fn live_session<B: From<&'static str>>(&self) -> Result<&Session, Response<B>> {
-        self.session()
-            .filter(|s| !s.is_new())
-            .ok_or_else(no_live_session)
+    /// The session if it was live when the request came in (loaded from the
+    /// store, not new); else [`NoLiveSession`], which turns into the 401.
+    fn live_session(&self) -> Result<&Session, NoLiveSession> {
+        self.session().filter(|s| !s.is_new()).ok_or(NoLiveSession)
     }
 }
 

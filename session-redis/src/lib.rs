@@ -146,6 +146,9 @@ mod layout;
 mod scripts;
 mod store;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use store::RedisStore;
 
 /// The `redis` crate this store is built on, for [`RedisStore::from_client`]

@@ -3,18 +3,18 @@
 use std::time::Duration;
 
 use serde_json::json;
-use session_core::{DynStore, MemoryStore, SessionId};
+use session_core::{SessionId, SessionStore};
 
 use crate::http::send_raw;
-use crate::server::{Framework, TestServer, example_config};
+use crate::server::{Framework, Target, TestServer, example_config};
 
 fn assert_no_5xx(status: u16, what: &str) {
     assert!(status < 500, "{what}: got {status}");
 }
 
 /// `GET /healthz` is 200 with and without a session.
-pub async fn healthz_answers_with_and_without_a_session(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn healthz_answers_with_and_without_a_session(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     assert_eq!(browser.get("/healthz").await.status, 200);
     browser.login("ada", json!({})).await;
@@ -24,13 +24,13 @@ pub async fn healthz_answers_with_and_without_a_session(fw: Framework) {
 }
 
 /// Login: 200 with the profile, a cookie with the secure attributes, no-store.
-pub async fn login_sets_a_secure_cookie_and_returns_the_profile(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn login_sets_a_secure_cookie_and_returns_the_profile(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     let res = browser
         .login("ada", json!({ "theme": "dark", "n": 3 }))
         .await;
-    let t0 = crate::server::T0.unix_secs();
+    let t0 = crate::server::t0().unix_secs();
     assert_eq!(
         res.json(),
         json!({ "username": "ada", "created_at": t0, "last_activity": t0, "data": { "theme": "dark", "n": 3 } })
@@ -58,11 +58,11 @@ pub async fn login_sets_a_secure_cookie_and_returns_the_profile(fw: Framework) {
 }
 
 /// With persistent cookies, Max-Age is exactly the time left.
-pub async fn persistent_cookie_max_age_is_exact(fw: Framework) {
+pub async fn persistent_cookie_max_age_is_exact(target: Target) {
     let mut config = example_config();
     config.cookie.persistent = true;
     config.lifetime = Duration::from_secs(5400);
-    let server = TestServer::start_with(fw, config, DynStore::new(MemoryStore::new())).await;
+    let server = TestServer::start_with(target, config).await;
     let mut browser = server.browser();
     let res = browser.login("ada", json!({})).await;
     assert_eq!(
@@ -83,8 +83,8 @@ pub async fn persistent_cookie_max_age_is_exact(fw: Framework) {
 }
 
 /// A visitor whose session holds nothing gets no cookie.
-pub async fn an_empty_session_gets_no_cookie(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn an_empty_session_gets_no_cookie(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     for res in [
         browser.get("/healthz").await,
@@ -99,8 +99,8 @@ pub async fn an_empty_session_gets_no_cookie(fw: Framework) {
 }
 
 /// Every session route but login is 401 with a JSON error without a session.
-pub async fn routes_without_a_session_are_401(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn routes_without_a_session_are_401(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     for (method, path) in [
         ("GET", "/session/profile"),
@@ -115,8 +115,8 @@ pub async fn routes_without_a_session_are_401(fw: Framework) {
 }
 
 /// Update merges the object into data; values keep their JSON types.
-pub async fn update_merges_and_keeps_json_types(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn update_merges_and_keeps_json_types(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     browser.login("ada", json!({ "a": 1 })).await;
     let update = json!({ "b": "two", "c": [1, 2.5], "d": { "e": null }, "f": true, "a": 10 });
@@ -131,8 +131,8 @@ pub async fn update_merges_and_keeps_json_types(fw: Framework) {
 }
 
 /// Bad JSON, or a body that is not an object, is 400 and changes nothing.
-pub async fn bad_json_is_400_and_leaves_the_session_as_it_was(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn bad_json_is_400_and_leaves_the_session_as_it_was(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     browser.login("ada", json!({ "a": 1 })).await;
     let before = browser.get("/session/profile").await.json();
@@ -160,8 +160,8 @@ pub async fn bad_json_is_400_and_leaves_the_session_as_it_was(fw: Framework) {
 }
 
 /// Login always issues a new id, and the old one is dead.
-pub async fn login_issues_a_new_id_and_kills_the_old_one(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn login_issues_a_new_id_and_kills_the_old_one(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     browser.login("ada", json!({ "secret": 1 })).await;
     let first = browser.cookie.clone().unwrap();
@@ -183,8 +183,8 @@ pub async fn login_issues_a_new_id_and_kills_the_old_one(fw: Framework) {
 }
 
 /// Logout ends the session server-side; the removal cookie matches.
-pub async fn logout_kills_the_id_and_sends_a_matching_removal_cookie(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn logout_kills_the_id_and_sends_a_matching_removal_cookie(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     browser.login("ada", json!({})).await;
     let stolen = browser.clone();
@@ -209,8 +209,8 @@ pub async fn logout_kills_the_id_and_sends_a_matching_removal_cookie(fw: Framewo
 }
 
 /// Logout-all ends every session of that user and no other.
-pub async fn logout_all_ends_exactly_that_users_sessions(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn logout_all_ends_exactly_that_users_sessions(target: Target) {
+    let server = TestServer::start(target).await;
     let mut ada: Vec<_> = (0..3).map(|_| server.browser()).collect();
     for b in &mut ada {
         b.login("ada", json!({})).await;
@@ -228,14 +228,13 @@ pub async fn logout_all_ends_exactly_that_users_sessions(fw: Framework) {
 
 /// Forged ids (unsigned, wrongly signed, well-formed but unknown) are never
 /// adopted: they get 401, and a login with one gets a different id.
-pub async fn forged_ids_are_never_adopted(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn forged_ids_are_never_adopted(target: Target) {
+    let server = TestServer::start(target).await;
     let forged = SessionId::generate().to_string();
     let mut signed_elsewhere = example_config();
     signed_elsewhere.cookie.signing_keys =
         session_core::SigningKeys::new(["another secret of well over thirty-two bytes"]);
-    let elsewhere =
-        TestServer::start_with(fw, signed_elsewhere, DynStore::new(MemoryStore::new())).await;
+    let elsewhere = TestServer::start_with(target, signed_elsewhere).await;
     let mut other = elsewhere.browser();
     other.login("mallory", json!({})).await;
     for cookie in [forged.clone(), other.cookie.clone().unwrap()] {
@@ -253,8 +252,8 @@ pub async fn forged_ids_are_never_adopted(fw: Framework) {
 }
 
 /// The idle timeout ends a session at exactly last activity + idle.
-pub async fn idle_timeout_is_exact(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn idle_timeout_is_exact(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     browser.login("ada", json!({})).await;
     server.advance(3599);
@@ -276,10 +275,10 @@ pub async fn idle_timeout_is_exact(fw: Framework) {
 }
 
 /// However active, a session ends at its absolute lifetime.
-pub async fn absolute_lifetime_ends_an_active_session(fw: Framework) {
+pub async fn absolute_lifetime_ends_an_active_session(target: Target) {
     let mut config = example_config();
     config.lifetime = Duration::from_secs(4 * 3600);
-    let server = TestServer::start_with(fw, config, DynStore::new(MemoryStore::new())).await;
+    let server = TestServer::start_with(target, config).await;
     let mut browser = server.browser();
     browser.login("ada", json!({})).await;
     for _ in 0..7 {
@@ -296,8 +295,8 @@ pub async fn absolute_lifetime_ends_an_active_session(fw: Framework) {
 
 /// No cookie header, however hostile, gives a 5xx; a real session keeps
 /// working beside them.
-pub async fn hostile_cookies_never_give_a_5xx(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn hostile_cookies_never_give_a_5xx(target: Target) {
+    let server = TestServer::start(target).await;
     let mut real = server.browser();
     real.login("ada", json!({ "k": 1 })).await;
     let good = real.cookie.clone().unwrap();
@@ -350,8 +349,8 @@ pub async fn hostile_cookies_never_give_a_5xx(fw: Framework) {
 
 /// Sixteen concurrent requests of one session, each writing its own key:
 /// every key is kept.
-pub async fn concurrent_writes_of_different_keys_are_all_kept(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn concurrent_writes_of_different_keys_are_all_kept(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     browser.login("ada", json!({})).await;
     let tasks: Vec<_> = (0..16)
@@ -375,8 +374,8 @@ pub async fn concurrent_writes_of_different_keys_are_all_kept(fw: Framework) {
 }
 
 /// Unknown routes and methods are 404 with a JSON error.
-pub async fn unknown_routes_are_404_json(fw: Framework) {
-    let server = TestServer::start(fw).await;
+pub async fn unknown_routes_are_404_json(target: Target) {
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     for (method, path) in [
         ("GET", "/nope"),
@@ -392,9 +391,13 @@ pub async fn unknown_routes_are_404_json(fw: Framework) {
 /// A cookie issued by one adapter works on the others when they share a
 /// store and a secret: login on the first, read and update on the second,
 /// log out on the third.
-pub async fn sessions_move_between_adapters(order: [Framework; 3]) {
-    let store = DynStore::new(MemoryStore::new());
-    let clock = session_core::ManualClock::new(crate::server::T0);
+pub async fn sessions_move_between_adapters(
+    order: [Framework; 3],
+    backend: crate::server::Backend,
+) {
+    let test_store = crate::server::TestStore::new(backend).await;
+    let store = test_store.store.clone();
+    let clock = session_core::ManualClock::new(crate::server::t0());
     let mut servers = Vec::new();
     for fw in order {
         let manager = session_core::SessionManager::with_clock(
@@ -430,9 +433,9 @@ pub async fn sessions_move_between_adapters(order: [Framework; 3]) {
 /// A slow request that writes while logout runs cannot bring the session
 /// back: its body is still uploading (the adapter has loaded the session and
 /// the handler waits for the body) when the session is ended elsewhere.
-pub async fn a_slow_write_during_logout_does_not_resurrect(fw: Framework) {
+pub async fn a_slow_write_during_logout_does_not_resurrect(target: Target) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start(fw).await;
+    let server = TestServer::start(target).await;
     let mut browser = server.browser();
     browser.login("ada", json!({ "a": 1 })).await;
     let cookie = browser.cookie.clone().unwrap();
@@ -465,4 +468,56 @@ pub async fn a_slow_write_during_logout_does_not_resurrect(fw: Framework) {
         401,
         "the session came back"
     );
+}
+
+/// A record the store cannot decode, planted under a live cookie's id, is
+/// "no session" (401), never a 5xx; a real session keeps working beside it.
+/// Redis only: the memory store holds typed records that cannot be corrupt.
+pub async fn a_corrupt_record_is_no_session(target: Target) {
+    assert_eq!(target.backend, crate::server::Backend::Redis);
+    let server = TestServer::start(target).await;
+    let mut victim = server.browser();
+    victim.login("ada", json!({ "a": 1 })).await;
+    let mut bystander = server.browser();
+    bystander.login("bob", json!({ "b": 2 })).await;
+    let cookie = victim.cookie.clone().unwrap();
+    let id = SessionId::parse(&cookie.as_bytes()[44..]).expect("signed cookie ends with the id");
+    let redis = server.store.as_ref().and_then(|s| s.redis.clone()).unwrap();
+    let key = format!("{}{{{id}}}", redis.prefix());
+    let url = server
+        .store
+        .as_ref()
+        .and_then(|s| s.server.as_ref())
+        .unwrap()
+        .url();
+    let mut admin = session_redis::redis::Client::open(url)
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for garbage in [
+        &["SET", "x"][..],
+        &["HSET", "m:exp", "soon"],
+        &["HSET", "d:a", "1"],
+    ] {
+        let _: () = session_redis::redis::cmd("DEL")
+            .arg(&key)
+            .query(&mut admin)
+            .unwrap();
+        let mut cmd = session_redis::redis::cmd(garbage[0]);
+        cmd.arg(&key).arg(&garbage[1..]);
+        let _: () = cmd.query(&mut admin).unwrap();
+        let mut again = victim.clone();
+        let res = again.get("/session/profile").await;
+        assert_eq!(res.status, 401, "corrupt record {garbage:?}");
+        assert!(matches!(
+            redis.load(&id, crate::server::t0()).await,
+            Err(session_core::Error::Corrupt(_))
+        ));
+    }
+    assert_eq!(
+        bystander.get("/session/profile").await.json()["data"],
+        json!({ "b": 2 })
+    );
+    victim.login("ada", json!({})).await;
+    assert_eq!(victim.get("/session/profile").await.status, 200);
 }

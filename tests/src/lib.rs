@@ -10,18 +10,19 @@ pub mod http;
 pub mod server;
 
 pub use http::{Browser, Response};
-pub use server::{Framework, TestServer};
+pub use server::{Backend, Framework, Target, TestServer};
 pub use session_core::ManualClock;
 
-/// Runs every check of [`checks`] against one framework, as `#[tokio::test]`s.
+/// Runs every check of [`checks`] against one [`Target`] (an adapter on a
+/// store), as `#[tokio::test]`s.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($module:ident, $framework:expr) => {
+    ($module:ident, $target:expr) => {
         mod $module {
             use $crate::checks;
             #[allow(unused_imports)]
-            use $crate::Framework;
-            $crate::conformance_suite!(@tests $framework;
+            use $crate::{Framework, Target};
+            $crate::conformance_suite!(@tests $target;
                 healthz_answers_with_and_without_a_session,
                 login_sets_a_secure_cookie_and_returns_the_profile,
                 persistent_cookie_max_age_is_exact,
@@ -42,11 +43,11 @@ macro_rules! conformance_suite {
             );
         }
     };
-    (@tests $framework:expr; $($check:ident),* $(,)?) => {
+    (@tests $target:expr; $($check:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
-                checks::$check($framework).await;
+                checks::$check($target).await;
             }
         )*
     };

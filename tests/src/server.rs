@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use session_core::{DynStore, ManualClock, MemoryStore, SessionConfig, SessionManager, Timestamp};
 use session_examples::Settings;
+use session_redis::RedisStore;
+use session_redis::testing::{TestRedis, unique_prefix};
 
 /// The adapters under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,16 +19,91 @@ pub enum Framework {
     Hyper,
 }
 
-impl Framework {
-    /// All three.
-    pub const ALL: [Framework; 3] = [Framework::Axum, Framework::Actix, Framework::Hyper];
+/// The stores under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `MemoryStore`.
+    Memory,
+    /// `RedisStore` on a `redis-server` of the test's own.
+    Redis,
+}
+
+/// What one run of a check targets: an adapter on a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The adapter.
+    pub framework: Framework,
+    /// The store.
+    pub backend: Backend,
+}
+
+impl Target {
+    /// `framework` on the memory store.
+    pub const fn memory(framework: Framework) -> Self {
+        Self {
+            framework,
+            backend: Backend::Memory,
+        }
+    }
+
+    /// `framework` on Redis.
+    pub const fn redis(framework: Framework) -> Self {
+        Self {
+            framework,
+            backend: Backend::Redis,
+        }
+    }
+}
+
+/// A store for one test, and the Redis server behind it (if any), which
+/// lives as long as the store is used.
+#[derive(Debug)]
+pub struct TestStore {
+    /// The store.
+    pub store: DynStore,
+    /// The Redis store, when the backend is Redis (for planting records).
+    pub redis: Option<RedisStore>,
+    /// The server, stopped on drop.
+    pub server: Option<TestRedis>,
+}
+
+impl TestStore {
+    /// A fresh store of `backend`.
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Memory => Self {
+                store: DynStore::new(MemoryStore::new()),
+                redis: None,
+                server: None,
+            },
+            Backend::Redis => {
+                let server = TestRedis::get();
+                let redis = RedisStore::new(server.url())
+                    .expect("redis url")
+                    .with_prefix(unique_prefix("conformance"));
+                redis.ping().await.expect("redis answers");
+                Self {
+                    store: DynStore::new(redis.clone()),
+                    redis: Some(redis),
+                    server: Some(server),
+                }
+            }
+        }
+    }
 }
 
 /// A signing secret shared by the servers of one test.
 pub const SECRET: &str = "conformance-suite secret, well over thirty-two bytes";
 
-/// The instant test clocks start at.
-pub const T0: Timestamp = Timestamp::from_unix_secs(1_800_000_000);
+/// The instant test clocks start at: now, in whole seconds, fixed for the
+/// whole run. Real time matters to Redis, whose TTLs run on its own clock:
+/// every virtual instant must lie ahead of it.
+pub fn t0() -> Timestamp {
+    static T0: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    *T0.get_or_init(|| {
+        Timestamp::from_unix_secs(Timestamp::from(std::time::SystemTime::now()).unix_secs())
+    })
+}
 
 /// An example app serving on a loopback port.
 #[derive(Debug)]
@@ -38,6 +115,8 @@ pub struct TestServer {
     /// The engine.
     pub manager: SessionManager<DynStore>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The store's resources (a Redis server), kept alive with the server.
+    pub store: Option<TestStore>,
 }
 
 impl Drop for TestServer {
@@ -63,23 +142,21 @@ pub fn example_config() -> SessionConfig {
 }
 
 impl TestServer {
-    /// The example app on `framework`, a fresh memory store, the example's
-    /// configuration and a manual clock at [`T0`].
-    pub async fn start(framework: Framework) -> Self {
-        Self::start_with(
-            framework,
-            example_config(),
-            DynStore::new(MemoryStore::new()),
-        )
-        .await
+    /// The example app on the target's adapter and a fresh store of its
+    /// backend, with the example's configuration and a manual clock at [`t0`].
+    pub async fn start(target: Target) -> Self {
+        Self::start_with(target, example_config()).await
     }
 
-    /// As [`start`](Self::start), with a given configuration and store.
-    pub async fn start_with(framework: Framework, config: SessionConfig, store: DynStore) -> Self {
-        let clock = ManualClock::new(T0);
-        let manager =
-            SessionManager::with_clock(store, config, clock.clone()).expect("valid config");
-        Self::start_manager(framework, manager, clock).await
+    /// As [`start`](Self::start), with a given configuration.
+    pub async fn start_with(target: Target, config: SessionConfig) -> Self {
+        let store = TestStore::new(target.backend).await;
+        let clock = ManualClock::new(t0());
+        let manager = SessionManager::with_clock(store.store.clone(), config, clock.clone())
+            .expect("valid config");
+        let mut server = Self::start_manager(target.framework, manager, clock).await;
+        server.store = Some(store);
+        server
     }
 
     /// The example app on `framework` with this engine.
@@ -134,6 +211,7 @@ impl TestServer {
             clock,
             manager,
             stop: Some(stop),
+            store: None,
         }
     }
 

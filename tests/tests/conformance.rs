@@ -1,17 +1,38 @@
-//! The conformance suite against each adapter, on the memory store.
+//! The conformance suite against each adapter, on the memory store and on
+//! Redis (each Redis test starts its own `redis-server`).
 
-use session_conformance::{Framework, checks, conformance_suite};
+use session_conformance::{Backend, Framework, Target, checks, conformance_suite};
 
-conformance_suite!(axum, Framework::Axum);
-conformance_suite!(actix, Framework::Actix);
-conformance_suite!(hyper, Framework::Hyper);
+conformance_suite!(axum_memory, Target::memory(Framework::Axum));
+conformance_suite!(actix_memory, Target::memory(Framework::Actix));
+conformance_suite!(hyper_memory, Target::memory(Framework::Hyper));
+conformance_suite!(axum_redis, Target::redis(Framework::Axum));
+conformance_suite!(actix_redis, Target::redis(Framework::Actix));
+conformance_suite!(hyper_redis, Target::redis(Framework::Hyper));
+
+const ORDERS: [[Framework; 3]; 3] = [
+    [Framework::Axum, Framework::Actix, Framework::Hyper],
+    [Framework::Hyper, Framework::Axum, Framework::Actix],
+    [Framework::Actix, Framework::Hyper, Framework::Axum],
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_move_between_adapters_sharing_a_store() {
-    checks::sessions_move_between_adapters([Framework::Axum, Framework::Actix, Framework::Hyper])
-        .await;
-    checks::sessions_move_between_adapters([Framework::Hyper, Framework::Axum, Framework::Actix])
-        .await;
-    checks::sessions_move_between_adapters([Framework::Actix, Framework::Hyper, Framework::Axum])
-        .await;
+async fn sessions_move_between_adapters_sharing_a_memory_store() {
+    for order in ORDERS {
+        checks::sessions_move_between_adapters(order, Backend::Memory).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_move_between_adapters_sharing_redis() {
+    for order in ORDERS {
+        checks::sessions_move_between_adapters(order, Backend::Redis).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_on_redis_is_no_session() {
+    for framework in [Framework::Axum, Framework::Actix, Framework::Hyper] {
+        checks::a_corrupt_record_is_no_session(Target::redis(framework)).await;
+    }
 }

@@ -7,7 +7,7 @@ use session_core::testing::{record_at, update_at};
 use session_core::{SessionId, SessionStore, Timestamp, WriteOutcome};
 use session_redis::RedisStore;
 
-use crate::local_redis::{TestRedis, own_cluster, unique_prefix};
+use session_redis::testing::{TestRedis, own_cluster, unique_prefix};
 
 async fn sixteen_writers_keep_sixteen_keys(store: RedisStore) {
     let store = Arc::new(store);

@@ -3,7 +3,7 @@
 use session_core::testing::store_contract;
 use session_redis::RedisStore;
 
-use crate::local_redis::{TestRedis, own_cluster, unique_prefix};
+use session_redis::testing::{TestRedis, own_cluster, unique_prefix};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn single_node_meets_the_store_contract() {

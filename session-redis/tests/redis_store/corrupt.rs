@@ -6,7 +6,7 @@ use session_core::testing::{record_at, update_at};
 use session_core::{Error, SessionId, SessionStore, Timestamp, WriteOutcome};
 use session_redis::RedisStore;
 
-use crate::local_redis::{TestRedis, admin, unique_prefix};
+use session_redis::testing::{TestRedis, admin, unique_prefix};
 
 fn is_corrupt<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
     matches!(result, Err(Error::Corrupt(_)))

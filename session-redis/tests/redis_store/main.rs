@@ -5,6 +5,5 @@
 mod concurrency;
 mod contract;
 mod corrupt;
-mod local_redis;
 mod outage;
 mod round_trips;

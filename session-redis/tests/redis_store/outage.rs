@@ -7,7 +7,7 @@ use session_core::testing::{record_at, update_at};
 use session_core::{Error, SessionId, SessionStore, Timestamp, WriteOutcome};
 use session_redis::RedisStore;
 
-use crate::local_redis::{own_server, unique_prefix};
+use session_redis::testing::{own_server, unique_prefix};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 const MARGIN: Duration = Duration::from_millis(500);

@@ -12,7 +12,7 @@ use session_core::testing::{record_at, update_at};
 use session_core::{SessionId, SessionStore, Timestamp, WriteOutcome};
 use session_redis::RedisStore;
 
-use crate::local_redis::{admin, own_cluster, own_server};
+use session_redis::testing::{admin, own_cluster, own_server};
 
 /// Every line MONITOR reports, in order, on each of some servers.
 struct Monitor {

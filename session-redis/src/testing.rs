@@ -1,4 +1,5 @@
-//! Real Redis servers for the tests: our own `redis-server` processes on
+//! Real Redis servers for tests (feature `testing`), shared by this crate's
+//! tests and the workspace's conformance suite: our own `redis-server` processes on
 //! free loopback ports (no persistence, a temporary directory, killed on
 //! drop), or the server at `REDIS_URL` when `redis-server` is not installed.
 //! A shared server is never flushed: every test uses fresh ids and its own
@@ -23,7 +24,7 @@ fn on_path(program: &str) -> bool {
 }
 
 /// A key prefix no other test (or run) uses.
-pub(crate) fn unique_prefix(tag: &str) -> String {
+pub fn unique_prefix(tag: &str) -> String {
     format!("session-redis-test:{tag}:{}:", SessionId::generate())
 }
 
@@ -47,7 +48,8 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// One `redis-server` process of ours.
-pub(crate) struct LocalRedis {
+#[derive(Debug)]
+pub struct LocalRedis {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
@@ -56,13 +58,13 @@ pub(crate) struct LocalRedis {
 
 impl LocalRedis {
     /// Whether this machine can run our own servers.
-    pub(crate) fn available() -> bool {
+    pub fn available() -> bool {
         on_path("redis-server")
     }
 
     /// Starts a server on a free port, or panics telling how to install
     /// Redis.
-    pub(crate) fn start() -> Self {
+    pub fn start() -> Self {
         Self::start_with(Vec::new())
     }
 
@@ -123,21 +125,23 @@ impl LocalRedis {
             .is_ok()
     }
 
-    pub(crate) fn port(&self) -> u16 {
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
         self.port
     }
 
-    pub(crate) fn url(&self) -> String {
+    /// Its `redis://` URL.
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
     /// The server's process id.
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("server not running").id()
     }
 
     /// Sends a signal to the server (`STOP`, `CONT`).
-    pub(crate) fn signal(&self, signal: &str) {
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.pid().to_string())
@@ -147,7 +151,7 @@ impl LocalRedis {
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -155,7 +159,7 @@ impl LocalRedis {
     }
 
     /// Starts a fresh server (no data) on the same port.
-    pub(crate) fn restart(&mut self) {
+    pub fn restart(&mut self) {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -168,7 +172,7 @@ impl LocalRedis {
     }
 
     /// A plain (blocking) connection for setting up and inspecting.
-    pub(crate) fn admin(&self) -> redis::Connection {
+    pub fn admin(&self) -> redis::Connection {
         admin(&self.url())
     }
 
@@ -185,14 +189,15 @@ impl Drop for LocalRedis {
 }
 
 /// A blocking connection to `url`.
-pub(crate) fn admin(url: &str) -> redis::Connection {
+pub fn admin(url: &str) -> redis::Connection {
     redis::Client::open(url)
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
         .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
 }
 
 /// A Redis for tests that only need one to write to.
-pub(crate) enum TestRedis {
+#[derive(Debug)]
+pub enum TestRedis {
     /// Our own server.
     Own(LocalRedis),
     /// The server at `REDIS_URL`.
@@ -202,7 +207,7 @@ pub(crate) enum TestRedis {
 impl TestRedis {
     /// Our own server if `redis-server` is installed, else `REDIS_URL`,
     /// else a panic telling how to install Redis.
-    pub(crate) fn get() -> Self {
+    pub fn get() -> Self {
         if LocalRedis::available() {
             return Self::Own(LocalRedis::start());
         }
@@ -212,7 +217,8 @@ impl TestRedis {
         }
     }
 
-    pub(crate) fn url(&self) -> String {
+    /// Its `redis://` URL.
+    pub fn url(&self) -> String {
         match self {
             Self::Own(server) => server.url(),
             Self::Shared(url) => url.clone(),
@@ -239,17 +245,18 @@ fn skip_without(programs: &[&str], test: &str) -> bool {
 
 /// Our own server, or `None` (with a note) when only `REDIS_URL` is there:
 /// for tests that must own the server (restart it, read its statistics).
-pub(crate) fn own_server(test: &str) -> Option<LocalRedis> {
+pub fn own_server(test: &str) -> Option<LocalRedis> {
     (!skip_without(&["redis-server"], test)).then(LocalRedis::start)
 }
 
 /// Our own Cluster, or `None` (with a note) when only `REDIS_URL` is there.
-pub(crate) fn own_cluster(test: &str) -> Option<LocalCluster> {
+pub fn own_cluster(test: &str) -> Option<LocalCluster> {
     (!skip_without(&["redis-server", "redis-cli"], test)).then(LocalCluster::start)
 }
 
 /// A local Redis Cluster of three primaries (no replicas).
-pub(crate) struct LocalCluster {
+#[derive(Debug)]
+pub struct LocalCluster {
     nodes: Vec<LocalRedis>,
 }
 
@@ -257,7 +264,7 @@ impl LocalCluster {
     /// Starts three nodes, joins them, and waits until every node reports
     /// `cluster_state:ok`. Panics telling how to install Redis if it
     /// cannot.
-    fn start() -> Self {
+    pub fn start() -> Self {
         assert!(on_path("redis-server") && on_path("redis-cli"), "{INSTALL}");
         let nodes: Vec<LocalRedis> = (0..3)
             .map(|_| {
@@ -314,7 +321,8 @@ impl LocalCluster {
         }
     }
 
-    pub(crate) fn urls(&self) -> Vec<String> {
+    /// The `redis://` URLs of its nodes.
+    pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(LocalRedis::url).collect()
     }
 }
