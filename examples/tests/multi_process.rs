@@ -1,0 +1,226 @@
+//! The example binaries as separate processes sharing one Redis and one
+//! secret: a session created on one is read, updated and ended on the
+//! others, across frameworks; and the Redis commands each request costs.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use session_conformance::Browser;
+use session_redis::redis;
+use session_redis::testing::LocalRedis;
+
+const SECRET: &str = "multi-process test secret, comfortably over 32 bytes";
+
+/// An example binary running as its own process, killed on drop.
+struct App {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl App {
+    fn start(bin: &str, redis_url: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(bin)
+            .env("ADDR", addr.to_string())
+            .env("SESSION_STORE", "redis")
+            .env("REDIS_URL", redis_url)
+            .env("SESSION_SECRET", SECRET)
+            .env("SESSION_SECURE", "true")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        Self { child, addr }
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("example on {} did not start", self.addr);
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bins() -> [&'static str; 3] {
+    [
+        env!("CARGO_BIN_EXE_axum"),
+        env!("CARGO_BIN_EXE_actix"),
+        env!("CARGO_BIN_EXE_hyper"),
+    ]
+}
+
+async fn start_all(redis: &LocalRedis) -> Vec<App> {
+    let apps: Vec<App> = bins()
+        .iter()
+        .map(|bin| App::start(bin, &redis.url()))
+        .collect();
+    for app in &apps {
+        app.wait_ready().await;
+    }
+    apps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_between_processes_and_frameworks() {
+    let redis = LocalRedis::start();
+    let apps = start_all(&redis).await;
+    let [axum, actix, hyper] = [apps[0].addr, apps[1].addr, apps[2].addr];
+
+    let mut on_axum = Browser::new(axum);
+    on_axum.login("ada", json!({ "from": "axum" })).await;
+    let mut on_actix = on_axum.at(actix);
+    let res = on_actix
+        .post("/session/update", r#"{"via": "actix"}"#)
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        res.json()["data"],
+        json!({ "from": "axum", "via": "actix" })
+    );
+    let mut on_hyper = on_actix.at(hyper);
+    let profile = on_hyper.get("/session/profile").await;
+    assert_eq!(profile.status, 200);
+    assert_eq!(profile.json()["username"], json!("ada"));
+
+    // Logout-all on hyper ends the sessions made on the other processes.
+    let mut second_device = Browser::new(actix);
+    second_device.login("ada", json!({})).await;
+    let mut bob = Browser::new(axum);
+    bob.login("bob", json!({})).await;
+    let ended = on_hyper.post("/session/logout-all", "").await;
+    assert_eq!(ended.json(), json!({ "ended": 2 }));
+    assert_eq!(on_axum.get("/session/profile").await.status, 401);
+    assert_eq!(second_device.get("/session/profile").await.status, 401);
+    assert_eq!(bob.at(hyper).get("/session/profile").await.status, 200);
+
+    // Sixteen concurrent writes spread over the three processes all land.
+    let mut carol = Browser::new(hyper);
+    carol.login("carol", json!({})).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let mut b = carol.at(apps[i % 3].addr);
+            tokio::spawn(async move {
+                b.post(
+                    "/session/update",
+                    &json!({ format!("k{i}"): i }).to_string(),
+                )
+                .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().status, 200);
+    }
+    let data = carol.get("/session/profile").await.json()["data"].clone();
+    assert_eq!(data.as_object().unwrap().len(), 16, "lost writes: {data}");
+}
+
+/// Round trips to Redis for each kind of request, counted with `INFO
+/// commandstats` on a server of our own: the commands a client sends are
+/// `HGETALL` (load) and `EVALSHA` (a commit script, one round trip however
+/// many commands the script runs inside Redis; those are printed too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_commands_per_request() {
+    let redis = LocalRedis::start();
+    let apps = start_all(&redis).await;
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut browser = Browser::new(apps[0].addr);
+    browser.login("ada", json!({})).await;
+    // Scripts are loaded on first use: warm every kind once.
+    browser.post("/session/update", r#"{"warm": 1}"#).await;
+    browser.get("/session/profile").await;
+
+    let mut measure =
+        async |label: &str, browser: &mut Browser, method: &str, path: &str, body: &str| {
+            let before = commands(&mut admin);
+            let res = browser.request(method, path, body.as_bytes()).await;
+            assert!(res.status < 500, "{label}: {}", res.status);
+            let after = commands(&mut admin);
+            let (trips, inside) = (after.0 - before.0, after.1 - before.1);
+            println!("{label}: {trips} round trip(s), {inside} command(s) executed in Redis");
+            trips
+        };
+    assert_eq!(
+        measure(
+            "read-only request (profile)",
+            &mut browser,
+            "GET",
+            "/session/profile",
+            ""
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        measure(
+            "writing request (update)",
+            &mut browser,
+            "POST",
+            "/session/update",
+            r#"{"k": 1}"#
+        )
+        .await,
+        2
+    );
+    let mut anonymous = Browser::new(apps[0].addr);
+    assert_eq!(
+        measure(
+            "request without a cookie",
+            &mut anonymous,
+            "GET",
+            "/healthz",
+            ""
+        )
+        .await,
+        0
+    );
+}
+
+/// (client round trips, all commands executed) so far, leaving out the
+/// `INFO` calls themselves.
+fn commands(admin: &mut redis::Connection) -> (u64, u64) {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(admin).unwrap();
+    let calls = |line: &str| {
+        line.split("calls=")
+            .nth(1)?
+            .split(',')
+            .next()?
+            .parse::<u64>()
+            .ok()
+    };
+    let mut trips = 0;
+    let mut all = 0;
+    for line in info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
+    {
+        let n = calls(line).unwrap_or(0);
+        all += n;
+        if line.starts_with("cmdstat_hgetall:")
+            || line.starts_with("cmdstat_evalsha:")
+            || line.starts_with("cmdstat_eval:")
+        {
+            trips += n;
+        }
+    }
+    (trips, all)
+}
