@@ -224,3 +224,54 @@ fn commands(admin: &mut redis::Connection) -> (u64, u64) {
     }
     (trips, all)
 }
+
+/// With Redis stopped, requests that need the store get a clear 503 within
+/// the store's timeout (and a body that names no detail); once a Redis is
+/// back on the same address, the same app process serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_503_and_the_app_recovers_without_restart() {
+    let mut redis = LocalRedis::start();
+    let app = App::start(env!("CARGO_BIN_EXE_axum"), &redis.url());
+    app.wait_ready().await;
+    let mut browser = Browser::new(app.addr);
+    browser.login("ada", json!({})).await;
+
+    redis.kill();
+    let started = std::time::Instant::now();
+    let res = browser.get("/session/profile").await;
+    assert_eq!(res.status, 503);
+    assert_eq!(res.json(), json!({ "error": "session store unavailable" }));
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "503 took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        Browser::new(app.addr).get("/healthz").await.status,
+        200,
+        "no cookie, no store"
+    );
+    let res = Browser::new(app.addr)
+        .post("/session/login", r#"{"username":"bob"}"#)
+        .await;
+    assert_eq!(res.status, 503, "a login needs the store");
+
+    // A fresh Redis (no persistence): the old session is gone, service is back.
+    redis.restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        let res = browser.get("/session/profile").await;
+        if res.status == 401 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recovered, "the app did not reconnect to Redis");
+    browser.login("ada", json!({ "back": true })).await;
+    assert_eq!(
+        browser.get("/session/profile").await.json()["data"],
+        json!({ "back": true })
+    );
+}

@@ -30,6 +30,18 @@
 //! Lua scripting), and runs on Tokio (as axum, actix-web and hyper do):
 //! its futures must be polled inside a Tokio runtime.
 //!
+//! # Several app servers on one Redis
+//!
+//! Every process that serves the same sessions needs the same four things:
+//! the Redis (or Cluster) address, the key prefix, the cookie settings with
+//! the same signing secrets ([`SigningKeys`](session_core::SigningKeys);
+//! rotate them on every process together), and clocks kept in sync (NTP).
+//! Then a visitor's requests may land on any process, in any framework: the
+//! example apps show it with `SESSION_STORE=redis` and one `SESSION_SECRET`
+//! (`examples/tests/multi_process.rs` runs the axum, actix and hyper
+//! binaries side by side on one Redis). Different apps that must not see
+//! each other's sessions use different prefixes.
+//!
 //! # Key layout
 //!
 //! With the default prefix `session:`:
@@ -150,6 +162,21 @@ mod store;
 pub mod testing;
 
 pub use store::RedisStore;
+
+use session_core::{Error, Record};
+
+/// Decodes a session hash as `HGETALL` returns it (field, value pairs):
+/// `Ok(None)` for no fields, [`Error::Corrupt`] for anything that breaks the
+/// layout. For tools that read the store directly, and for fuzzing.
+pub fn decode_session_hash(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, Error> {
+    layout::decode_record(fields)
+}
+
+/// The hash fields a record is stored as (the inverse of
+/// [`decode_session_hash`]).
+pub fn encode_session_hash(record: &Record) -> Vec<(String, String)> {
+    layout::record_fields(record)
+}
 
 /// The `redis` crate this store is built on, for [`RedisStore::from_client`]
 /// and its address types.
