@@ -163,18 +163,18 @@ pub mod testing;
 
 pub use store::RedisStore;
 
-use session_core::{Error, Record};
-
 /// Decodes a session hash as `HGETALL` returns it (field, value pairs):
-/// `Ok(None)` for no fields, [`Error::Corrupt`] for anything that breaks the
+/// `Ok(None)` for no fields, [`Error::Corrupt`](session_core::Error::Corrupt) for anything that breaks the
 /// layout. For tools that read the store directly, and for fuzzing.
-pub fn decode_session_hash(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>, Error> {
+pub fn decode_session_hash(
+    fields: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<Option<session_core::Record>, session_core::Error> {
     layout::decode_record(fields)
 }
 
 /// The hash fields a record is stored as (the inverse of
 /// [`decode_session_hash`]).
-pub fn encode_session_hash(record: &Record) -> Vec<(String, String)> {
+pub fn encode_session_hash(record: &session_core::Record) -> Vec<(String, String)> {
     layout::record_fields(record)
 }
 
