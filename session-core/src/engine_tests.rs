@@ -604,3 +604,128 @@ fn end_other_sessions_keeps_only_the_current_one() {
         0
     );
 }
+
+mod model {
+    //! Random request sequences against a model: after every request, what
+    //! the browser's session holds is exactly what a plain map says, and
+    //! expiry, renewal and destruction behave as documented.
+
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert(u8, u8),
+        Remove(u8),
+        Clear,
+        Renew,
+        Destroy,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..6, any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            2 => (0u8..6).prop_map(Op::Remove),
+            1 => Just(Op::Clear),
+            1 => Just(Op::Renew),
+            1 => Just(Op::Destroy),
+        ]
+    }
+
+    /// A request: seconds waited before it (up to 1.5 idle timeouts), then
+    /// what its handler does.
+    fn request() -> impl Strategy<Value = (u16, Vec<Op>)> {
+        (
+            prop_oneof![3 => 0u16..120, 1 => 0u16..5400],
+            proptest::collection::vec(op(), 0..4),
+        )
+    }
+
+    fn contents(session: &Session) -> HashMap<String, u8> {
+        session
+            .keys()
+            .into_iter()
+            .map(|k| {
+                let v = session.get(&k).unwrap().unwrap();
+                (k, v)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn the_session_always_holds_what_the_model_says(requests in proptest::collection::vec(request(), 1..12)) {
+            let h = Harness::default();
+            let mut cookie: Option<String> = None;
+            let mut model: HashMap<String, u8> = HashMap::new();
+            let mut stored = false;
+            let mut last_refresh = h.clock.now();
+            for (wait, ops) in requests {
+                h.advance(u64::from(wait));
+                if stored && h.clock.now() >= last_refresh.saturating_add(Duration::from_secs(3600)) {
+                    // Idle timeout: the session is gone.
+                    model.clear();
+                    stored = false;
+                }
+                let session = h.open(cookie.as_deref());
+                prop_assert_eq!(session.is_new(), !stored);
+                let (mut renewed, mut destroyed) = (false, false);
+                for op in ops {
+                    match op {
+                        Op::Insert(k, v) => {
+                            session.insert(format!("k{k}"), &v).unwrap();
+                            model.insert(format!("k{k}"), v);
+                        }
+                        Op::Remove(k) => {
+                            session.remove(&format!("k{k}"));
+                            model.remove(&format!("k{k}"));
+                        }
+                        Op::Clear => {
+                            session.clear();
+                            model.clear();
+                        }
+                        Op::Renew => {
+                            session.renew();
+                            renewed |= !session.is_new();
+                        }
+                        Op::Destroy => {
+                            session.destroy();
+                            model.clear();
+                            destroyed = true;
+                            renewed = false;
+                        }
+                    }
+                    prop_assert_eq!(&contents(&session), &model, "the handle disagrees mid-request");
+                }
+                let before = cookie.clone();
+                let reply = h.commit(&session);
+                if reply.headers.set_cookie.is_some() {
+                    cookie = reply.cookie();
+                }
+                // A session is stored once it holds something, and stays
+                // stored (even emptied) until destroyed or expired.
+                stored = !model.is_empty() || (stored && !destroyed);
+                prop_assert_eq!(cookie.is_some(), stored, "cookie and store disagree");
+                if renewed && stored {
+                    prop_assert_ne!(&before, &cookie, "renew kept the old id");
+                }
+                let check = h.open(cookie.as_deref());
+                prop_assert_eq!(&contents(&check), &model, "the store disagrees with the model");
+                prop_assert_eq!(check.is_new(), !stored);
+                if stored {
+                    last_refresh = check.last_activity();
+                    prop_assert!(last_refresh <= h.clock.now());
+                    // Read-only requests refresh at least every 60 s.
+                    prop_assert!(h.clock.now().since(last_refresh) < Duration::from_secs(60));
+                }
+                if let Some(old) = before.filter(|old| Some(old) != cookie.as_ref()) {
+                    prop_assert!(h.open(Some(&old)).is_new(), "a replaced id still works");
+                }
+            }
+        }
+    }
+}
