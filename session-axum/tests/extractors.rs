@@ -1,0 +1,72 @@
+//! The extractors' answers when the layer is missing or there is no session.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use session_axum::{LiveSession, MemoryStore, Session, SessionConfig, SessionLayer};
+use tower::ServiceExt;
+
+async fn body_text(res: axum::response::Response) -> String {
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn without_the_layer_the_extractor_is_a_500_naming_it() {
+    let app = Router::new().route("/", get(|_: Session| async { "unreachable" }));
+    let res = app
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body_text(res).await.contains("SessionLayer"));
+}
+
+#[tokio::test]
+async fn live_session_is_401_json_without_a_session_and_passes_with_one() {
+    let layer = SessionLayer::with_store(MemoryStore::new(), SessionConfig::default()).unwrap();
+    let app = Router::new()
+        .route(
+            "/login",
+            get(|s: Session| async move {
+                s.set_user("ada");
+                "ok"
+            }),
+        )
+        .route(
+            "/me",
+            get(|s: LiveSession| async move { s.user().unwrap().to_string() }),
+        )
+        .layer(layer);
+    let res = app
+        .clone()
+        .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(body_text(res).await, r#"{"error":"no live session"}"#);
+
+    let login = app
+        .clone()
+        .oneshot(Request::get("/login").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let me = Request::get("/me")
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(me).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body_text(res).await, "ada");
+}
