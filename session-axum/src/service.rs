@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
-use session_core::{Handled, ResponseHeaders, STORE_ERROR_BODY, SessionManager, SessionStore};
+use http::{HeaderValue, Request, Response, StatusCode};
+use session_core::{Handled, STORE_ERROR_BODY, SessionManager, SessionStore};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -135,7 +135,7 @@ where
                     mut response,
                     headers,
                 } => {
-                    append(&headers, response.headers_mut());
+                    headers.apply(response.headers_mut());
                     Ok(response)
                 }
                 Handled::HandlerError(e) => Err(e),
@@ -143,16 +143,6 @@ where
             }
         })
     }
-}
-
-/// Appends the session's headers to an `http` 1.x header map.
-fn append(headers: &ResponseHeaders, map: &mut HeaderMap) {
-    let has_cache_control = map.contains_key(CACHE_CONTROL);
-    headers.for_each(has_cache_control, |name, value| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            map.append(HeaderName::from_static(name), value);
-        }
-    });
 }
 
 fn failure<B: From<&'static str>>(status: u16) -> Response<B> {

@@ -5,6 +5,8 @@ mod cookie_policy;
 mod engine;
 mod error;
 mod events;
+#[cfg(feature = "http")]
+mod http_headers;
 mod id;
 mod memory;
 mod record;

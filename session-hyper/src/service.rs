@@ -6,11 +6,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
 use session_core::{
-    Handled, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, Session, SessionManager,
-    SessionStore,
+    Handled, NO_SESSION_BODY, STORE_ERROR_BODY, Session, SessionManager, SessionStore,
 };
 
 /// Wraps a hyper service: loads the session before it runs (the handler
@@ -105,7 +104,7 @@ where
                     mut response,
                     headers,
                 } => {
-                    append(&headers, response.headers_mut());
+                    headers.apply(response.headers_mut());
                     Ok(response)
                 }
                 Handled::HandlerError(e) => Err(e),
@@ -113,16 +112,6 @@ where
             }
         })
     }
-}
-
-/// Appends the session's headers to an `http` 1.x header map.
-fn append(headers: &ResponseHeaders, map: &mut HeaderMap) {
-    let has_cache_control = map.contains_key(CACHE_CONTROL);
-    headers.for_each(has_cache_control, |name, value| {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            map.append(HeaderName::from_static(name), value);
-        }
-    });
 }
 
 fn json<B: From<&'static str>>(status: u16, body: &'static str) -> Response<B> {
