@@ -10,7 +10,7 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forwar
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use session_core::{Handled, STORE_ERROR_BODY, SessionManager, SessionStore, Unsent};
+use session_core::{HeaderText, STORE_ERROR_BODY, SessionManager, SessionStore};
 
 /// Adds a session to every request: loads it before the inner service runs
 /// (handlers take the [`Session`](crate::Session) extractor) and commits it
@@ -110,34 +110,28 @@ where
         Box::pin(async move {
             let cookies = req.headers().get_all(COOKIE).map(HeaderValue::as_bytes);
             let presented = manager.read_cookies(cookies);
-            let handled = manager
-                .handle(presented, req, |session, req| {
-                    req.extensions_mut().insert(session);
-                    inner.call(req)
-                })
-                .await;
-            match handled {
-                Handled::Respond {
-                    mut response,
-                    headers,
-                } => {
+            let session = match manager.begin(presented).await {
+                Ok(session) => session,
+                Err(status) => return Ok(failure(req.into_parts().0, status)),
+            };
+            req.extensions_mut().insert(session.clone());
+            let mut response = inner.call(req).await?;
+            match manager.finish(&session).await {
+                Ok(headers) => {
                     let map = response.headers_mut();
-                    let has_cache_control = map.contains_key(CACHE_CONTROL);
-                    headers.for_each(has_cache_control, |name, value| {
-                        if let Ok(value) = HeaderValue::from_str(value) {
-                            map.append(HeaderName::from_static(name), value);
-                        }
+                    headers.into_each(map.contains_key(CACHE_CONTROL), |name, value| {
+                        let value = match value {
+                            HeaderText::Static(text) => HeaderValue::from_static(text),
+                            HeaderText::Owned(text) => match HeaderValue::try_from(text) {
+                                Ok(value) => value,
+                                Err(_) => return,
+                            },
+                        };
+                        map.append(HeaderName::from_static(name), value);
                     });
                     Ok(response.map_into_left_body())
                 }
-                Handled::HandlerError(e) => Err(e),
-                Handled::Failed { status, unsent } => {
-                    let req = match unsent {
-                        Unsent::Request(req) => req.into_parts().0,
-                        Unsent::Response(res) => res.into_parts().0,
-                    };
-                    Ok(failure(req, status))
-                }
+                Err(status) => Ok(failure(response.into_parts().0, status)),
             }
         })
     }

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
-use session_core::{Handled, STORE_ERROR_BODY, SessionManager, SessionStore};
+use session_core::{STORE_ERROR_BODY, SessionManager, SessionStore};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -112,34 +112,25 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         // The clone is the one that was not polled ready; keep the ready one.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         let manager = self.manager.clone();
         Box::pin(async move {
-            let cookies = req
-                .headers()
-                .get_all(COOKIE)
-                .iter()
-                .map(HeaderValue::as_bytes);
-            let presented = manager.read_cookies(cookies);
-            let handled = manager
-                .handle(presented, req, |session, mut req| {
-                    req.extensions_mut().insert(session);
-                    inner.call(req)
-                })
-                .await;
-            match handled {
-                Handled::Respond {
-                    mut response,
-                    headers,
-                } => {
+            let presented = manager.read_request_cookies(req.headers());
+            let session = match manager.begin(presented).await {
+                Ok(session) => session,
+                Err(status) => return Ok(failure(status)),
+            };
+            req.extensions_mut().insert(session.clone());
+            let mut response = inner.call(req).await?;
+            match manager.finish(&session).await {
+                Ok(headers) => {
                     headers.apply(response.headers_mut());
                     Ok(response)
                 }
-                Handled::HandlerError(e) => Err(e),
-                Handled::Failed { status, .. } => Ok(failure(status)),
+                Err(status) => Ok(failure(status)),
             }
         })
     }

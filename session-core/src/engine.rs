@@ -69,38 +69,6 @@ pub(crate) fn defaults_of(config: &SessionConfig) -> Defaults {
     }
 }
 
-/// What [`SessionManager::handle`] says to send.
-#[derive(Debug)]
-pub enum Handled<Q, R, E> {
-    /// Send the handler's response with these headers appended.
-    Respond {
-        /// The handler's response.
-        response: R,
-        /// The session's headers (see [`ResponseHeaders::for_each`]).
-        headers: ResponseHeaders,
-    },
-    /// The handler failed; pass its error on as the framework does.
-    HandlerError(E),
-    /// The session could not be loaded or committed: answer `status` with
-    /// [`STORE_ERROR_BODY`] (JSON) and `Cache-Control: no-store`. The failure
-    /// is already logged.
-    Failed {
-        /// The status to answer with.
-        status: u16,
-        /// What is handed back: the request, or the handler's response.
-        unsent: Unsent<Q, R>,
-    },
-}
-
-/// What a failed [`SessionManager::handle`] hands back.
-#[derive(Debug)]
-pub enum Unsent<Q, R> {
-    /// The session failed to load; the handler never ran.
-    Request(Q),
-    /// The commit failed; this response must not be sent.
-    Response(R),
-}
-
 /// The headers a response must carry for its session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseHeaders {
@@ -110,20 +78,40 @@ pub struct ResponseHeaders {
     pub vary_cookie: bool,
 }
 
+/// A header value from [`ResponseHeaders::into_each`]: fixed text, or the
+/// cookie's text to move into the response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderText {
+    /// A fixed value (`no-store`, `cookie`).
+    Static(&'static str),
+    /// The `Set-Cookie` value, built for this response.
+    Owned(String),
+}
+
+impl HeaderText {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Static(s) => s,
+            Self::Owned(s) => s,
+        }
+    }
+}
+
 impl ResponseHeaders {
-    /// Calls `add(name, value)` for each header to append. A response that
-    /// sets or removes the cookie must not be cached (`Cache-Control:
-    /// no-store`), unless the application set its own `Cache-Control`:
-    /// `has_cache_control` says whether it did.
-    pub fn for_each(&self, has_cache_control: bool, mut add: impl FnMut(&'static str, &str)) {
-        if let Some(cookie) = &self.set_cookie {
-            add("set-cookie", cookie);
+    /// Calls `add(name, value)` for each header to append (names are
+    /// lowercase). A response that sets or removes the cookie must not be
+    /// cached (`Cache-Control: no-store`), unless the application set its own
+    /// `Cache-Control`: `has_cache_control` says whether it did.
+    pub fn into_each(self, has_cache_control: bool, mut add: impl FnMut(&'static str, HeaderText)) {
+        if let Some(cookie) = self.set_cookie {
             if !has_cache_control {
-                add("cache-control", "no-store");
+                add("cache-control", HeaderText::Static("no-store"));
             }
+            add("set-cookie", HeaderText::Owned(cookie));
         }
         if self.vary_cookie {
-            add("vary", "cookie");
+            add("vary", HeaderText::Static("cookie"));
         }
     }
 }
@@ -344,51 +332,21 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(headers)
     }
 
-    /// A whole request around a handler: loads the session, calls `handler`
-    /// with it and the request, commits, and says what to send. This is the
-    /// sequence every adapter runs; adapters only move their framework's
-    /// types in and out.
-    ///
-    /// The handler's own error passes through untouched
-    /// ([`Handled::HandlerError`]). A session failure before or after the
-    /// handler is logged and becomes [`Handled::Failed`] with the status to
-    /// answer, handing back the request (if the handler never ran) or the
-    /// handler's response (if it did), so the adapter can build its answer
-    /// from either.
-    pub async fn handle<Q, F, Fut, R, E>(
-        &self,
-        presented: Presented,
-        request: Q,
-        handler: F,
-    ) -> Handled<Q, R, E>
-    where
-        F: FnOnce(Session, Q) -> Fut,
-        Fut: Future<Output = Result<R, E>>,
-    {
-        let session = match self.load(presented).await {
-            Ok(session) => session,
-            Err(e) => {
-                let status = self.failure_status(&e);
-                return Handled::Failed {
-                    status,
-                    unsent: Unsent::Request(request),
-                };
-            }
-        };
-        let response = match handler(session.clone(), request).await {
-            Ok(response) => response,
-            Err(e) => return Handled::HandlerError(e),
-        };
-        match self.commit(&session).await {
-            Ok(headers) => Handled::Respond { response, headers },
-            Err(e) => {
-                let status = self.failure_status(&e);
-                Handled::Failed {
-                    status,
-                    unsent: Unsent::Response(response),
-                }
-            }
-        }
+    /// Steps 1 to 3 for an adapter: [`load`](Self::load), with a failure
+    /// logged and turned into the status to answer (with
+    /// [`STORE_ERROR_BODY`] and `Cache-Control: no-store`).
+    pub async fn begin(&self, presented: Presented) -> Result<Session, u16> {
+        self.load(presented)
+            .await
+            .map_err(|e| self.failure_status(&e))
+    }
+
+    /// Steps 5 and 6 for an adapter: [`commit`](Self::commit), with a
+    /// failure logged and turned into the status to answer.
+    pub async fn finish(&self, session: &Session) -> Result<ResponseHeaders, u16> {
+        self.commit(session)
+            .await
+            .map_err(|e| self.failure_status(&e))
     }
 
     /// Ends every session of `user` (logout everywhere). Returns how many

@@ -2,10 +2,10 @@
 //! built on them (axum, hyper, any tower stack).
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cookie_policy::Presented;
-use crate::engine::{ResponseHeaders, SessionManager};
+use crate::engine::{HeaderText, ResponseHeaders, SessionManager};
 use crate::store::SessionStore;
 
 impl<S: SessionStore> SessionManager<S> {
@@ -17,22 +17,28 @@ impl<S: SessionStore> SessionManager<S> {
 
 impl ResponseHeaders {
     /// Appends these headers to a response's header map, by the rules of
-    /// [`for_each`](Self::for_each), without copying: the cookie's text is
-    /// moved in, the fixed values are static.
+    /// [`into_each`](Self::into_each), without copying: fixed values are
+    /// static and the cookie's text is moved in.
     pub fn apply(self, headers: &mut HeaderMap) {
-        if let Some(cookie) = self.set_cookie {
-            if !headers.contains_key(CACHE_CONTROL) {
-                headers.append(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            }
-            // Cookie text is built from validated parts; a value that is
-            // somehow not a valid header is dropped rather than sent broken.
-            if let Ok(value) = HeaderValue::try_from(cookie) {
-                headers.append(SET_COOKIE, value);
-            }
-        }
-        if self.vary_cookie {
-            headers.append(VARY, HeaderValue::from_static("cookie"));
-        }
+        let has_cache_control = headers.contains_key(CACHE_CONTROL);
+        self.into_each(has_cache_control, |name, value| {
+            let name = match name {
+                "set-cookie" => SET_COOKIE,
+                "cache-control" => CACHE_CONTROL,
+                "vary" => VARY,
+                other => HeaderName::from_static(other),
+            };
+            let value = match value {
+                HeaderText::Static(text) => HeaderValue::from_static(text),
+                // Built from validated parts; a value that is somehow not a
+                // valid header is dropped rather than sent broken.
+                HeaderText::Owned(text) => match HeaderValue::try_from(text) {
+                    Ok(value) => value,
+                    Err(_) => return,
+                },
+            };
+            headers.append(name, value);
+        });
     }
 }
 
@@ -41,7 +47,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn apply_appends_what_for_each_names() {
+    fn apply_appends_what_into_each_names() {
         let headers = ResponseHeaders {
             set_cookie: Some("id=x; Path=/".into()),
             vary_cookie: true,
@@ -53,8 +59,8 @@ mod tests {
             }
             headers.clone().apply(&mut map);
             let mut expected = Vec::new();
-            headers.for_each(has_cache_control, |n, v| {
-                expected.push((n.to_owned(), v.to_owned()))
+            headers.clone().into_each(has_cache_control, |n, v| {
+                expected.push((n.to_owned(), v.as_str().to_owned()))
             });
             for (name, value) in expected {
                 assert!(

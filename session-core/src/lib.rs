@@ -21,9 +21,7 @@ pub mod testing;
 
 pub use config::{CookieConfig, CookiePrefix, SameSite, SessionConfig, SigningKeys};
 pub use cookie_policy::{Presented, RejectReason};
-pub use engine::{
-    Handled, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager, Unsent,
-};
+pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;
 pub use id::{EncodedId, LogHash, SessionId};

@@ -5,12 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
-use session_core::{
-    Handled, NO_SESSION_BODY, STORE_ERROR_BODY, Session, SessionManager, SessionStore,
-};
+use session_core::{NO_SESSION_BODY, STORE_ERROR_BODY, Session, SessionManager, SessionStore};
 
 /// Wraps a hyper service: loads the session before it runs (the handler
 /// reads it with [`RequestSessionExt::session`]) and commits it after.
@@ -83,32 +81,23 @@ where
     // One allocation per request: the store's futures borrow the engine.
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    fn call(&self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&self, mut req: Request<ReqBody>) -> Self::Future {
         let inner = Arc::clone(&self.inner);
         let manager = self.manager.clone();
         Box::pin(async move {
-            let cookies = req
-                .headers()
-                .get_all(COOKIE)
-                .iter()
-                .map(HeaderValue::as_bytes);
-            let presented = manager.read_cookies(cookies);
-            let handled = manager
-                .handle(presented, req, |session, mut req| {
-                    req.extensions_mut().insert(session);
-                    inner.call(req)
-                })
-                .await;
-            match handled {
-                Handled::Respond {
-                    mut response,
-                    headers,
-                } => {
+            let presented = manager.read_request_cookies(req.headers());
+            let session = match manager.begin(presented).await {
+                Ok(session) => session,
+                Err(status) => return Ok(json(status, STORE_ERROR_BODY)),
+            };
+            req.extensions_mut().insert(session.clone());
+            let mut response = inner.call(req).await?;
+            match manager.finish(&session).await {
+                Ok(headers) => {
                     headers.apply(response.headers_mut());
                     Ok(response)
                 }
-                Handled::HandlerError(e) => Err(e),
-                Handled::Failed { status, .. } => Ok(json(status, STORE_ERROR_BODY)),
+                Err(status) => Ok(json(status, STORE_ERROR_BODY)),
             }
         })
     }
