@@ -115,14 +115,15 @@ impl CookiePolicy {
         let mut first_reason = None;
         for header in cookie_headers {
             for pair in header.split(|&b| b == b';') {
-                let pair = trim(pair);
-                let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                // Match the name before looking at the value: most cookies
+                // are someone else's.
+                let Some(rest) = trim_start(pair).strip_prefix(self.name.as_bytes()) else {
                     continue;
                 };
-                if trim(&pair[..eq]) != self.name.as_bytes() {
+                let Some(value) = trim_start(rest).strip_prefix(b"=") else {
                     continue;
-                }
-                match self.verify(unquote(trim(&pair[eq + 1..]))) {
+                };
+                match self.verify(unquote(trim(value))) {
                     Ok(id) => return Presented::Id(id),
                     Err(reason) => {
                         first_reason.get_or_insert(reason);
@@ -193,6 +194,14 @@ impl CookiePolicy {
             self.name, self.attributes
         )
     }
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

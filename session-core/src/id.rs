@@ -50,47 +50,50 @@ impl SessionId {
     /// Parses the 22-character text form. Wrong length, a character outside
     /// base64url, or a non-canonical final character give `None`.
     pub fn parse(text: &[u8]) -> Option<Self> {
-        if text.len() != ID_LEN {
-            return None;
-        }
+        let text: &[u8; ID_LEN] = text.try_into().ok()?;
         let mut bytes = [0u8; ID_BYTES];
-        let mut acc: u32 = 0;
-        let mut bits = 0u32;
-        let mut out = 0;
-        for &c in text {
-            acc = (acc << 6) | u32::from(decode_char(c)?);
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                bytes[out] = (acc >> bits) as u8;
-                out += 1;
-                acc &= (1 << bits) - 1;
+        // Five groups of four characters make fifteen bytes...
+        for group in 0..5 {
+            let c = &text[group * 4..group * 4 + 4];
+            let sextets = [
+                DECODE[c[0] as usize],
+                DECODE[c[1] as usize],
+                DECODE[c[2] as usize],
+                DECODE[c[3] as usize],
+            ];
+            if (sextets[0] | sextets[1] | sextets[2] | sextets[3]) & INVALID != 0 {
+                return None;
             }
+            let n = u32::from(sextets[0]) << 18
+                | u32::from(sextets[1]) << 12
+                | u32::from(sextets[2]) << 6
+                | u32::from(sextets[3]);
+            bytes[group * 3..group * 3 + 3].copy_from_slice(&n.to_be_bytes()[1..]);
         }
-        // 22 characters carry 132 bits: the 4 left over must be zero, so that
-        // each id has exactly one spelling.
-        if acc != 0 {
+        // ...and the last two carry the sixteenth byte and four bits that
+        // must be zero, so that each id has exactly one spelling.
+        let (a, b) = (DECODE[text[20] as usize], DECODE[text[21] as usize]);
+        if (a | b) & INVALID != 0 || b & 0x0f != 0 {
             return None;
         }
+        bytes[15] = a << 2 | b >> 4;
         Some(Self(bytes))
     }
 
     /// Writes the text form into a stack buffer and returns it.
     pub fn encode(&self) -> EncodedId {
+        let b = &self.0;
         let mut out = [0u8; ID_LEN];
-        let mut acc: u32 = 0;
-        let mut bits = 0u32;
-        let mut pos = 0;
-        for &b in &self.0 {
-            acc = (acc << 8) | u32::from(b);
-            bits += 8;
-            while bits >= 6 {
-                bits -= 6;
-                out[pos] = ALPHABET[((acc >> bits) & 63) as usize];
-                pos += 1;
+        for group in 0..5 {
+            let n = u32::from(b[group * 3]) << 16
+                | u32::from(b[group * 3 + 1]) << 8
+                | u32::from(b[group * 3 + 2]);
+            for (k, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+                out[group * 4 + k] = ALPHABET[(n >> shift & 63) as usize];
             }
         }
-        out[pos] = ALPHABET[((acc << (6 - bits)) & 63) as usize];
+        out[20] = ALPHABET[usize::from(b[15] >> 2)];
+        out[21] = ALPHABET[usize::from((b[15] & 3) << 4)];
         EncodedId(out)
     }
 
@@ -102,16 +105,19 @@ impl SessionId {
     }
 }
 
-fn decode_char(c: u8) -> Option<u8> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' => 62,
-        b'_' => 63,
-        _ => return None,
-    })
-}
+/// Marks a byte outside the alphabet in [`DECODE`].
+const INVALID: u8 = 0x80;
+
+/// Each byte's value in base64url, or [`INVALID`].
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -57,8 +57,10 @@ impl Defaults {
 /// requests that change different keys both keep their change.
 ///
 /// The handle is `Clone + Send + Sync`: clones share one session, and can
-/// cross `.await` and `spawn`. Changes made after the response was sent are
-/// not saved.
+/// cross `.await` and `spawn`. Once the response is committed the handle
+/// is spent: its changes and values have gone to the store (which then
+/// updates its copy in place instead of copying it), reads find nothing, and
+/// writes are not saved.
 #[derive(Clone)]
 pub struct Session(Arc<Mutex<State>>);
 
@@ -83,6 +85,8 @@ pub(crate) struct State {
     defaults: Defaults,
     /// When the request opened the session.
     opened_at: Timestamp,
+    /// Committed: the changes went to the store and the values were let go.
+    spent: bool,
 }
 
 /// What committing a session asks of the store.
@@ -138,6 +142,7 @@ impl Session {
             stale_cookie,
             defaults,
             opened_at: now,
+            spent: false,
         })))
     }
 
@@ -374,8 +379,10 @@ impl Session {
         self.0.lock().id.is_none()
     }
 
+    /// Takes the commit plan out of the handle (see the type's docs: the
+    /// handle is spent).
     pub(crate) fn plan(&self, now: Timestamp) -> Plan {
-        self.0.lock().plan(now)
+        self.0.lock().take_plan(now)
     }
 }
 
@@ -411,50 +418,54 @@ impl State {
         kept.chain(set).map(String::as_str)
     }
 
-    fn split_changes(&self) -> (Vec<(String, String)>, Vec<String>) {
-        let mut set = Vec::new();
-        let mut removed = Vec::new();
-        for (key, value) in &self.changes {
-            match value {
-                Some(v) => set.push((key.clone(), v.clone())),
-                None => removed.push(key.clone()),
-            }
-        }
-        (set, removed)
-    }
-
-    fn plan(&self, now: Timestamp) -> Plan {
+    /// What committing at `now` asks of the store. It takes this request's
+    /// changes and the loaded values out of the handle (so the store can
+    /// update its copy in place rather than copy it): the handle is spent.
+    fn take_plan(&mut self, now: Timestamp) -> Plan {
         let persistent = self.defaults.persistent(&self.meta);
+        let delete = self.destroyed.take();
         let mut plan = Plan {
-            delete: self.destroyed,
+            remove_cookie: delete.is_some() || self.stale_cookie,
+            delete,
             write: Write::Nothing,
-            remove_cookie: self.destroyed.is_some() || self.stale_cookie,
             vary: self.accessed,
             persistent,
         };
+        let changes = std::mem::take(&mut self.changes);
+        let base = self.base.take();
+        if std::mem::replace(&mut self.spent, true) {
+            // Committed already: nothing more to send.
+            return Plan {
+                remove_cookie: false,
+                ..plan
+            };
+        }
         let Some(id) = self.id else {
             // Lazy creation: store a new session only once it holds something.
-            let has_values = self.changes.values().any(Option::is_some);
-            if has_values || self.meta.user.is_some() {
+            let data: Data = changes
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect();
+            if !data.is_empty() || self.meta.user.is_some() {
+                // Created when the request opened it (what the handler saw);
+                // active as of now, so a new cookie's Max-Age is exactly the
+                // idle timeout.
                 let meta = Metadata {
-                    created_at: now,
                     last_activity: now,
                     ..self.meta.clone()
                 };
-                let data = self
-                    .changes
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.clone()?)));
                 plan.write = Write::Create(Record {
                     expires_at: self.defaults.expires_at(&meta),
-                    data: Arc::new(data.collect()),
+                    data: Arc::new(data),
                     meta,
                 });
             }
             return plan;
         };
+        // Let go of the loaded values before the store applies the update.
+        drop(base);
         let changed =
-            self.cleared || !self.changes.is_empty() || self.user_changed || self.expiry_changed;
+            self.cleared || !changes.is_empty() || self.user_changed || self.expiry_changed;
         if !changed && !self.renew && !self.defaults.touch_due(&self.meta, now) {
             return plan;
         }
@@ -462,7 +473,14 @@ impl State {
             last_activity: now,
             ..self.meta.clone()
         };
-        let (set, removed) = self.split_changes();
+        let mut set = Vec::new();
+        let mut removed = Vec::new();
+        for (key, value) in changes {
+            match value {
+                Some(value) => set.push((key, value)),
+                None => removed.push(key),
+            }
+        }
         let update = Update {
             cleared: self.cleared,
             set,
@@ -581,6 +599,7 @@ mod tests {
         let plan = s.plan(Timestamp::from_unix_secs(1_059));
         assert!(matches!(plan.write, Write::Nothing));
         assert!(plan.vary);
+        let s = loaded(&[("a", "1")]);
         let plan = s.plan(Timestamp::from_unix_secs(1_060));
         let Write::Update { update, .. } = plan.write else {
             panic!("expected a touch")
@@ -632,10 +651,34 @@ mod tests {
         let plan = s.plan(Timestamp::from_unix_secs(1_001));
         assert_eq!(plan.delete, Some(old));
         assert!(matches!(plan.write, Write::Nothing) && plan.remove_cookie);
+
+        let s = loaded(&[("a", "1")]);
+        let old = s.id().unwrap();
+        s.destroy();
         s.flash("notice", "bye").unwrap();
         let plan = s.plan(Timestamp::from_unix_secs(1_001));
         assert_eq!(plan.delete, Some(old));
-        assert!(matches!(plan.write, Write::Create(_)));
+        let Write::Create(record) = plan.write else {
+            panic!("expected a new session")
+        };
+        assert_eq!(record.data.len(), 1);
+    }
+
+    #[test]
+    fn a_committed_handle_is_spent() {
+        let s = loaded(&[("a", "1")]);
+        s.insert("b", &2).unwrap();
+        let Write::Update { update, .. } = s.plan(Timestamp::from_unix_secs(1_001)).write else {
+            panic!("expected an update")
+        };
+        assert_eq!(update.set, [("b".to_owned(), "2".to_owned())]);
+        // The values went to the store: nothing is left to read or send again.
+        assert!(s.is_empty());
+        s.insert("late", &3).unwrap();
+        let again = s.plan(Timestamp::from_unix_secs(1_002));
+        assert!(
+            matches!(again.write, Write::Nothing) && again.delete.is_none() && !again.remove_cookie
+        );
     }
 
     #[test]
