@@ -5,6 +5,7 @@ mod service;
 
 pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
 pub use service::{SessionLayer, SessionService};
+pub use session_core::http::ResponseFuture;
 
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;

@@ -1,13 +1,11 @@
 //! The tower `Layer` and `Service`.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Request, Response, StatusCode};
-use session_core::{STORE_ERROR_BODY, SessionManager, SessionStore};
+use http::{Request, Response};
+use session_core::http::{ResponseFuture, failure_response};
+use session_core::{SessionManager, SessionStore};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -92,8 +90,6 @@ impl<I, S> fmt::Debug for SessionService<I, S> {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<I, S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<I, S>
 where
     I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -104,44 +100,44 @@ where
 {
     type Response = Response<ResBody>;
     type Error = I::Error;
-    // One allocation per request: the store's futures borrow the engine, so
-    // the request's future cannot be named without it.
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = ResponseFuture<I::Future, S, ResBody, I::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // The clone is the one that was not polled ready; keep the ready one.
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        let manager = self.manager.clone();
-        Box::pin(async move {
-            let presented = manager.read_request_cookies(req.headers());
-            let session = match manager.begin(presented).await {
-                Ok(session) => session,
-                Err(status) => return Ok(failure(status)),
-            };
-            req.extensions_mut().insert(session.clone());
-            let mut response = inner.call(req).await?;
-            match manager.finish(&session).await {
-                Ok(headers) => {
-                    headers.apply(response.headers_mut());
-                    Ok(response)
-                }
-                Err(status) => Ok(failure(status)),
+        let presented = self.manager.read_request_cookies(req.headers());
+        match self.manager.begin_now(presented) {
+            // An immediate store: the session is loaded already, so the inner
+            // service is called now and no future of ours is boxed.
+            Some(Ok(session)) => {
+                req.extensions_mut().insert(session.clone());
+                ResponseFuture::direct(self.inner.call(req), session, self.manager.clone())
             }
-        })
+            Some(Err(status)) => ResponseFuture::failed(status),
+            None => {
+                // The clone is the one that was not polled ready; keep the
+                // ready one.
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
+                let manager = self.manager.clone();
+                ResponseFuture::boxed(Box::pin(async move {
+                    let session = match manager.begin(presented).await {
+                        Ok(session) => session,
+                        Err(status) => return Ok(failure_response(status)),
+                    };
+                    req.extensions_mut().insert(session.clone());
+                    let mut response = inner.call(req).await?;
+                    match manager.finish(&session).await {
+                        Ok(headers) => {
+                            headers.apply(response.headers_mut());
+                            Ok(response)
+                        }
+                        Err(status) => Ok(failure_response(status)),
+                    }
+                }))
+            }
+        }
     }
-}
-
-fn failure<B: From<&'static str>>(status: u16) -> Response<B> {
-    let mut res = Response::new(B::from(STORE_ERROR_BODY));
-    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }

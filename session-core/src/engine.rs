@@ -2,7 +2,10 @@
 //! runs them against a store.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -13,7 +16,7 @@ use crate::error::Error;
 use crate::events::{EventHook, SessionEvent};
 use crate::id::SessionId;
 use crate::session::{Defaults, Session, Write};
-use crate::store::{SessionStore, WriteOutcome};
+use crate::store::{BoxFuture, SessionStore, WriteOutcome};
 use crate::time::{Clock, SystemClock, Timestamp};
 
 /// How often a fresh id is drawn again when the store says it is taken.
@@ -66,6 +69,52 @@ pub(crate) fn defaults_of(config: &SessionConfig) -> Defaults {
         lifetime: config.lifetime,
         persistent: config.cookie.persistent,
         touch_interval: config.touch_interval,
+    }
+}
+
+/// The future of [`SessionManager::begin`] and [`SessionManager::finish`]:
+/// ready at once for an immediate store, else the store's work, boxed.
+/// `Err` holds the status to answer with.
+#[must_use = "a step does nothing unless awaited"]
+pub struct Step<'a, T>(StepState<'a, T>);
+
+enum StepState<'a, T> {
+    Ready(Option<Result<T, u16>>),
+    Pending(BoxFuture<'a, Result<T, u16>>),
+}
+
+impl<'a, T> Step<'a, T> {
+    fn ready(result: Result<T, u16>) -> Self {
+        Self(StepState::Ready(Some(result)))
+    }
+
+    fn pending(future: BoxFuture<'a, Result<T, u16>>) -> Self {
+        Self(StepState::Pending(future))
+    }
+}
+
+// The ready value is only ever moved out, never pinned.
+impl<T> Unpin for Step<'_, T> {}
+
+impl<T> Future for Step<'_, T> {
+    type Output = Result<T, u16>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            // Polling again after completion is a caller's bug; answer with
+            // a failure rather than panic.
+            StepState::Ready(result) => Poll::Ready(result.take().unwrap_or(Err(500))),
+            StepState::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Step<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            StepState::Ready(_) => "Step(ready)",
+            StepState::Pending(_) => "Step(pending)",
+        })
     }
 }
 
@@ -335,18 +384,68 @@ impl<S: SessionStore> SessionManager<S> {
     /// Steps 1 to 3 for an adapter: [`load`](Self::load), with a failure
     /// logged and turned into the status to answer (with
     /// [`STORE_ERROR_BODY`] and `Cache-Control: no-store`).
-    pub async fn begin(&self, presented: Presented) -> Result<Session, u16> {
-        self.load(presented)
-            .await
-            .map_err(|e| self.failure_status(&e))
+    ///
+    /// With an [immediate](SessionStore::is_immediate) store the work is
+    /// done before this returns and the future is a few bytes; otherwise it
+    /// is one boxed future.
+    pub fn begin(&self, presented: Presented) -> Step<'_, Session> {
+        match self.begin_now(presented) {
+            Some(result) => Step::ready(result),
+            None => Step::pending(Box::pin(async move {
+                self.load(presented)
+                    .await
+                    .map_err(|e| self.failure_status(&e))
+            })),
+        }
     }
 
     /// Steps 5 and 6 for an adapter: [`commit`](Self::commit), with a
-    /// failure logged and turned into the status to answer.
-    pub async fn finish(&self, session: &Session) -> Result<ResponseHeaders, u16> {
-        self.commit(session)
-            .await
-            .map_err(|e| self.failure_status(&e))
+    /// failure logged and turned into the status to answer. Immediate stores
+    /// are handled in place, as in [`begin`](Self::begin).
+    pub fn finish<'a>(&'a self, session: &'a Session) -> Step<'a, ResponseHeaders> {
+        match self.finish_now(session) {
+            Some(result) => Step::ready(result),
+            None => Step::pending(Box::pin(async move {
+                self.commit(session)
+                    .await
+                    .map_err(|e| self.failure_status(&e))
+            })),
+        }
+    }
+
+    /// [`begin`](Self::begin) done synchronously, for adapters that can then
+    /// skip a future of their own; `None` when the store is not
+    /// [immediate](SessionStore::is_immediate).
+    pub fn begin_now(&self, presented: Presented) -> Option<Result<Session, u16>> {
+        self.inner
+            .store
+            .is_immediate()
+            .then(|| self.run_in_place(self.load(presented)))
+    }
+
+    /// [`finish`](Self::finish) done synchronously; `None` when the store is
+    /// not [immediate](SessionStore::is_immediate).
+    pub fn finish_now(&self, session: &Session) -> Option<Result<ResponseHeaders, u16>> {
+        self.inner
+            .store
+            .is_immediate()
+            .then(|| self.run_in_place(self.commit(session)))
+    }
+
+    /// Polls a future of an immediate store once, where it stands.
+    fn run_in_place<T>(&self, future: impl Future<Output = Result<T, Error>>) -> Result<T, u16> {
+        let mut future = pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(result) => result.map_err(|e| self.failure_status(&e)),
+            Poll::Pending => {
+                // The store broke its promise; never block on it.
+                let broken = Error::store("a store declared immediate returned a pending future");
+                Err(self.failure_status(&broken))
+            }
+        }
     }
 
     /// Ends every session of `user` (logout everywhere). Returns how many

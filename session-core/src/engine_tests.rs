@@ -729,3 +729,75 @@ mod model {
         }
     }
 }
+
+/// Claims to be immediate, but never answers.
+#[derive(Debug)]
+struct StallingStore;
+
+impl SessionStore for StallingStore {
+    fn load(
+        &self,
+        _: &SessionId,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
+        std::future::pending()
+    }
+    fn create(
+        &self,
+        _: &SessionId,
+        _: &Record,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        std::future::pending()
+    }
+    fn update(
+        &self,
+        _: &SessionId,
+        _: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        std::future::pending()
+    }
+    fn renew(
+        &self,
+        _: &SessionId,
+        _: &SessionId,
+        _: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        std::future::pending()
+    }
+    fn delete(&self, _: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
+        std::future::pending()
+    }
+    fn user_sessions(
+        &self,
+        _: &str,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
+        std::future::pending()
+    }
+    fn delete_user(&self, _: &str) -> impl Future<Output = Result<usize, Error>> + Send {
+        std::future::pending()
+    }
+    fn is_immediate(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn immediate_stores_run_in_place_and_a_broken_promise_is_a_store_error() {
+    // The memory store: begin and finish are ready without a runtime.
+    let h = Harness::default();
+    let session = block_on(h.manager.begin(Presented::Nothing)).unwrap();
+    session.insert("k", &1).unwrap();
+    let headers = block_on(h.manager.finish(&session)).unwrap();
+    assert!(headers.set_cookie.is_some());
+    // Boxed in a DynStore, the promise still holds.
+    assert!(DynStore::new(MemoryStore::new()).is_immediate());
+
+    let liar = SessionManager::new(StallingStore, SessionConfig::default()).unwrap();
+    let id = SessionId::generate().to_string();
+    let presented = liar.read_cookies([format!("__Host-id={id}").as_bytes()]);
+    assert_eq!(block_on(liar.begin(presented)).unwrap_err(), 503);
+    let fresh = block_on(liar.begin(Presented::Nothing)).unwrap();
+    fresh.insert("k", &1).unwrap();
+    assert_eq!(block_on(liar.finish(&fresh)).unwrap_err(), 503);
+}

@@ -6,6 +6,8 @@ mod engine;
 mod error;
 mod events;
 #[cfg(feature = "http")]
+mod http_future;
+#[cfg(feature = "http")]
 mod http_headers;
 mod id;
 mod memory;
@@ -24,6 +26,12 @@ pub use cookie_policy::{Presented, RejectReason};
 pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;
+
+/// Glue for adapters on the `http` 1.x types (feature `http`).
+#[cfg(feature = "http")]
+pub mod http {
+    pub use crate::http_future::{ResponseFuture, failure_response};
+}
 pub use id::{EncodedId, LogHash, SessionId};
 pub use memory::MemoryStore;
 pub use record::{Data, ExpiryOverrides, Metadata, Record, Update};

@@ -362,6 +362,11 @@ impl SessionStore for MemoryStore {
             .count();
         ready(Ok(ended))
     }
+
+    /// Every operation is done before its future is returned.
+    fn is_immediate(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,15 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes every session of `user`. Returns how many there were.
     fn delete_user(&self, user: &str) -> impl Future<Output = Result<usize, Error>> + Send;
+
+    /// A promise that every future this store returns is ready on its first
+    /// poll (it does no IO: [`MemoryStore`](crate::MemoryStore)). The engine
+    /// then runs a request's store calls in place instead of through boxed
+    /// futures. A store that breaks the promise has that request failed
+    /// with the store error status. Default `false`.
+    fn is_immediate(&self) -> bool {
+        false
+    }
 }
 
 /// A boxed future, as the object-safe [`DynSessionStore`] returns.
@@ -131,6 +140,7 @@ pub trait DynSessionStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, Error>>;
     fn delete_user_dyn<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<usize, Error>>;
+    fn is_immediate_dyn(&self) -> bool;
 }
 
 impl<S: SessionStore> DynSessionStore for S {
@@ -175,6 +185,9 @@ impl<S: SessionStore> DynSessionStore for S {
     }
     fn delete_user_dyn<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<usize, Error>> {
         Box::pin(self.delete_user(user))
+    }
+    fn is_immediate_dyn(&self) -> bool {
+        self.is_immediate()
     }
 }
 
@@ -223,6 +236,9 @@ impl SessionStore for DynStore {
     async fn delete_user(&self, user: &str) -> Result<usize, Error> {
         self.0.delete_user_dyn(user).await
     }
+    fn is_immediate(&self) -> bool {
+        self.0.is_immediate_dyn()
+    }
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {
@@ -267,5 +283,8 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     }
     fn delete_user(&self, user: &str) -> impl Future<Output = Result<usize, Error>> + Send {
         (**self).delete_user(user)
+    }
+    fn is_immediate(&self) -> bool {
+        (**self).is_immediate()
     }
 }

@@ -3,6 +3,7 @@
 mod service;
 
 pub use service::{NoLiveSession, RequestSessionExt, SessionService, no_live_session};
+pub use session_core::http::ResponseFuture;
 
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;

@@ -1,14 +1,13 @@
 //! A hyper 1.x `Service` wrapper, and the way handlers reach the session.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
-use session_core::{NO_SESSION_BODY, STORE_ERROR_BODY, Session, SessionManager, SessionStore};
+use session_core::http::{ResponseFuture, failure_response};
+use session_core::{NO_SESSION_BODY, Session, SessionManager, SessionStore};
 
 /// Wraps a hyper service: loads the session before it runs (the handler
 /// reads it with [`RequestSessionExt::session`]) and commits it after.
@@ -78,46 +77,48 @@ where
 {
     type Response = Response<ResBody>;
     type Error = I::Error;
-    // One allocation per request: the store's futures borrow the engine.
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<I::Future, S, ResBody, I::Error>;
 
     fn call(&self, mut req: Request<ReqBody>) -> Self::Future {
-        let inner = Arc::clone(&self.inner);
-        let manager = self.manager.clone();
-        Box::pin(async move {
-            let presented = manager.read_request_cookies(req.headers());
-            let session = match manager.begin(presented).await {
-                Ok(session) => session,
-                Err(status) => return Ok(json(status, STORE_ERROR_BODY)),
-            };
-            req.extensions_mut().insert(session.clone());
-            let mut response = inner.call(req).await?;
-            match manager.finish(&session).await {
-                Ok(headers) => {
-                    headers.apply(response.headers_mut());
-                    Ok(response)
-                }
-                Err(status) => Ok(json(status, STORE_ERROR_BODY)),
+        let presented = self.manager.read_request_cookies(req.headers());
+        match self.manager.begin_now(presented) {
+            // An immediate store: the session is loaded already, so the inner
+            // service is called now and no future of ours is boxed.
+            Some(Ok(session)) => {
+                req.extensions_mut().insert(session.clone());
+                ResponseFuture::direct(self.inner.call(req), session, self.manager.clone())
             }
-        })
+            Some(Err(status)) => ResponseFuture::failed(status),
+            None => {
+                let inner = Arc::clone(&self.inner);
+                let manager = self.manager.clone();
+                ResponseFuture::boxed(Box::pin(async move {
+                    let session = match manager.begin(presented).await {
+                        Ok(session) => session,
+                        Err(status) => return Ok(failure_response(status)),
+                    };
+                    req.extensions_mut().insert(session.clone());
+                    let mut response = inner.call(req).await?;
+                    match manager.finish(&session).await {
+                        Ok(headers) => {
+                            headers.apply(response.headers_mut());
+                            Ok(response)
+                        }
+                        Err(status) => Ok(failure_response(status)),
+                    }
+                }))
+            }
+        }
     }
-}
-
-fn json<B: From<&'static str>>(status: u16, body: &'static str) -> Response<B> {
-    let mut res = Response::new(B::from(body));
-    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
 }
 
 /// The 401 response with a JSON body, for handlers that require a live
 /// session (the same answer the axum and actix guards give).
 pub fn no_live_session<B: From<&'static str>>() -> Response<B> {
-    let mut res = json(401, NO_SESSION_BODY);
-    res.headers_mut().remove(CACHE_CONTROL);
+    let mut res = Response::new(B::from(NO_SESSION_BODY));
+    *res.status_mut() = StatusCode::UNAUTHORIZED;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 
