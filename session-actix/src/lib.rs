@@ -4,7 +4,7 @@ mod extract;
 mod middleware;
 
 pub use extract::{LiveSession, Session};
-pub use middleware::{SessionMiddleware, SessionMiddlewareService};
+pub use middleware::{ResponseFuture, SessionMiddleware, SessionMiddlewareService};
 
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;
