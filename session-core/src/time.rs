@@ -44,7 +44,9 @@ impl Timestamp {
 
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn duration_millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()))
 }
 
 impl From<SystemTime> for Timestamp {
