@@ -5,10 +5,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use session_actix::{LiveSession, Session, SessionManager, SessionMiddleware};
 use session_core::DynStore;
 
-use crate::app::{self, Reply};
-
-/// The largest request body accepted.
-pub const BODY_LIMIT: usize = 64 * 1024;
+use crate::app::{self, BODY_LIMIT, Reply};
 
 type Manager = SessionManager<DynStore>;
 
@@ -23,16 +20,22 @@ async fn healthz() -> HttpResponse {
     respond(app::healthz())
 }
 
-async fn login(session: Session, body: web::Bytes) -> HttpResponse {
-    respond(app::login(&session, &body))
+async fn login(session: Session, body: Result<web::Bytes, actix_web::Error>) -> HttpResponse {
+    match body {
+        Ok(body) => respond(app::login(&session, &body)),
+        Err(_) => respond(Reply::too_large()),
+    }
 }
 
 async fn profile(session: LiveSession) -> HttpResponse {
     respond(app::profile(&session))
 }
 
-async fn update(session: LiveSession, body: web::Bytes) -> HttpResponse {
-    respond(app::update(&session, &body))
+async fn update(session: LiveSession, body: Result<web::Bytes, actix_web::Error>) -> HttpResponse {
+    match body {
+        Ok(body) => respond(app::update(&session, &body)),
+        Err(_) => respond(Reply::too_large()),
+    }
 }
 
 async fn logout(session: LiveSession) -> HttpResponse {

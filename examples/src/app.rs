@@ -32,7 +32,15 @@ impl Reply {
     pub fn not_found() -> Self {
         Self::error(404, "not found")
     }
+
+    /// 413 for a body over [`BODY_LIMIT`]; the session is left as it was.
+    pub fn too_large() -> Self {
+        Self::error(413, "body too large")
+    }
 }
+
+/// The largest request body accepted, on every framework.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// The longest username accepted.
 const MAX_USERNAME: usize = 256;

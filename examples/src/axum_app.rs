@@ -2,6 +2,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,10 +11,7 @@ use session_axum::{LiveSession, Session, SessionLayer, SessionManager};
 use session_core::DynStore;
 use tokio::net::TcpListener;
 
-use crate::app::{self, Reply};
-
-/// The largest request body accepted.
-pub const BODY_LIMIT: usize = 64 * 1024;
+use crate::app::{self, BODY_LIMIT, Reply};
 
 type Manager = SessionManager<DynStore>;
 
@@ -31,16 +29,22 @@ async fn healthz() -> Response {
     respond(app::healthz())
 }
 
-async fn login(session: Session, body: Bytes) -> Response {
-    respond(app::login(&session, &body))
+async fn login(session: Session, body: Result<Bytes, BytesRejection>) -> Response {
+    match body {
+        Ok(body) => respond(app::login(&session, &body)),
+        Err(_) => respond(Reply::too_large()),
+    }
 }
 
 async fn profile(session: LiveSession) -> Response {
     respond(app::profile(&session))
 }
 
-async fn update(session: LiveSession, body: Bytes) -> Response {
-    respond(app::update(&session, &body))
+async fn update(session: LiveSession, body: Result<Bytes, BytesRejection>) -> Response {
+    match body {
+        Ok(body) => respond(app::update(&session, &body)),
+        Err(_) => respond(Reply::too_large()),
+    }
 }
 
 async fn logout(session: LiveSession) -> Response {

@@ -13,10 +13,7 @@ use session_core::DynStore;
 use session_hyper::{RequestSessionExt, SessionManager, SessionService};
 use tokio::net::TcpListener;
 
-use crate::app::{self, Reply};
-
-/// The largest request body accepted.
-pub const BODY_LIMIT: usize = 64 * 1024;
+use crate::app::{self, BODY_LIMIT, Reply};
 
 type Manager = SessionManager<DynStore>;
 type Body = Full<Bytes>;

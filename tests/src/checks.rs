@@ -521,3 +521,22 @@ pub async fn a_corrupt_record_is_no_session(target: Target) {
     victim.login("ada", json!({})).await;
     assert_eq!(victim.get("/session/profile").await.status, 200);
 }
+
+/// A body over the limit is 413 with a JSON error on every framework, and
+/// the session is left as it was.
+pub async fn an_oversized_body_is_413_json(target: Target) {
+    let server = TestServer::start(target).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({ "a": 1 })).await;
+    let huge = format!("{{\"big\": \"{}\"}}", "x".repeat(100 * 1024));
+    for path in ["/session/update", "/session/login"] {
+        let res = browser.post(path, &huge).await;
+        assert_eq!(res.status, 413, "{path}");
+        assert_eq!(res.json(), json!({ "error": "body too large" }), "{path}");
+        assert_eq!(res.set_cookie(), None, "{path}");
+    }
+    assert_eq!(
+        browser.get("/session/profile").await.json()["data"],
+        json!({ "a": 1 })
+    );
+}

@@ -40,6 +40,7 @@ macro_rules! conformance_suite {
                 concurrent_writes_of_different_keys_are_all_kept,
                 unknown_routes_are_404_json,
                 a_slow_write_during_logout_does_not_resurrect,
+                an_oversized_body_is_413_json,
             );
         }
     };
