@@ -15,7 +15,7 @@ use crate::cookie_policy::{CookiePolicy, Presented, RejectReason};
 use crate::error::Error;
 use crate::events::{EventHook, SessionEvent};
 use crate::id::SessionId;
-use crate::session::{Defaults, Session, Write};
+use crate::session::{Defaults, Plan, Session, Write};
 use crate::store::{BoxFuture, SessionStore, WriteOutcome};
 use crate::time::{Clock, SystemClock, Timestamp};
 
@@ -316,23 +316,31 @@ impl<S: SessionStore> SessionManager<S> {
     /// the headers for the response. Call it once, after the handler.
     pub async fn commit(&self, session: &Session) -> Result<ResponseHeaders, Error> {
         let now = self.now();
-        let plan = session.plan(now);
+        let Plan {
+            delete,
+            write,
+            remove_cookie,
+            vary,
+            persistent,
+        } = session.plan(now);
         let store = &self.inner.store;
-        if let Some(old) = plan.delete {
+        if let Some(old) = delete {
             store.delete(&self.store_key(&old)).await?;
             self.emit(SessionEvent::Destroyed { id: old.log_hash() });
         }
         let mut headers = ResponseHeaders {
             set_cookie: None,
-            vary_cookie: plan.vary,
+            vary_cookie: vary,
         };
         let cookie_for = |id: &SessionId, expires_at: Timestamp| {
-            let max_age = plan.persistent.then(|| expires_at.since(now));
+            let max_age = persistent.then(|| expires_at.since(now));
             self.inner.policy.set_cookie(id, max_age.map(whole_seconds))
         };
-        let written = match &plan.write {
+        let wanted_write = !matches!(write, Write::Nothing);
+        let written = match write {
             Write::Nothing => false,
             Write::Create(record) => {
+                let record = &record;
                 let id = self
                     .with_fresh_id(
                         |id| async move { store.create(&self.store_key(&id), record).await },
@@ -344,18 +352,20 @@ impl<S: SessionStore> SessionManager<S> {
                 true
             }
             Write::Update { id, update, cookie } => {
-                match store.update(&self.store_key(id), update).await? {
+                let expires_at = update.expires_at;
+                match store.update(&self.store_key(&id), update).await? {
                     WriteOutcome::Written => {
-                        if *cookie {
-                            headers.set_cookie = Some(cookie_for(id, update.expires_at));
+                        if cookie {
+                            headers.set_cookie = Some(cookie_for(&id, expires_at));
                         }
                         true
                     }
-                    _ => self.ended_meanwhile(id),
+                    _ => self.ended_meanwhile(&id),
                 }
             }
             Write::Renew { old, update } => {
-                let old_key = self.store_key(old);
+                let old_key = self.store_key(&old);
+                let update = &update;
                 let renewed = self
                     .with_fresh_id(|new| {
                         let old_key = &old_key;
@@ -371,11 +381,11 @@ impl<S: SessionStore> SessionManager<S> {
                         headers.set_cookie = Some(cookie_for(&new, update.expires_at));
                         true
                     }
-                    None => self.ended_meanwhile(old),
+                    None => self.ended_meanwhile(&old),
                 }
             }
         };
-        if !written && (plan.remove_cookie || !matches!(plan.write, Write::Nothing)) {
+        if !written && (remove_cookie || wanted_write) {
             headers.set_cookie = Some(self.inner.policy.removal());
         }
         Ok(headers)

@@ -430,7 +430,7 @@ impl SessionStore for BrokenStore {
     fn update(
         &self,
         _: &SessionId,
-        _: &Update,
+        _: Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
         self.fail()
     }
@@ -752,7 +752,7 @@ impl SessionStore for StallingStore {
     fn update(
         &self,
         _: &SessionId,
-        _: &Update,
+        _: Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
         std::future::pending()
     }

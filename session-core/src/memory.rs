@@ -218,7 +218,7 @@ impl MemoryStore {
         Ok(WriteOutcome::Written)
     }
 
-    fn update_now(&self, id: &SessionId, update: &Update) -> WriteOutcome {
+    fn update_now(&self, id: &SessionId, update: Update) -> WriteOutcome {
         let mut shard = self.shard(id).write();
         let Some(record) = shard.get_mut(id) else {
             return WriteOutcome::Missing;
@@ -230,9 +230,10 @@ impl MemoryStore {
             return WriteOutcome::Missing;
         }
         let old_user = update.user.as_ref().and(record.meta.user.clone());
-        update.apply_to(record);
+        let new_user = update.user.clone();
+        update.apply(record);
         drop(shard);
-        if let Some(new_user) = &update.user {
+        if let Some(new_user) = &new_user {
             let mut users = self.inner.users.lock();
             if let Some(old) = &old_user {
                 unindex(&mut users, old, id);
@@ -326,7 +327,7 @@ impl SessionStore for MemoryStore {
     fn update(
         &self,
         id: &SessionId,
-        update: &Update,
+        update: Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
         ready(Ok(self.update_now(id, update)))
     }

@@ -86,12 +86,11 @@ impl Update {
             && self.expiry.is_none()
     }
 
-    /// Applies the update to a stored record, in place. Stores that keep
-    /// [`Record`]s in memory use this; others apply the same rules natively.
-    pub fn apply_to(&self, record: &mut Record) {
-        if !self.cleared && self.set.is_empty() && self.removed.is_empty() {
-            // Leave the shared values alone.
-        } else {
+    /// Applies the update to a stored record, in place, moving its keys
+    /// and values in. Stores that keep [`Record`]s in memory use this (or
+    /// [`apply_to`](Self::apply_to)); others apply the same rules natively.
+    pub fn apply(self, record: &mut Record) {
+        if self.cleared || !self.set.is_empty() || !self.removed.is_empty() {
             let data = Arc::make_mut(&mut record.data);
             if self.cleared {
                 data.clear();
@@ -99,17 +98,20 @@ impl Update {
             for key in &self.removed {
                 data.remove(key);
             }
-            for (key, value) in &self.set {
-                data.insert(key.clone(), value.clone());
-            }
+            data.extend(self.set);
         }
         record.meta.last_activity = record.meta.last_activity.max(self.last_activity);
         record.expires_at = self.expires_at;
-        if let Some(user) = &self.user {
-            record.meta.user.clone_from(user);
+        if let Some(user) = self.user {
+            record.meta.user = user;
         }
         if let Some(expiry) = self.expiry {
             record.meta.expiry = expiry;
         }
+    }
+
+    /// As [`apply`](Self::apply), copying the keys and values.
+    pub fn apply_to(&self, record: &mut Record) {
+        self.clone().apply(record);
     }
 }

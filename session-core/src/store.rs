@@ -35,7 +35,8 @@ pub enum WriteOutcome {
 ///    deleted, or whose `expires_at` is at or before `now`.
 /// 2. [`create`](Self::create) stores a new session only if its id is
 ///    unused: it never overwrites ([`WriteOutcome::IdTaken`] otherwise).
-/// 3. [`update`](Self::update) applies what changed (keys set, keys removed,
+/// 3. [`update`](Self::update) (given the changes by value, so a store may
+///    move them in) applies what changed (keys set, keys removed,
 ///    cleared, times, user, expiry settings) to the record as the store holds
 ///    it *now*, atomically. Two requests that change different keys both keep
 ///    their change.
@@ -70,7 +71,7 @@ pub trait SessionStore: Send + Sync + 'static {
     fn update(
         &self,
         id: &SessionId,
-        update: &Update,
+        update: Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send;
 
     /// Moves a live session to `new_id` with the changes applied; `old_id`
@@ -125,7 +126,7 @@ pub trait DynSessionStore: Send + Sync + 'static {
     fn update_dyn<'a>(
         &'a self,
         id: &'a SessionId,
-        update: &'a Update,
+        update: Update,
     ) -> BoxFuture<'a, Result<WriteOutcome, Error>>;
     fn renew_dyn<'a>(
         &'a self,
@@ -161,7 +162,7 @@ impl<S: SessionStore> DynSessionStore for S {
     fn update_dyn<'a>(
         &'a self,
         id: &'a SessionId,
-        update: &'a Update,
+        update: Update,
     ) -> BoxFuture<'a, Result<WriteOutcome, Error>> {
         Box::pin(self.update(id, update))
     }
@@ -216,7 +217,7 @@ impl SessionStore for DynStore {
     async fn create(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
         self.0.create_dyn(id, record).await
     }
-    async fn update(&self, id: &SessionId, update: &Update) -> Result<WriteOutcome, Error> {
+    async fn update(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
         self.0.update_dyn(id, update).await
     }
     async fn renew(
@@ -259,7 +260,7 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     fn update(
         &self,
         id: &SessionId,
-        update: &Update,
+        update: Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
         (**self).update(id, update)
     }

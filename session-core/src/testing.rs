@@ -166,8 +166,8 @@ async fn concurrent_updates_keep_disjoint_keys<S: SessionStore>(store: &S, now: 
     let a = update_at(t, &[("a", "1")], &["gone"]);
     let b = update_at(t, &[("b", "2")], &[]);
     let (ra, rb) = (
-        store.update(&id, &a).await.unwrap(),
-        store.update(&id, &b).await.unwrap(),
+        store.update(&id, a.clone()).await.unwrap(),
+        store.update(&id, b.clone()).await.unwrap(),
     );
     assert_eq!((ra, rb), (WriteOutcome::Written, WriteOutcome::Written));
     let record = must_load(store, &id, t).await;
@@ -180,7 +180,7 @@ async fn clear_then_set<S: SessionStore>(store: &S, now: Timestamp) {
     let mut update = update_at(now, &[("c", "3")], &[]);
     update.cleared = true;
     assert_eq!(
-        store.update(&id, &update).await.unwrap(),
+        store.update(&id, update.clone()).await.unwrap(),
         WriteOutcome::Written
     );
     let expected: HashMap<&str, &str> = [("c", "3")].into();
@@ -215,7 +215,7 @@ async fn touch_extends_expiry<S: SessionStore>(store: &S, now: Timestamp) {
     };
     assert!(touch.is_touch_only());
     assert_eq!(
-        store.update(&id, &touch).await.unwrap(),
+        store.update(&id, touch.clone()).await.unwrap(),
         WriteOutcome::Written
     );
     let record = must_load(store, &id, now.saturating_add(HOUR)).await;
@@ -238,7 +238,7 @@ async fn no_resurrection_after_delete<S: SessionStore>(store: &S, now: Timestamp
     // A request that loaded the session before logout now commits.
     let late = update_at(now, &[("b", "2")], &[]);
     assert_eq!(
-        store.update(&id, &late).await.unwrap(),
+        store.update(&id, late.clone()).await.unwrap(),
         WriteOutcome::Missing
     );
     let renew_to = SessionId::generate();
@@ -262,7 +262,7 @@ async fn no_resurrection_after_expiry<S: SessionStore>(store: &S, now: Timestamp
     let after = record.expires_at.saturating_add(Duration::from_secs(1));
     let late = update_at(after, &[("b", "2")], &[]);
     assert_eq!(
-        store.update(&id, &late).await.unwrap(),
+        store.update(&id, late.clone()).await.unwrap(),
         WriteOutcome::Missing
     );
     assert!(
@@ -361,7 +361,7 @@ async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timestamp)
     let mut update = update_at(now, &[], &[]);
     update.user = Some(Some(Arc::from(after.as_str())));
     assert_eq!(
-        store.update(&id, &update).await.unwrap(),
+        store.update(&id, update.clone()).await.unwrap(),
         WriteOutcome::Written
     );
     assert!(
@@ -371,7 +371,7 @@ async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timestamp)
     assert_eq!(store.user_sessions(&after, now).await.unwrap(), [id]);
     update.user = Some(None);
     assert_eq!(
-        store.update(&id, &update).await.unwrap(),
+        store.update(&id, update.clone()).await.unwrap(),
         WriteOutcome::Written
     );
     assert!(

@@ -305,12 +305,12 @@ impl SessionStore for RedisStore {
         outcome(int(&reply)?)
     }
 
-    async fn update(&self, id: &SessionId, update: &Update) -> Result<WriteOutcome, Error> {
+    async fn update(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
         if self.is_cluster() {
-            return self.cluster_update(id, update).await;
+            return self.cluster_update(id, &update).await;
         }
         let key = self.session_key(id);
-        let call = self.update_call(&scripts::UPDATE, &[&key], update, true, (id, None));
+        let call = self.update_call(&scripts::UPDATE, &[&key], &update, true, (id, None));
         outcome(status(self.conn.invoke(&call).await?)?.0)
     }
 

@@ -25,7 +25,7 @@ async fn sixteen_writers_keep_sixteen_keys(store: RedisStore) {
                 let key = format!("k{i}");
                 let value = i.to_string();
                 let update = update_at(now, &[(key.as_str(), value.as_str())], &[]);
-                store.update(&id, &update).await
+                store.update(&id, update.clone()).await
             })
         })
         .collect();

@@ -75,7 +75,7 @@ async fn corrupt_records_are_errors_not_panics() {
     // Writes refuse records whose type or times are broken...
     let update = update_at(now, &[("b", "2")], &[]);
     for id in [&string, &list, &garbage_exp, &no_exp] {
-        assert!(is_corrupt(store.update(id, &update).await), "update");
+        assert!(is_corrupt(store.update(id, update.clone()).await), "update");
         assert!(
             is_corrupt(store.renew(id, &SessionId::generate(), &update).await),
             "renew"

@@ -29,7 +29,7 @@ async fn every_operation_fails_in_time(store: &RedisStore, live: &SessionId, pha
         }};
     }
     time!("load", store.load(live, now));
-    time!("update", store.update(live, &update));
+    time!("update", store.update(live, update.clone()));
     time!("create", store.create(&fresh, &record));
     time!("renew", store.renew(&fresh, &other, &update));
     time!("delete", store.delete(&other));

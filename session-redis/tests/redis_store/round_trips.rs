@@ -119,7 +119,7 @@ async fn warm_up(store: &RedisStore, now: Timestamp) {
             .unwrap();
         store.load(&a, now).await.unwrap();
         store
-            .update(&a, &update_at(now, &[("k", "1")], &[]))
+            .update(&a, update_at(now, &[("k", "1")], &[]))
             .await
             .unwrap();
         store
@@ -164,12 +164,12 @@ async fn measure(store: &RedisStore, urls: Vec<String>) -> Vec<(&'static str, us
     count!("load", store.load(&id, now), |r: Option<_>| r.is_some());
     count!(
         "update",
-        store.update(&id, &update_at(now, &[("step", "2")], &["cart"])),
+        store.update(&id, update_at(now, &[("step", "2")], &["cart"])),
         |o| o == WriteOutcome::Written
     );
     count!(
         "update (user change)",
-        store.update(&id, &user_change),
+        store.update(&id, user_change.clone()),
         |o| { o == WriteOutcome::Written }
     );
     count!(
@@ -190,7 +190,7 @@ async fn measure(store: &RedisStore, urls: Vec<String>) -> Vec<(&'static str, us
     );
     count!(
         "update, no user",
-        store.update(&anonymous, &update_at(now, &[("a", "1")], &[])),
+        store.update(&anonymous, update_at(now, &[("a", "1")], &[])),
         |o| o == WriteOutcome::Written
     );
     count!("delete, no user", store.delete(&anonymous), |existed| {
