@@ -308,6 +308,40 @@ mod tests {
     }
 
     #[test]
+    fn loads_from_serde_with_defaults_for_what_is_missing() {
+        let config: SessionConfig = serde_json::from_str(
+            r#"{
+                "idle_timeout": 1800,
+                "touch_interval": 0,
+                "cookie": {
+                    "name": "sid",
+                    "prefix": "secure",
+                    "path": "/app",
+                    "same_site": "strict",
+                    "persistent": true,
+                    "signing_keys": ["newest secret of at least thirty-two bytes", "an older secret, also thirty-two bytes or more"]
+                }
+            }"#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.idle_timeout, Duration::from_secs(1800));
+        assert_eq!(
+            config.lifetime,
+            Duration::from_secs(604_800),
+            "missing fields keep their default"
+        );
+        assert_eq!(config.touch_interval, Duration::ZERO);
+        assert_eq!(config.cookie_name(), "__Secure-sid");
+        assert_eq!(config.cookie.same_site, SameSite::Strict);
+        assert!(config.cookie.secure && config.cookie.http_only && config.cookie.persistent);
+        assert_eq!(config.cookie.signing_keys.secrets().len(), 2);
+        // A misspelt setting is an error, not a silently ignored default.
+        assert!(serde_json::from_str::<SessionConfig>(r#"{"idle_timout": 10}"#).is_err());
+        assert!(serde_json::from_str::<SessionConfig>(r#"{"cookie": {"secure": "no"}}"#).is_err());
+    }
+
+    #[test]
     fn debug_hides_secrets() {
         let keys = SigningKeys::new(["x".repeat(40)]);
         assert!(!format!("{keys:?}").contains("xxxx"));

@@ -167,6 +167,35 @@ fn persistent_max_age_is_the_exact_time_left() {
 }
 
 #[test]
+fn remember_me_is_a_per_session_persistent_cookie_with_its_own_idle_timeout() {
+    // Browser-session cookies by default; one visitor asks to be remembered.
+    let h = Harness::default();
+    let forgetful = h.request(None, |s| s.set_user("bob"));
+    assert_eq!(forgetful.max_age(), None);
+    let reply = h.request(None, |s| {
+        s.set_user("ada");
+        s.set_persistent(Some(true));
+        s.set_idle_timeout(Some(Duration::from_secs(30 * 86_400)));
+    });
+    // Thirty idle days, capped by the seven-day absolute lifetime.
+    assert_eq!(reply.max_age(), Some(604_800));
+    let cookie = reply.cookie().unwrap();
+    h.advance(2 * 86_400);
+    // Two days later, past the default one-hour idle timeout: still alive,
+    // and the persistent cookie is refreshed with the time left.
+    let later = h.request(Some(&cookie), |s| {
+        assert_eq!(s.user().as_deref(), Some("ada"))
+    });
+    assert_eq!(later.max_age(), Some(5 * 86_400));
+    let session = h.open(Some(&cookie));
+    assert_eq!(session.expiry().persistent, Some(true));
+    assert_eq!(
+        session.expires_at(),
+        T0.saturating_add(Duration::from_secs(604_800))
+    );
+}
+
+#[test]
 fn idle_timeout_ends_the_session_at_the_exact_instant() {
     let h = Harness::default();
     let id = h.request(None, write("k")).cookie().unwrap();
