@@ -49,8 +49,10 @@ type Shard = RwLock<HashMap<SessionId, Record, BuildHasherDefault<IdHasher>>>;
 ///   [`sweep`](Self::sweep) drops all of them, for callers to schedule (say,
 ///   once a minute).
 /// - **Bound**: at most [`max_sessions`](Self::with_max_sessions) sessions
-///   (default 1,000,000). When full, expired sessions are swept first; if it
-///   is still full, a new session is refused with [`Error::StoreFull`]
+///   (default 1,000,000). When full, the expired sessions of the shard the
+///   new one falls in (a sixteenth of the store) are swept first, at most
+///   once a second per shard; if it is still full, a new session is refused
+///   with [`Error::StoreFull`]
 ///   (adapters answer 503), and existing sessions are never evicted, so a
 ///   flood of new visitors cannot log out the users already signed in.
 ///   Visitors whose sessions hold nothing never take a place.
@@ -66,7 +68,8 @@ struct Inner {
     users: Mutex<HashMap<Arc<str>, HashSet<SessionId>>>,
     len: AtomicUsize,
     max_sessions: usize,
-    last_full_sweep: AtomicU64,
+    /// When each shard was last swept because the store was full.
+    last_full_sweep: Box<[AtomicU64]>,
 }
 
 impl Default for MemoryStore {
@@ -98,7 +101,7 @@ impl MemoryStore {
                 users: Mutex::default(),
                 len: AtomicUsize::new(0),
                 max_sessions: max,
-                last_full_sweep: AtomicU64::new(0),
+                last_full_sweep: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             }),
         }
     }
@@ -113,17 +116,24 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    /// Drops every session expired at `now`; returns how many.
+    /// Drops every session expired at `now`; returns how many. Schedule it
+    /// (say, once a minute): it visits every shard, one at a time.
     pub fn sweep(&self, now: Timestamp) -> usize {
+        (0..SHARDS).map(|shard| self.sweep_shard(shard, now)).sum()
+    }
+
+    /// Drops the expired sessions of one shard.
+    fn sweep_shard(&self, shard: usize, now: Timestamp) -> usize {
         let mut dropped = Vec::new();
-        for shard in self.inner.shards.iter() {
-            shard.write().retain(|id, r| {
-                let live = r.expires_at > now;
-                if !live {
-                    dropped.push((*id, r.meta.user.clone()));
-                }
-                live
-            });
+        self.inner.shards[shard].write().retain(|id, r| {
+            let live = r.expires_at > now;
+            if !live {
+                dropped.push((*id, r.meta.user.clone()));
+            }
+            live
+        });
+        if dropped.is_empty() {
+            return 0;
         }
         self.inner.len.fetch_sub(dropped.len(), Ordering::Relaxed);
         let mut users = self.inner.users.lock();
@@ -135,8 +145,12 @@ impl MemoryStore {
         dropped.len()
     }
 
+    fn shard_index(id: &SessionId) -> usize {
+        usize::from(id.as_bytes()[15]) % SHARDS
+    }
+
     fn shard(&self, id: &SessionId) -> &Shard {
-        &self.inner.shards[usize::from(id.as_bytes()[15]) % SHARDS]
+        &self.inner.shards[Self::shard_index(id)]
     }
 
     fn load_now(&self, id: &SessionId, now: Timestamp) -> Option<Record> {
@@ -176,15 +190,19 @@ impl MemoryStore {
             .insert(id);
     }
 
-    fn make_room(&self, now: Timestamp) -> Result<(), Error> {
+    /// When the store is full, sweeps the shard `id` falls in (at most once
+    /// a second per shard, so a flood cannot make every request sweep), and
+    /// refuses if that made no room. The pause stays bounded: one shard is a
+    /// sixteenth of the store.
+    fn make_room(&self, id: &SessionId, now: Timestamp) -> Result<(), Error> {
         if self.len() < self.inner.max_sessions {
             return Ok(());
         }
-        let last = self.inner.last_full_sweep.load(Ordering::Relaxed);
+        let shard = Self::shard_index(id);
+        let last_sweep = &self.inner.last_full_sweep[shard];
+        let last = last_sweep.load(Ordering::Relaxed);
         if now.unix_millis() >= last.saturating_add(FULL_SWEEP_EVERY_MS)
-            && self
-                .inner
-                .last_full_sweep
+            && last_sweep
                 .compare_exchange(
                     last,
                     now.unix_millis(),
@@ -193,7 +211,7 @@ impl MemoryStore {
                 )
                 .is_ok()
         {
-            self.sweep(now);
+            self.sweep_shard(shard, now);
         }
         if self.len() < self.inner.max_sessions {
             Ok(())
@@ -203,7 +221,7 @@ impl MemoryStore {
     }
 
     fn create_now(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
-        self.make_room(record.meta.last_activity)?;
+        self.make_room(id, record.meta.last_activity)?;
         {
             let mut shard = self.shard(id).write();
             if shard.contains_key(id) {
@@ -420,18 +438,21 @@ mod tests {
     fn a_full_store_refuses_new_sessions_and_keeps_the_old_ones() {
         let store = MemoryStore::with_max_sessions(2);
         let now = Timestamp::from_unix_secs(1_000);
-        let ids: Vec<_> = (0..2).map(|_| SessionId::generate()).collect();
+        // Ids that fall in one shard, so the full store's sweep finds them.
+        let in_shard =
+            |n: u8| SessionId::from_bytes([n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+        let ids: Vec<_> = (1..3).map(in_shard).collect();
         for id in &ids {
             block_on(store.create(id, &record_at(now, None, &[]))).unwrap();
         }
-        let err = block_on(store.create(&SessionId::generate(), &record_at(now, None, &[])));
+        let err = block_on(store.create(&in_shard(3), &record_at(now, None, &[])));
         assert!(matches!(err, Err(Error::StoreFull)));
         for id in &ids {
             assert!(block_on(store.load(id, now)).unwrap().is_some());
         }
         // Once the old sessions have expired, a full store sweeps and makes room.
         let later = now.saturating_add(Duration::from_secs(3600));
-        let fresh = SessionId::generate();
+        let fresh = in_shard(4);
         assert_eq!(
             block_on(store.create(&fresh, &record_at(later, None, &[]))).unwrap(),
             WriteOutcome::Written
