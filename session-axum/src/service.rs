@@ -4,7 +4,7 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use session_core::http::{ResponseFuture, failure_response};
+use session_core::http::{ResponseFuture, Route, route};
 use session_core::{SessionManager, SessionStore};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -106,38 +106,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let presented = self.manager.read_request_cookies(req.headers());
-        match self.manager.begin_now(presented) {
-            // An immediate store: the session is loaded already, so the inner
-            // service is called now and no future of ours is boxed.
-            Some(Ok(session)) => {
-                req.extensions_mut().insert(session.clone());
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match route(&self.manager, req) {
+            Route::Now(req, session) => {
                 ResponseFuture::direct(self.inner.call(req), session, self.manager.clone())
             }
-            Some(Err(status)) => ResponseFuture::failed(status),
-            None => {
+            Route::Later(req, presented) => {
                 // The clone is the one that was not polled ready; keep the
-                // ready one.
+                // ready one for the request.
                 let ready = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, ready);
-                let manager = self.manager.clone();
-                ResponseFuture::boxed(Box::pin(async move {
-                    let session = match manager.begin(presented).await {
-                        Ok(session) => session,
-                        Err(status) => return Ok(failure_response(status)),
-                    };
-                    req.extensions_mut().insert(session.clone());
-                    let mut response = inner.call(req).await?;
-                    match manager.finish(&session).await {
-                        Ok(headers) => {
-                            headers.apply(response.headers_mut());
-                            Ok(response)
-                        }
-                        Err(status) => Ok(failure_response(status)),
-                    }
-                }))
+                ResponseFuture::later(self.manager.clone(), presented, req, move |req| {
+                    inner.call(req)
+                })
             }
+            Route::Failed(status) => ResponseFuture::failed(status),
         }
     }
 }

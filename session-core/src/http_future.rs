@@ -8,17 +8,18 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 
+use crate::cookie_policy::Presented;
 use crate::engine::{STORE_ERROR_BODY, SessionManager};
 use crate::session::Session;
 use crate::store::{BoxFuture, SessionStore};
 
 pin_project! {
     /// The response future of an `http` 1.x session service (see
-    /// `session-axum` and `session-hyper`). Build it with
-    /// [`direct`](Self::direct), [`boxed`](Self::boxed) or
+    /// `session-axum` and `session-hyper`), built for a [`Route`] with
+    /// [`direct`](Self::direct), [`later`](Self::later) or
     /// [`failed`](Self::failed).
     pub struct ResponseFuture<F, S, B, E> {
         #[pin]
@@ -48,9 +49,9 @@ pin_project! {
 }
 
 impl<F, S, B, E> ResponseFuture<F, S, B, E> {
-    /// For an immediate store, after [`SessionManager::begin_now`]: `inner`
-    /// is the inner service's future for a request that carries `session`;
-    /// the session is committed in place when it completes.
+    /// For an immediate store ([`Route::Now`]): `inner` is the inner
+    /// service's future for the request that carries `session`; the session
+    /// is committed in place when it completes.
     pub fn direct(inner: F, session: Session, manager: SessionManager<S>) -> Self {
         Self {
             state: State::Direct {
@@ -61,15 +62,45 @@ impl<F, S, B, E> ResponseFuture<F, S, B, E> {
         }
     }
 
-    /// For any other store: the whole request as one boxed future.
-    pub fn boxed(future: BoxFuture<'static, Result<Response<B>, E>>) -> Self {
+    /// For any other store ([`Route::Later`]): the whole request as one
+    /// boxed future that loads the session, calls `call` with the request,
+    /// and commits.
+    pub fn later<R, C, CF>(
+        manager: SessionManager<S>,
+        presented: Presented,
+        mut req: Request<R>,
+        call: C,
+    ) -> Self
+    where
+        S: SessionStore,
+        R: Send + 'static,
+        B: From<&'static str> + Send + 'static,
+        E: 'static,
+        C: FnOnce(Request<R>) -> CF + Send + 'static,
+        CF: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    {
+        let future: BoxFuture<'static, Result<Response<B>, E>> = Box::pin(async move {
+            let session = match manager.begin(presented).await {
+                Ok(session) => session,
+                Err(status) => return Ok(failure_response(status)),
+            };
+            req.extensions_mut().insert(session.clone());
+            let mut response = call(req).await?;
+            match manager.finish(&session).await {
+                Ok(headers) => {
+                    headers.apply(response.headers_mut());
+                    Ok(response)
+                }
+                Err(status) => Ok(failure_response(status)),
+            }
+        });
         Self {
             state: State::Boxed { future },
         }
     }
 
-    /// The session could not be loaded: answer `status` (see
-    /// [`failure_response`]).
+    /// The session could not be loaded ([`Route::Failed`]): answer `status`
+    /// (see [`failure_response`]).
     pub fn failed(status: u16) -> Self {
         Self {
             state: State::Failed { status },
@@ -117,6 +148,32 @@ impl<F, S, B, E> fmt::Debug for ResponseFuture<F, S, B, E> {
             State::Boxed { .. } => "ResponseFuture(boxed)",
             State::Failed { .. } => "ResponseFuture(failed)",
         })
+    }
+}
+
+/// Which way a request goes through the session engine (see [`route`]).
+#[derive(Debug)]
+pub enum Route<B> {
+    /// An immediate store loaded the session in place and put it in the
+    /// request's extensions: call the inner service now and wrap its future
+    /// with [`ResponseFuture::direct`].
+    Now(Request<B>, Session),
+    /// Any other store: build the response with [`ResponseFuture::later`].
+    Later(Request<B>, Presented),
+    /// The session could not be loaded: [`ResponseFuture::failed`].
+    Failed(u16),
+}
+
+/// Reads the request's cookies and decides its [`Route`].
+pub fn route<S: SessionStore, B>(manager: &SessionManager<S>, mut req: Request<B>) -> Route<B> {
+    let presented = manager.read_request_cookies(req.headers());
+    match manager.begin_now(presented) {
+        Some(Ok(session)) => {
+            req.extensions_mut().insert(session.clone());
+            Route::Now(req, session)
+        }
+        Some(Err(status)) => Route::Failed(status),
+        None => Route::Later(req, presented),
     }
 }
 

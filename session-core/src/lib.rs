@@ -30,7 +30,7 @@ pub use events::SessionEvent;
 /// Glue for adapters on the `http` 1.x types (feature `http`).
 #[cfg(feature = "http")]
 pub mod http {
-    pub use crate::http_future::{ResponseFuture, failure_response};
+    pub use crate::http_future::{ResponseFuture, Route, failure_response, route};
 }
 pub use id::{EncodedId, LogHash, SessionId};
 pub use memory::MemoryStore;

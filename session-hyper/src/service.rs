@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
-use session_core::http::{ResponseFuture, failure_response};
+use session_core::http::{ResponseFuture, Route, route};
 use session_core::{NO_SESSION_BODY, Session, SessionManager, SessionStore};
 
 /// Wraps a hyper service: loads the session before it runs (the handler
@@ -79,35 +79,18 @@ where
     type Error = I::Error;
     type Future = ResponseFuture<I::Future, S, ResBody, I::Error>;
 
-    fn call(&self, mut req: Request<ReqBody>) -> Self::Future {
-        let presented = self.manager.read_request_cookies(req.headers());
-        match self.manager.begin_now(presented) {
-            // An immediate store: the session is loaded already, so the inner
-            // service is called now and no future of ours is boxed.
-            Some(Ok(session)) => {
-                req.extensions_mut().insert(session.clone());
+    fn call(&self, req: Request<ReqBody>) -> Self::Future {
+        match route(&self.manager, req) {
+            Route::Now(req, session) => {
                 ResponseFuture::direct(self.inner.call(req), session, self.manager.clone())
             }
-            Some(Err(status)) => ResponseFuture::failed(status),
-            None => {
+            Route::Later(req, presented) => {
                 let inner = Arc::clone(&self.inner);
-                let manager = self.manager.clone();
-                ResponseFuture::boxed(Box::pin(async move {
-                    let session = match manager.begin(presented).await {
-                        Ok(session) => session,
-                        Err(status) => return Ok(failure_response(status)),
-                    };
-                    req.extensions_mut().insert(session.clone());
-                    let mut response = inner.call(req).await?;
-                    match manager.finish(&session).await {
-                        Ok(headers) => {
-                            headers.apply(response.headers_mut());
-                            Ok(response)
-                        }
-                        Err(status) => Ok(failure_response(status)),
-                    }
-                }))
+                ResponseFuture::later(self.manager.clone(), presented, req, move |req| {
+                    inner.call(req)
+                })
             }
+            Route::Failed(status) => ResponseFuture::failed(status),
         }
     }
 }
