@@ -68,6 +68,19 @@ local function index_add(index, member, score, only_raise)
   end
 end
 
+-- Keeps `member` in a user's index after a write that did not change the
+-- user: raises its score to the new expiry (never lowers it; a stale,
+-- higher score only keeps a hint a little longer) and keeps the index key
+-- alive as long as its latest entry. Cleaning out passed entries is left to
+-- the writes that add entries (index_add).
+local function index_touch(index, member, score)
+  redis.call('ZADD', index, 'GT', score, member)
+  local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  if top[2] then
+    redis.call('PEXPIREAT', index, top[2])
+  end
+end
+
 -- WRITTEN and the session's user if the session at `key` is live at `now`.
 local function check_live(key, now)
   local kind = redis.call('TYPE', key).ok
@@ -112,9 +125,10 @@ local function apply_update(key, last, old_user)
   hdel_range(key, ARGV, 16, 15 + removed)
   hset_range(key, ARGV, 16 + removed)
   if tonumber(ARGV[1]) > last then
-    redis.call('HSET', key, 'm:last', ARGV[1])
+    redis.call('HSET', key, 'm:exp', ARGV[2], 'm:last', ARGV[1])
+  else
+    redis.call('HSET', key, 'm:exp', ARGV[2])
   end
-  redis.call('HSET', key, 'm:exp', ARGV[2])
   local user = old_user
   if ARGV[5] == '1' then
     redis.call('HDEL', key, 'm:user')
@@ -170,7 +184,13 @@ if ARGV[11] ~= '1' then return {1, old_user, user} end
 if old_user and old_user ~= user then
   redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13])
 end
-if user then index_add(user_key(ARGV[12], user), ARGV[13], ARGV[3], false) end
+if user then
+  if user == old_user then
+    index_touch(user_key(ARGV[12], user), ARGV[13], ARGV[3])
+  else
+    index_add(user_key(ARGV[12], user), ARGV[13], ARGV[3], false)
+  end
+end
 return {1}
 "#,
         &[LIB, APPLY_UPDATE],
