@@ -35,6 +35,39 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// The environment variable that makes an absent test prerequisite (a
+/// program such as `redis-server` or `chromium`, or a database server) a
+/// failure instead of a skip. CI sets it to `1`.
+pub const STRICT_VAR: &str = "SESSION_TEST_STRICT";
+
+/// Whether the run is strict ([`STRICT_VAR`] is set to `1` or `true`).
+pub fn strict() -> bool {
+    std::env::var(STRICT_VAR).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Says that a test cannot run here because `what` is absent, and `why`.
+///
+/// In a strict run ([`strict`]) this panics, failing the test; otherwise it
+/// prints one line naming the test's thread (its name) and what was skipped,
+/// and returns so the caller can `return` from the test:
+///
+/// ```
+/// # fn redis_available() -> bool { true }
+/// if !redis_available() {
+///     return session_core::testing::skip("redis-server", "not on PATH; apt-get install redis-server");
+/// }
+/// ```
+pub fn skip(what: &str, why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_owned();
+    if strict() {
+        panic!("{test}: {what} is required ({STRICT_VAR}=1) but absent: {why}");
+    }
+    eprintln!("skipped {test}: needs {what}, absent: {why} (set {STRICT_VAR}=1 to fail instead)");
+}
+
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// A user name no other run of the suite uses.
