@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod csrf;
 mod extract;
 mod service;
 
+pub use csrf::{CsrfLayer, CsrfService, CsrfToken, DEFAULT_FORM_LIMIT, refusal};
 pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
 pub use service::{SessionLayer, SessionService};
 pub use session_core::http::ResponseFuture;
@@ -10,7 +12,7 @@ pub use session_core::http::ResponseFuture;
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;
 pub use session_core::{
-    Clock, CookieConfig, CookiePrefix, DynStore, Error, ExpiryOverrides, ManualClock, MemoryStore,
-    SameSite, SessionConfig, SessionId, SessionManager, SessionStore, SigningKeys, SystemClock,
-    Timestamp,
+    Clock, CookieConfig, CookiePrefix, CsrfPolicy, CsrfRejection, DynStore, Error, ExpiryOverrides,
+    ManualClock, MemoryStore, SameSite, SessionConfig, SessionId, SessionManager, SessionStore,
+    SigningKeys, SystemClock, Timestamp,
 };

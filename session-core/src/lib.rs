@@ -2,6 +2,7 @@
 
 mod config;
 mod cookie_policy;
+pub mod csrf;
 mod engine;
 mod error;
 mod events;
@@ -23,6 +24,7 @@ pub mod testing;
 
 pub use config::{CookieConfig, CookiePrefix, SameSite, SessionConfig, SigningKeys};
 pub use cookie_policy::{Presented, RejectReason};
+pub use csrf::{CsrfPolicy, CsrfRejection};
 pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;

@@ -275,6 +275,8 @@ impl Session {
         if s.id.is_some() {
             s.renew = true;
         }
+        drop(s);
+        crate::csrf::rotate(self); // CSRF: a new id, a new token.
     }
 
     /// Ends the session: it is deleted from the store and the browser gets a
@@ -319,6 +321,8 @@ impl Session {
             if s.id.is_some() {
                 s.renew = true;
             }
+            drop(s);
+            crate::csrf::rotate(self); // CSRF: a new user, a new token.
         }
     }
 

@@ -58,10 +58,7 @@ pub fn strict() -> bool {
 /// }
 /// ```
 pub fn skip(what: &str, why: &str) {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_owned();
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
     if strict() {
         panic!("{test}: {what} is required ({STRICT_VAR}=1) but absent: {why}");
     }

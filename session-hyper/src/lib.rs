@@ -1,14 +1,16 @@
 #![doc = include_str!("../README.md")]
 
+mod csrf;
 mod service;
 
+pub use csrf::{check_csrf, csrf_token, refusal};
 pub use service::{NoLiveSession, RequestSessionExt, SessionService, no_live_session};
 pub use session_core::http::ResponseFuture;
 
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;
 pub use session_core::{
-    Clock, CookieConfig, CookiePrefix, DynStore, Error, ExpiryOverrides, ManualClock, MemoryStore,
-    SameSite, Session, SessionConfig, SessionId, SessionManager, SessionStore, SigningKeys,
-    SystemClock, Timestamp,
+    Clock, CookieConfig, CookiePrefix, CsrfPolicy, CsrfRejection, DynStore, Error, ExpiryOverrides,
+    ManualClock, MemoryStore, SameSite, Session, SessionConfig, SessionId, SessionManager,
+    SessionStore, SigningKeys, SystemClock, Timestamp,
 };
