@@ -178,7 +178,7 @@ fn percent_decode(text: &[u8]) -> Option<Vec<u8>> {
 
 /// What the check needs to know of a request: its method and a few header
 /// values, as bytes. Adapters fill it from their request type (on `http`
-/// 1.x: [`from_http`](Self::from_http), feature `http`).
+/// 1.x: `from_http`, with the feature `http`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RequestFacts<'a> {
     /// The method, e.g. `b"POST"`.
