@@ -11,5 +11,6 @@ pub mod app;
 pub mod axum_app;
 pub mod hyper_app;
 pub mod settings;
+pub mod web;
 
 pub use settings::Settings;

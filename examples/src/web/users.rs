@@ -1,0 +1,78 @@
+//! The demo users, checked against real Argon2id password hashes.
+//!
+//! The hashes are PHC strings computed once, offline, and kept as constants:
+//! the passwords appear nowhere in the program but the login page's hint.
+//! They use a small memory cost (4 MiB, 2 passes) so that a login costs a
+//! few milliseconds in a release build and tests stay fast; a real app
+//! would use OWASP's current parameters (19 MiB, 2 passes, or more).
+
+use argon2::Argon2;
+use argon2::password_hash::PasswordVerifier;
+
+/// A demo account: its username, display name and password hash.
+#[derive(Clone, Copy, Debug)]
+pub struct User {
+    /// What the login form takes.
+    pub username: &'static str,
+    /// What pages call the user.
+    pub name: &'static str,
+    /// Argon2id, PHC string format.
+    hash: &'static str,
+}
+
+/// The demo users (the passwords are the users' surnames, in lower case:
+/// `ada`/`lovelace`, `grace`/`hopper`, `alan`/`turing`).
+pub const USERS: [User; 3] = [
+    User {
+        username: "ada",
+        name: "Ada Lovelace",
+        hash: "$argon2id$v=19$m=4096,t=2,p=1$wgQucXSfBeBQS5kNqQzCAQ$/PmiFkBDJ6Q1nT4CeKTpc+eQMQ2tZ7OVbrSzMpbjOB4",
+    },
+    User {
+        username: "grace",
+        name: "Grace Hopper",
+        hash: "$argon2id$v=19$m=4096,t=2,p=1$wwKYwA1BQKBY88L+lChOmQ$VvVnbkzLYj0jzXSyjd9K2qbgAZcjmEP9vx2EaO7EvSA",
+    },
+    User {
+        username: "alan",
+        name: "Alan Turing",
+        hash: "$argon2id$v=19$m=4096,t=2,p=1$T1XGMgce5pObKC/NlCib0g$v2SlteKVkS4KWtSRzibO3Gj/IxOaZ+i4UUGj+PKfGkE",
+    },
+];
+
+/// Checked for an unknown username, so that it costs what a known one
+/// does and the timing does not tell which usernames exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=4096,t=2,p=1$KoYkYPUPFazk3HQvKduyNg$3NGIVpFZl7DwaNhiQK5/SDsY4nzXNnkz9Kb7z1Wb+1Y";
+
+/// The user with this username.
+pub fn find(username: &str) -> Option<&'static User> {
+    USERS.iter().find(|u| u.username == username)
+}
+
+/// The user whose username and password these are. CPU-bound (a few
+/// milliseconds): call it off the async threads.
+pub fn authenticate(username: &str, password: &str) -> Option<&'static User> {
+    let user = find(username);
+    let hash = user.map_or(DUMMY_HASH, |u| u.hash);
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok();
+    user.filter(|_| ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_right_password_signs_in_and_nothing_else_does() {
+        assert_eq!(
+            authenticate("ada", "lovelace").unwrap().name,
+            "Ada Lovelace"
+        );
+        assert!(authenticate("grace", "hopper").is_some());
+        assert!(authenticate("ada", "hopper").is_none());
+        assert!(authenticate("ada", "").is_none());
+        assert!(authenticate("nobody", "a dummy password no user has").is_none());
+    }
+}
