@@ -239,8 +239,8 @@ impl CsrfRejection {
             let html = format!(
                 "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
                  <title>403 Forbidden</title></head><body><h1>403 Forbidden</h1>\
-                 <p>{}. This form has expired or was sent from another site: go back, \
-                 reload the page and try again.</p></body></html>\n",
+                 <p>The request was refused ({}). This form has expired or was sent from \
+                 another site: go back, reload the page and try again.</p></body></html>\n",
                 self.reason()
             );
             ("text/html; charset=utf-8", html)

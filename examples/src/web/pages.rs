@@ -96,6 +96,59 @@ fn layout(session: &Session, title: &str) -> Layout {
     }
 }
 
+/// The frame of an error page: no flash is taken (a browser's stray
+/// request, such as `/favicon.ico`, must not eat one) and no token is made
+/// for a visitor who is not signed in (no session for stray requests).
+fn bare_layout(session: &Session, title: &str) -> Layout {
+    let user = user_of(session);
+    Layout {
+        title: title.to_owned(),
+        user: user.map(|u| u.name.to_owned()),
+        flashes: Vec::new(),
+        csrf: match user {
+            Some(_) => session_core::csrf::token(session).unwrap_or_default(),
+            None => String::new(),
+        },
+    }
+}
+
+/// A short name for a browser from its `User-Agent`: "Chrome 156 on Linux".
+fn device(user_agent: &str) -> String {
+    const BROWSERS: [(&str, &str); 6] = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("HeadlessChrome/", "Headless Chrome"),
+        ("Chrome/", "Chrome"),
+        ("Version/", "Safari"),
+        ("curl/", "curl"),
+    ];
+    const SYSTEMS: [(&str, &str); 6] = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("Linux", "Linux"),
+    ];
+    let browser = BROWSERS.iter().find_map(|(marker, name)| {
+        let at = user_agent.find(marker)? + marker.len();
+        let major: String = user_agent[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        Some(format!("{name} {major}").trim_end().to_owned())
+    });
+    let system = SYSTEMS
+        .iter()
+        .find(|(marker, _)| user_agent.contains(marker))
+        .map(|(_, name)| *name);
+    match (browser, system) {
+        (Some(b), Some(s)) => format!("{b} on {s}"),
+        (Some(b), None) => b,
+        _ => "Unknown browser".to_owned(),
+    }
+}
+
 fn flash(session: &Session, kind: &str, text: impl Into<String>) {
     let flash = Flash {
         kind: kind.to_owned(),
@@ -164,8 +217,7 @@ pub async fn login(session: &Session, form: &[u8], user_agent: Option<&str>) -> 
     session.set_persistent(remember.then_some(true));
     session.set_idle_timeout(remember.then_some(REMEMBER_IDLE));
     session.set_lifetime(remember.then_some(REMEMBER_LIFETIME));
-    let device: String = user_agent.unwrap_or("unknown").chars().take(160).collect();
-    let _ = session.insert(DEVICE, &device);
+    let _ = session.insert(DEVICE, &device(user_agent.unwrap_or_default()));
     let welcome = if remember {
         format!(
             "Welcome, {}! This browser will keep you signed in for 14 days.",
@@ -351,7 +403,7 @@ pub async fn end_others(manager: &Manager, session: &Session) -> Page {
 fn store_failure(manager: &Manager, session: &Session, error: &session_core::Error) -> Page {
     let status = manager.failure_status(error);
     let page = ErrorPage {
-        layout: layout(session, "Try again later"),
+        layout: bare_layout(session, "Try again later"),
         message: "The session store is not answering. Please try again in a moment.".into(),
     };
     Page::render(status, &page)
@@ -360,8 +412,37 @@ fn store_failure(manager: &Manager, session: &Session, error: &session_core::Err
 /// Any other path.
 pub fn not_found(session: &Session) -> Page {
     let page = ErrorPage {
-        layout: layout(session, "Not found"),
+        layout: bare_layout(session, "Not found"),
         message: "There is no page here.".into(),
     };
     Page::render(404, &page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_named_shortly() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                      HeadlessChrome/156.0.0.0 Safari/537.36";
+        assert_eq!(device(chrome), "Headless Chrome 156 on Linux");
+        let firefox =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:140.0) Gecko/20100101 Firefox/140.0";
+        assert_eq!(device(firefox), "Firefox 140 on Windows");
+        assert_eq!(device("curl/8.1"), "curl 8");
+        assert_eq!(device(""), "Unknown browser");
+    }
+
+    #[test]
+    fn a_stray_request_makes_no_session_and_eats_no_flash() {
+        let visitor = Session::detached();
+        let Page::Html { status: 404, .. } = not_found(&visitor) else {
+            panic!("expected a 404 page")
+        };
+        assert!(visitor.is_empty(), "no token for a stray request");
+        flash(&visitor, "ok", "hello");
+        not_found(&visitor);
+        assert!(visitor.take_flash::<Flash>(FLASH).unwrap().is_some());
+    }
 }

@@ -1,0 +1,347 @@
+//! The web example in a real browser: headless Chromium driven over
+//! WebDriver, on all three frameworks, with one chromedriver and two
+//! browser profiles shared by the whole run.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; without them the test
+//! is skipped with a line saying why (a failure under
+//! `SESSION_TEST_STRICT=1`). Screenshots of every page go to
+//! `target/tmp/browser-screenshots/<framework>/`, printed at the start.
+
+mod harness;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use harness::{App, Attacker, Browser, Driver, Forgery};
+
+/// The routes a page on another site forges posts to, with the fields a
+/// real form would send (and a made-up token), in every encoding a
+/// cross-site form can use.
+const FORGERIES: [Forgery; 7] = [
+    // Login CSRF: the victim would end up signed in as the attacker.
+    Forgery {
+        route: "/login",
+        enctype: "text/plain",
+        fields: &[("username", "grace"), ("password", "hopper")],
+    },
+    Forgery {
+        route: "/login",
+        enctype: "application/x-www-form-urlencoded",
+        fields: &[
+            ("username", "grace"),
+            ("password", "hopper"),
+            ("csrf_token", "forged"),
+        ],
+    },
+    Forgery {
+        route: "/logout",
+        enctype: "application/x-www-form-urlencoded",
+        fields: &[("csrf_token", "forged")],
+    },
+    Forgery {
+        route: "/wizard/1",
+        enctype: "multipart/form-data",
+        fields: &[("name", "Forged"), ("csrf_token", "forged")],
+    },
+    Forgery {
+        route: "/wizard/2",
+        enctype: "application/x-www-form-urlencoded",
+        fields: &[("language", "Go")],
+    },
+    Forgery {
+        route: "/wizard/3",
+        enctype: "application/x-www-form-urlencoded",
+        fields: &[("summary", "forged"), ("csrf_token", "forged")],
+    },
+    Forgery {
+        route: "/sessions/end-others",
+        enctype: "application/x-www-form-urlencoded",
+        fields: &[("csrf_token", "forged")],
+    },
+];
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Signs in on the login page that is open.
+async fn sign_in(b: &Browser, username: &str, password: &str, remember: bool) {
+    b.fill("username", username).await;
+    b.fill("password", password).await;
+    if remember {
+        b.find("#remember").await.click().await.unwrap();
+    }
+    b.click("sign-in").await;
+}
+
+/// Every flow of issue 13 on one framework. `a` and `b` are two browser
+/// profiles (two devices of one user).
+async fn flows(framework: &str, bin: &str, a: &Browser, b: &Browser) {
+    let shots = harness::screenshot_dir(framework);
+    let app = App::start(bin).await;
+    for browser in [a, b] {
+        browser.open(&app.url("/login")).await;
+        browser.clear_cookies().await;
+    }
+
+    // A wrong password, then the right one (a plain sign-in).
+    a.open(&app.url("/")).await;
+    assert_eq!(
+        a.path().await,
+        "/login",
+        "{framework}: / sends strangers to the form"
+    );
+    a.shot(&shots, "01-login").await;
+    sign_in(a, "ada", "wrong password", false).await;
+    assert_eq!(a.path().await, "/login");
+    assert_eq!(a.text("#flash-error").await, "Wrong username or password.");
+    assert_eq!(a.value("username").await, "ada", "the username is kept");
+    a.shot(&shots, "02-login-wrong-password").await;
+    sign_in(a, "ada", "lovelace", false).await;
+    assert_eq!(a.path().await, "/", "{framework}: signed in");
+    assert!(
+        a.text("#flash-ok")
+            .await
+            .starts_with("Welcome, Ada Lovelace!")
+    );
+    a.shot(&shots, "03-home-welcome").await;
+    let (_, expiry) = a.session_cookie().await.expect("a session cookie");
+    assert_eq!(
+        expiry, None,
+        "{framework}: a plain sign-in gives a session cookie"
+    );
+
+    // The flash is shown once.
+    a.client.refresh().await.unwrap();
+    a.settle().await;
+    assert!(
+        !a.has("#flash-ok").await,
+        "{framework}: the flash is gone on reload"
+    );
+    assert!(a.body().await.contains("Hello, Ada Lovelace"));
+
+    // The three-step form across reloads, back and forward.
+    a.open(&app.url("/wizard/1")).await;
+    a.fill("name", "Apollo").await;
+    a.shot(&shots, "04-wizard-step-1").await;
+    a.click("next").await;
+    assert_eq!(a.path().await, "/wizard/2");
+    a.client.refresh().await.unwrap();
+    a.settle().await;
+    assert_eq!(a.path().await, "/wizard/2", "a reload stays on the step");
+    a.client.back().await.unwrap();
+    a.settle().await;
+    assert_eq!(a.path().await, "/wizard/1");
+    assert_eq!(
+        a.value("name").await,
+        "Apollo",
+        "{framework}: back keeps the answer"
+    );
+    a.client.forward().await.unwrap();
+    a.settle().await;
+    assert_eq!(a.path().await, "/wizard/2");
+    a.find("#language")
+        .await
+        .select_by_value("Rust")
+        .await
+        .unwrap();
+    a.shot(&shots, "05-wizard-step-2").await;
+    a.click("next").await;
+    assert_eq!(
+        a.path().await,
+        "/wizard/3",
+        "{framework}: {}",
+        a.body().await
+    );
+    a.fill("summary", "To the moon").await;
+    a.client.refresh().await.unwrap();
+    a.settle().await;
+    assert_eq!(
+        a.text("#answer-name").await,
+        "Apollo",
+        "{framework}: reload keeps step 1"
+    );
+    assert_eq!(
+        a.text("#answer-language").await,
+        "Rust",
+        "reload keeps step 2"
+    );
+    a.fill("summary", "To the moon").await;
+    a.shot(&shots, "06-wizard-step-3").await;
+    a.click("next").await;
+    assert_eq!(a.path().await, "/");
+    assert_eq!(a.text("#flash-ok").await, "Project “Apollo” created.");
+    assert!(
+        a.text("#projects")
+            .await
+            .contains("Apollo (Rust): To the moon")
+    );
+    a.shot(&shots, "07-home-project").await;
+
+    // A page on another origin posts forged forms to every POST route:
+    // each is refused, and the session is as it was.
+    let before = a.session_cookie().await.expect("a session cookie").0;
+    let attacker = Attacker::start(&app.origin, &FORGERIES).await;
+    for (n, forgery) in FORGERIES.iter().enumerate() {
+        a.open(&attacker.url(n)).await;
+        a.wait_for_origin(&app.origin).await;
+        assert_eq!(a.path().await, forgery.route);
+        let body = a.body().await;
+        assert!(
+            body.contains("403 Forbidden"),
+            "{framework}: a forged {} post to {} was not refused: {body}",
+            forgery.enctype,
+            forgery.route
+        );
+        if n == 0 {
+            a.shot(&shots, "08-forged-login-refused").await;
+        }
+    }
+    drop(attacker);
+    a.open(&app.url("/")).await;
+    assert_eq!(
+        a.text("#who").await,
+        "Ada Lovelace",
+        "{framework}: still Ada"
+    );
+    assert!(
+        a.text("#projects")
+            .await
+            .contains("Apollo (Rust): To the moon")
+    );
+    assert_eq!(
+        a.session_cookie().await.expect("a session cookie").0,
+        before,
+        "{framework}: the session id is unchanged"
+    );
+    a.open(&app.url("/wizard/1")).await;
+    assert_eq!(
+        a.value("name").await,
+        "",
+        "{framework}: no forged answer was kept"
+    );
+
+    // A second device signs in as the same user with "remember me".
+    b.open(&app.url("/login")).await;
+    sign_in(b, "ada", "lovelace", true).await;
+    assert_eq!(b.path().await, "/");
+    assert!(
+        b.text("#flash-ok")
+            .await
+            .contains("keep you signed in for 14 days")
+    );
+    let (_, expiry) = b.session_cookie().await.expect("a session cookie");
+    let expiry = expiry.expect("remember me gives a persistent cookie");
+    let days = (expiry - now_secs()) as f64 / 86_400.0;
+    assert!(
+        (13.9..=14.01).contains(&days),
+        "{framework}: remember me lasts 14 days, not {days:.2}"
+    );
+    b.shot(&shots, "09-second-device-remembered").await;
+
+    // "Sign out everywhere else" on the first ends the second.
+    a.open(&app.url("/sessions")).await;
+    assert_eq!(
+        a.client
+            .find_all(fantoccini::Locator::Css("#sessions tr.current"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let rows = a
+        .client
+        .find_all(fantoccini::Locator::Css("#sessions tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3, "{framework}: a header and two sessions");
+    assert!(a.text("#sessions").await.contains("remembered"));
+    a.shot(&shots, "10-your-sessions").await;
+    a.click("end-others").await;
+    assert_eq!(a.path().await, "/sessions");
+    assert_eq!(a.text("#flash-ok").await, "Signed out 1 other session.");
+    let rows = a
+        .client
+        .find_all(fantoccini::Locator::Css("#sessions tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{framework}: only this session is left");
+    a.shot(&shots, "11-signed-out-elsewhere").await;
+    b.client.refresh().await.unwrap();
+    b.settle().await;
+    assert_eq!(
+        b.path().await,
+        "/login",
+        "{framework}: the other device is signed out"
+    );
+    assert!(!b.has("#who").await);
+
+    // Sign out.
+    a.open(&app.url("/")).await;
+    a.click("sign-out").await;
+    assert_eq!(a.path().await, "/login");
+    assert_eq!(a.text("#flash-ok").await, "You are signed out.");
+    a.shot(&shots, "12-signed-out").await;
+    a.open(&app.url("/")).await;
+    assert_eq!(a.path().await, "/login", "{framework}: signed out for good");
+    assert!(!a.has("#flash-ok").await, "the flash was shown once");
+    let after = a.session_cookie().await.map(|c| c.0);
+    assert_ne!(
+        after.as_deref(),
+        Some(before.as_str()),
+        "the old id is gone"
+    );
+}
+
+#[test]
+fn the_web_example_in_chromium_on_every_framework() {
+    let chromedriver = match harness::tools() {
+        Ok(path) => path,
+        Err(why) => return session_core::testing::skip("chromium and chromedriver", &why),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let started = Instant::now();
+        let driver = Driver::start(&chromedriver).await;
+        let a = Arc::new(driver.profile().await);
+        let b = Arc::new(driver.profile().await);
+        eprintln!(
+            "browser: screenshots in {}",
+            Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("browser-screenshots")
+                .display()
+        );
+        let mut failed = Vec::new();
+        for (framework, bin) in [
+            ("axum", env!("CARGO_BIN_EXE_web-axum")),
+            ("actix", env!("CARGO_BIN_EXE_web-actix")),
+            ("hyper", env!("CARGO_BIN_EXE_web-hyper")),
+        ] {
+            let t = Instant::now();
+            let (a, b) = (Arc::clone(&a), Arc::clone(&b));
+            // A panic in one framework's flows fails the test, after the
+            // others have run too.
+            let run = tokio::spawn(async move { flows(framework, bin, &a, &b).await });
+            match tokio::time::timeout(Duration::from_secs(120), run).await {
+                Ok(Ok(())) => eprintln!("browser: {framework} passed in {:.1?}", t.elapsed()),
+                Ok(Err(e)) => failed.push(format!("{framework}: {e}")),
+                Err(_) => failed.push(format!("{framework}: timed out")),
+            }
+        }
+        for browser in [a, b] {
+            if let Ok(browser) = Arc::try_unwrap(browser) {
+                browser.close().await;
+            }
+        }
+        drop(driver);
+        eprintln!("browser: all frameworks in {:.1?}", started.elapsed());
+        assert!(failed.is_empty(), "failed: {failed:#?}");
+    });
+}
