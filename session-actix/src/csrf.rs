@@ -51,8 +51,13 @@ fn policy(req: &HttpRequest) -> CsrfPolicy {
         .unwrap_or_default()
 }
 
+/// The request's session; without the middleware, a detached one, so the
+/// same-site check (all that [`CsrfPolicy::same_site_only`] asks) still works
+/// and no token can match.
 fn session(req: &HttpRequest) -> Result<session_core::Session, actix_web::Error> {
-    crate::Session::extract(req).into_inner().map(|s| s.0)
+    Ok(crate::Session::extract(req)
+        .into_inner()
+        .map_or_else(|_| session_core::Session::detached(), |s| s.0))
 }
 
 /// A request that passed the CSRF check without its body being read: the

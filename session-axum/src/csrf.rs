@@ -15,12 +15,13 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
+use pin_project_lite::pin_project;
 use session_core::csrf::{CsrfStep, RequestFacts};
 use session_core::{CsrfPolicy, CsrfRejection};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::extract::{MissingSessionLayer, Session};
+use crate::extract::Session;
 
 /// The largest form body [`CsrfLayer`] reads for a token by default.
 pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
@@ -32,7 +33,8 @@ pub const DEFAULT_FORM_LIMIT: usize = 64 * 1024;
 /// The token is taken from the `x-csrf-token` header, or else from the
 /// field of an `application/x-www-form-urlencoded` body (read up to a
 /// limit, then handed on unchanged). Put it inside the
-/// [`SessionLayer`](crate::SessionLayer), which must run first:
+/// [`SessionLayer`](crate::SessionLayer), which must run first (without
+/// one, only [`CsrfPolicy::same_site_only`] lets unsafe requests through):
 ///
 /// ```
 /// use axum::{Router, routing::post};
@@ -94,6 +96,54 @@ impl<I> fmt::Debug for CsrfService<I> {
     }
 }
 
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+pin_project! {
+    /// The response future of [`CsrfService`]: the inner service's future
+    /// for an allowed request (nothing boxed), the refusal, or, for a form
+    /// whose body must be read for its token, one boxed future.
+    pub struct CsrfFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] future: F },
+        Refused { response: Option<Response> },
+        Form { future: BoxFuture },
+    }
+}
+
+impl<F> Future for CsrfFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
+            StateProj::Form { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F> fmt::Debug for CsrfFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.state {
+            State::Inner { .. } => "CsrfFuture(inner)",
+            State::Refused { .. } => "CsrfFuture(refused)",
+            State::Form { .. } => "CsrfFuture(form)",
+        })
+    }
+}
+
 impl<I> Service<Request<Body>> for CsrfService<I>
 where
     I: Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -101,53 +151,60 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = CsrfFuture<I::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let Some(session) = req.extensions().get::<session_core::Session>().cloned() else {
-            return Box::pin(async { Ok(MissingSessionLayer.into_response()) });
-        };
+        // Without a session layer no token can match, but the same-site
+        // check (all that `CsrfPolicy::same_site_only` asks) still works.
+        let session = req
+            .extensions()
+            .get::<session_core::Session>()
+            .cloned()
+            .unwrap_or_else(session_core::Session::detached);
         let (step, accept) = {
             let facts = RequestFacts::from_http(req.method(), req.uri(), req.headers());
-            (
-                self.policy.decide(&facts, &session),
-                facts.accept.map(<[u8]>::to_vec),
-            )
+            let step = self.policy.decide(&facts, &session);
+            let accept = match step {
+                CsrfStep::Allow => None,
+                _ => facts.accept.map(<[u8]>::to_vec),
+            };
+            (step, accept)
         };
-        match step {
-            CsrfStep::Allow => {
-                let future = self.inner.call(req);
-                Box::pin(future)
-            }
-            CsrfStep::Refuse(refused) => {
-                let res = refusal(refused, accept.as_deref());
-                Box::pin(async move { Ok(res) })
-            }
+        let state = match step {
+            CsrfStep::Allow => State::Inner {
+                future: self.inner.call(req),
+            },
+            CsrfStep::Refuse(refused) => State::Refused {
+                response: Some(refusal(refused, accept.as_deref())),
+            },
             CsrfStep::ReadForm => {
                 // The clone is the one not polled ready; keep the ready one.
                 let ready = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, ready);
                 let policy = self.policy.clone();
                 let limit = self.form_limit;
-                Box::pin(async move {
-                    let (parts, body) = req.into_parts();
-                    let Ok(body) = Limited::new(body, limit).collect().await else {
-                        return Ok(StatusCode::PAYLOAD_TOO_LARGE.into_response());
-                    };
-                    let body = body.to_bytes();
-                    if let Err(refused) = policy.decide_with_form(&session, &body) {
-                        return Ok(refusal(refused, accept.as_deref()));
-                    }
-                    inner
-                        .call(Request::from_parts(parts, Body::from(body)))
-                        .await
-                })
+                State::Form {
+                    future: Box::pin(async move {
+                        let (parts, body) = req.into_parts();
+                        let Ok(body) = Limited::new(body, limit).collect().await else {
+                            return Ok(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+                        };
+                        let body = body.to_bytes();
+                        if let Err(refused) = policy.decide_with_form(&session, &body) {
+                            return Ok(refusal(refused, accept.as_deref()));
+                        }
+                        inner
+                            .call(Request::from_parts(parts, Body::from(body)))
+                            .await
+                    }),
+                }
             }
-        }
+        };
+        CsrfFuture { state }
     }
 }
 
@@ -262,5 +319,34 @@ mod tests {
             .body(Body::from("{}"))
             .unwrap();
         assert_eq!(app.oneshot(header).await.unwrap().status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_same_site_check_alone_guards_a_json_api_without_sessions() {
+        let api: Router = Router::new()
+            .route("/api", post(|| async { "ok" }))
+            .layer(CsrfLayer::new(CsrfPolicy::same_site_only()));
+        let post = |site: &str, origin: &str| {
+            Request::post("/api")
+                .header(http::header::HOST, "api.example")
+                .header("sec-fetch-site", site)
+                .header(http::header::ORIGIN, origin)
+                .header(CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .unwrap()
+        };
+        let res = api
+            .clone()
+            .oneshot(post("same-origin", "https://api.example"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = api
+            .oneshot(post("cross-site", "https://evil.example"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(text(res).await, r#"{"error":"cross-site request refused"}"#);
     }
 }

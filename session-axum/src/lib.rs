@@ -4,7 +4,7 @@ mod csrf;
 mod extract;
 mod service;
 
-pub use csrf::{CsrfLayer, CsrfService, CsrfToken, DEFAULT_FORM_LIMIT, refusal};
+pub use csrf::{CsrfFuture, CsrfLayer, CsrfService, CsrfToken, DEFAULT_FORM_LIMIT, refusal};
 pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
 pub use service::{SessionLayer, SessionService};
 pub use session_core::http::ResponseFuture;

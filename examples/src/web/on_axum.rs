@@ -8,7 +8,7 @@ use axum::http::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use session_axum::{CsrfLayer, CsrfPolicy, LiveSession, Session, SessionLayer};
+use session_axum::{CsrfLayer, CsrfPolicy, Session, SessionLayer};
 use tokio::net::TcpListener;
 
 use super::pages::{self, FORM_LIMIT, Manager, Page};
@@ -87,7 +87,7 @@ async fn sessions(State(manager): State<Manager>, session: Session) -> Response 
     respond(pages::sessions(&manager, &session).await)
 }
 
-async fn end_others(State(manager): State<Manager>, session: LiveSession) -> Response {
+async fn end_others(State(manager): State<Manager>, session: Session) -> Response {
     respond(pages::end_others(&manager, &session).await)
 }
 
