@@ -323,16 +323,19 @@ pub(crate) struct Forgery {
     pub(crate) fields: &'static [(&'static str, &'static str)],
 }
 
-/// A site on another origin (`localhost`, against the app on `127.0.0.1`)
-/// whose page `/N` auto-submits forgery N to the app.
+/// A site on another origin whose page `/N` auto-submits forgery N to the
+/// app: on `localhost` (cross-site to the app on `127.0.0.1`: the browser
+/// says so and sends no `SameSite=Lax` cookie) or on `127.0.0.1` at another
+/// port (same-site: the cookie goes along, and only the token stops it).
 pub(crate) struct Attacker {
     task: tokio::task::JoinHandle<()>,
     port: u16,
+    host: &'static str,
 }
 
 impl Attacker {
     /// Serves `forgeries` against the app at `target` (an origin).
-    pub(crate) async fn start(target: &str, forgeries: &[Forgery]) -> Self {
+    pub(crate) async fn start(host: &'static str, target: &str, forgeries: &[Forgery]) -> Self {
         let pages: Vec<String> = forgeries
             .iter()
             .map(|f| {
@@ -362,12 +365,12 @@ impl Attacker {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { task, port }
+        Self { task, port, host }
     }
 
-    /// The page that forges post `n`, on `localhost`.
+    /// The page that forges post `n`.
     pub(crate) fn url(&self, n: usize) -> String {
-        format!("http://localhost:{}/{n}", self.port)
+        format!("http://{}:{}/{n}", self.host, self.port)
     }
 }
 

@@ -181,26 +181,30 @@ async fn flows(framework: &str, bin: &str, a: &Browser, b: &Browser) {
     );
     a.shot(&shots, "07-home-project").await;
 
-    // A page on another origin posts forged forms to every POST route:
-    // each is refused, and the session is as it was.
+    // Pages on other origins post forged forms to every POST route: one
+    // cross-site (localhost), one same-site (127.0.0.1, another port, so
+    // the session cookie goes along). Each post is refused, and the session
+    // is as it was.
     let before = a.session_cookie().await.expect("a session cookie").0;
-    let attacker = Attacker::start(&app.origin, &FORGERIES).await;
-    for (n, forgery) in FORGERIES.iter().enumerate() {
-        a.open(&attacker.url(n)).await;
-        a.wait_for_origin(&app.origin).await;
-        assert_eq!(a.path().await, forgery.route);
-        let body = a.body().await;
-        assert!(
-            body.contains("403 Forbidden"),
-            "{framework}: a forged {} post to {} was not refused: {body}",
-            forgery.enctype,
-            forgery.route
-        );
-        if n == 0 {
-            a.shot(&shots, "08-forged-login-refused").await;
+    for (host, kind) in [("localhost", "cross-site"), ("127.0.0.1", "same-site")] {
+        let attacker = Attacker::start(host, &app.origin, &FORGERIES).await;
+        for (n, forgery) in FORGERIES.iter().enumerate() {
+            a.open(&attacker.url(n)).await;
+            a.wait_for_origin(&app.origin).await;
+            assert_eq!(a.path().await, forgery.route);
+            let body = a.body().await;
+            assert!(
+                body.contains("403 Forbidden"),
+                "{framework}: a {kind} forged {} post to {} was not refused: {body}",
+                forgery.enctype,
+                forgery.route
+            );
+            if n == 0 {
+                a.shot(&shots, &format!("08-forged-login-refused-{kind}"))
+                    .await;
+            }
         }
     }
-    drop(attacker);
     a.open(&app.url("/")).await;
     assert_eq!(
         a.text("#who").await,
