@@ -435,6 +435,48 @@ mod tests {
     }
 
     #[test]
+    fn the_three_step_form_keeps_its_answers_until_the_last_step() {
+        let session = Session::detached();
+        assert_eq!(wizard_form(&session, 1), Page::Redirect("/login"));
+        session.set_user("ada");
+        // Steps cannot be skipped.
+        assert_eq!(wizard_form(&session, 3), Page::Redirect("/wizard/1"));
+        assert_eq!(
+            wizard_submit(&session, 1, b"name=+Apollo+"),
+            Page::Redirect("/wizard/2")
+        );
+        assert_eq!(wizard_form(&session, 3), Page::Redirect("/wizard/2"));
+        // A choice that is not offered is no answer.
+        assert_eq!(
+            wizard_submit(&session, 2, b"language=COBOL"),
+            Page::Redirect("/wizard/2")
+        );
+        assert_eq!(
+            wizard_submit(&session, 2, b"language=Rust"),
+            Page::Redirect("/wizard/3")
+        );
+        let Page::Html { status: 200, body } = wizard_form(&session, 1) else {
+            panic!("step 1 again")
+        };
+        assert!(
+            body.contains(r#"value="Apollo""#),
+            "going back keeps the answer"
+        );
+        assert_eq!(answers(&session).language, "Rust");
+        assert_eq!(
+            wizard_submit(&session, 3, b"summary=To+the+moon"),
+            Page::Redirect("/")
+        );
+        assert!(!session.contains_key(WIZARD), "the answers are let go");
+        let projects: Vec<Project> = session.get(PROJECTS).unwrap().unwrap();
+        assert_eq!(projects[0].summary, "To the moon");
+        assert!(matches!(
+            wizard_form(&session, 4),
+            Page::Html { status: 404, .. }
+        ));
+    }
+
+    #[test]
     fn a_stray_request_makes_no_session_and_eats_no_flash() {
         let visitor = Session::detached();
         let Page::Html { status: 404, .. } = not_found(&visitor) else {
