@@ -13,8 +13,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
-/// Where Debian puts Chromium.
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Chromium's names on PATH: Debian's first, then other distributions'.
+const CHROMIUM_NAMES: [&str; 2] = ["chromium", "chromium-browser"];
 
 /// The flags every profile runs with (plus its own `--user-data-dir`).
 const CHROMIUM_FLAGS: [&str; 8] = [
@@ -59,15 +59,17 @@ fn on_path(program: &str) -> Option<PathBuf> {
     })
 }
 
-/// Chromium and chromedriver, or why they cannot be used.
-pub(crate) fn tools() -> Result<PathBuf, String> {
-    if !Path::new(CHROMIUM).is_file() {
-        return Err(format!(
-            "{CHROMIUM} not found; apt-get install chromium chromium-driver"
-        ));
-    }
-    on_path("chromedriver")
-        .ok_or_else(|| "chromedriver not on PATH; apt-get install chromium-driver".to_owned())
+/// The paths of Chromium and chromedriver, or why they cannot be used.
+pub(crate) fn tools() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = CHROMIUM_NAMES
+        .iter()
+        .find_map(|name| on_path(name))
+        .ok_or_else(|| {
+            "chromium not on PATH; apt-get install chromium chromium-driver".to_owned()
+        })?;
+    let chromedriver = on_path("chromedriver")
+        .ok_or_else(|| "chromedriver not on PATH; apt-get install chromium-driver".to_owned())?;
+    Ok((chromium, chromedriver))
 }
 
 /// A child process killed on drop.
@@ -83,6 +85,7 @@ impl Drop for Process {
 /// One chromedriver, shared by every profile of the run.
 pub(crate) struct Driver {
     _process: Process,
+    chromium: PathBuf,
     url: String,
     profiles: AtomicUsize,
     scratch: PathBuf,
@@ -90,7 +93,7 @@ pub(crate) struct Driver {
 
 impl Driver {
     /// Starts chromedriver on a free port.
-    pub(crate) async fn start(chromedriver: &Path) -> Self {
+    pub(crate) async fn start(chromium: &Path, chromedriver: &Path) -> Self {
         let port = free_port();
         let child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
@@ -103,6 +106,7 @@ impl Driver {
         let scratch = std::env::temp_dir().join(format!("session-browser-{}", std::process::id()));
         Self {
             _process: process,
+            chromium: chromium.to_owned(),
             url: format!("http://127.0.0.1:{port}"),
             profiles: AtomicUsize::new(0),
             scratch,
@@ -119,7 +123,7 @@ impl Driver {
         args.push(format!("--user-data-dir={}", dir.display()));
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:chromeOptions": { "binary": self.chromium, "args": args },
         });
         let serde_json::Value::Object(caps) = caps else {
             unreachable!()

@@ -302,8 +302,8 @@ async fn flows(framework: &str, bin: &str, a: &Browser, b: &Browser) {
 
 #[test]
 fn the_web_example_in_chromium_on_every_framework() {
-    let chromedriver = match harness::tools() {
-        Ok(path) => path,
+    let (chromium, chromedriver) = match harness::tools() {
+        Ok(paths) => paths,
         Err(why) => return session_core::testing::skip("chromium and chromedriver", &why),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -313,7 +313,7 @@ fn the_web_example_in_chromium_on_every_framework() {
         .unwrap();
     runtime.block_on(async {
         let started = Instant::now();
-        let driver = Driver::start(&chromedriver).await;
+        let driver = Driver::start(&chromium, &chromedriver).await;
         let a = Arc::new(driver.profile().await);
         let b = Arc::new(driver.profile().await);
         eprintln!(
