@@ -293,12 +293,17 @@ pub(crate) struct App {
 }
 
 impl App {
-    /// Starts `bin` on the memory store over plain HTTP.
-    pub(crate) async fn start(bin: &str) -> Self {
+    /// Starts `bin` over plain HTTP, on the Redis at `redis_url` or else
+    /// on the memory store.
+    pub(crate) async fn start(bin: &str, redis_url: Option<&str>) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        match redis_url {
+            Some(url) => command.env("SESSION_STORE", "redis").env("REDIS_URL", url),
+            None => command.env("SESSION_STORE", "memory"),
+        };
+        let child = command
             .env("ADDR", addr.to_string())
-            .env("SESSION_STORE", "memory")
             .env("SESSION_SECURE", "false")
             .stdout(Stdio::null())
             .spawn()

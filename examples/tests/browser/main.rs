@@ -1,6 +1,7 @@
 //! The web example in a real browser: headless Chromium driven over
-//! WebDriver, on all three frameworks, with one chromedriver and two
-//! browser profiles shared by the whole run.
+//! WebDriver, on all three frameworks (memory store) and once more on
+//! Redis, with one chromedriver and two browser profiles shared by the
+//! whole run.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test
 //! is skipped with a line saying why (a failure under
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use harness::{App, Attacker, Browser, Driver, Forgery};
+use session_redis::testing::LocalRedis;
 
 /// The routes a page on another site forges posts to, with the fields a
 /// real form would send (and a made-up token), in every encoding a
@@ -79,9 +81,9 @@ async fn sign_in(b: &Browser, username: &str, password: &str, remember: bool) {
 
 /// Every flow of issue 13 on one framework. `a` and `b` are two browser
 /// profiles (two devices of one user).
-async fn flows(framework: &str, bin: &str, a: &Browser, b: &Browser) {
+async fn flows(framework: &str, bin: &str, redis: Option<String>, a: &Browser, b: &Browser) {
     let shots = harness::screenshot_dir(framework);
-    let app = App::start(bin).await;
+    let app = App::start(bin, redis.as_deref()).await;
     for browser in [a, b] {
         browser.open(&app.url("/login")).await;
         browser.clear_cookies().await;
@@ -323,22 +325,36 @@ fn the_web_example_in_chromium_on_every_framework() {
                 .display()
         );
         let mut failed = Vec::new();
-        for (framework, bin) in [
-            ("axum", env!("CARGO_BIN_EXE_web-axum")),
-            ("actix", env!("CARGO_BIN_EXE_web-actix")),
-            ("hyper", env!("CARGO_BIN_EXE_web-hyper")),
-        ] {
+        // The three frameworks on the memory store, and one again on Redis
+        // (a server of the test's own), where "Your sessions" and "sign out
+        // everywhere else" go through the store's user index.
+        let redis = LocalRedis::available().then(LocalRedis::start);
+        if redis.is_none() {
+            session_core::testing::skip("redis-server", "not on PATH; the Redis run is left out");
+        }
+        let redis_url = redis.as_ref().map(LocalRedis::url);
+        let runs = [
+            ("axum", env!("CARGO_BIN_EXE_web-axum"), None),
+            ("actix", env!("CARGO_BIN_EXE_web-actix"), None),
+            ("hyper", env!("CARGO_BIN_EXE_web-hyper"), None),
+            ("actix-redis", env!("CARGO_BIN_EXE_web-actix"), redis_url),
+        ];
+        for (framework, bin, redis) in runs {
+            if framework.ends_with("redis") && redis.is_none() {
+                continue;
+            }
             let t = Instant::now();
             let (a, b) = (Arc::clone(&a), Arc::clone(&b));
-            // A panic in one framework's flows fails the test, after the
-            // others have run too.
-            let run = tokio::spawn(async move { flows(framework, bin, &a, &b).await });
+            // A panic in one run's flows fails the test, after the others
+            // have run too.
+            let run = tokio::spawn(async move { flows(framework, bin, redis, &a, &b).await });
             match tokio::time::timeout(Duration::from_secs(120), run).await {
                 Ok(Ok(())) => eprintln!("browser: {framework} passed in {:.1?}", t.elapsed()),
                 Ok(Err(e)) => failed.push(format!("{framework}: {e}")),
                 Err(_) => failed.push(format!("{framework}: timed out")),
             }
         }
+        drop(redis);
         for browser in [a, b] {
             if let Ok(browser) = Arc::try_unwrap(browser) {
                 browser.close().await;
