@@ -758,4 +758,39 @@ mod tests {
         assert_eq!(body, r#"{"error":"cross-site request refused"}"#);
         assert_eq!(r.body(None).0, "application/json");
     }
+
+    fn bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_input_passes_an_unsafe_request_without_the_token(
+            method in bytes(), host in bytes(), origin in bytes(), site in bytes(),
+            header in bytes(), body in bytes(),
+        ) {
+            let session = Session::detached();
+            token(&session).unwrap();
+            let req = RequestFacts {
+                method: &method,
+                host: Some(&host),
+                origin: Some(&origin),
+                sec_fetch_site: Some(&site),
+                header_token: (!header.is_empty()).then_some(&header[..]),
+                content_type: Some(b"application/x-www-form-urlencoded"),
+                accept: Some(&body),
+            };
+            let policy = CsrfPolicy::new();
+            match policy.decide(&req, &session) {
+                CsrfStep::Allow => proptest::prop_assert!(is_safe_method(&method)),
+                CsrfStep::ReadForm => {
+                    proptest::prop_assert!(policy.decide_with_form(&session, &body).is_err())
+                }
+                CsrfStep::Refuse(refused) => {
+                    let _ = refused.body(req.accept);
+                }
+            }
+            let _ = form_value(&body, "csrf_token");
+        }
+    }
 }
