@@ -10,6 +10,7 @@ pub mod actix_app;
 pub mod app;
 pub mod axum_app;
 pub mod hyper_app;
+pub mod serve;
 pub mod settings;
 
 pub use settings::Settings;
