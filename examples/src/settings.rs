@@ -8,7 +8,7 @@ use session_core::{
     SigningKeys,
 };
 
-/// The example app's settings, from the environment (see `shared/DESIGN.md`).
+/// The example app's settings, from the environment (listed in the repository README).
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// `ADDR`, default `127.0.0.1:3000`.

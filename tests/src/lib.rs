@@ -1,5 +1,5 @@
 //! The conformance suite: one set of checks of the example app's contract
-//! (shared/DESIGN.md), run over real HTTP on loopback against every adapter
+//! (the routes and rules listed in the repository README), run over real HTTP on loopback against every adapter
 //! (see `tests/conformance.rs`) and every store.
 //!
 //! Time is a [`ManualClock`] shared with the server's engine, so expiry is
