@@ -13,7 +13,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use session_core::testing::block_on;
 use session_core::{
-    CookiePrefix, Error, ManualClock, MemoryStore, Presented, SessionConfig, SessionManager,
+    Clock, CookiePrefix, Error, ManualClock, MemoryStore, Presented, SessionConfig, SessionManager,
     Timestamp,
 };
 
@@ -86,7 +86,11 @@ fuzz_target!(|steps: Vec<Step>| {
                 let presented = manager.read_cookies(header.iter().map(|h| h.as_bytes()));
                 let session = block_on(manager.load(presented)).unwrap();
                 let live = if stale { None } else { model.clone() };
-                assert_eq!(session.is_new(), live.is_none(), "load disagrees with the model");
+                assert_eq!(
+                    session.is_new(),
+                    live.is_none(),
+                    "load disagrees with the model"
+                );
                 let mut expect = live.clone().unwrap_or_default();
                 if let Some(live) = &live {
                     for (k, v) in &live.data {
@@ -198,7 +202,11 @@ fuzz_target!(|steps: Vec<Step>| {
         }
     }
     // Every byte is given back once every session is gone.
-    store.sweep(clock.now().saturating_add(Duration::from_secs(30 * 24 * 3600)));
+    store.sweep(
+        clock
+            .now()
+            .saturating_add(Duration::from_secs(30 * 24 * 3600)),
+    );
     assert_eq!(store.len(), 0);
     assert_eq!(store.bytes(), 0, "byte accounting leaked");
 });
