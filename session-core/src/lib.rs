@@ -2,6 +2,7 @@
 
 mod config;
 mod cookie_policy;
+mod data;
 mod engine;
 mod error;
 mod events;
@@ -34,9 +35,10 @@ pub use events::SessionEvent;
 pub mod http {
     pub use crate::http_future::{ResponseFuture, Route, failure_response, route};
 }
+pub use data::Data;
 pub use id::{EncodedId, LogHash, SessionId};
 pub use memory::MemoryStore;
-pub use record::{Data, ExpiryOverrides, Metadata, Record, Update};
+pub use record::{ExpiryOverrides, Metadata, Record, Update};
 pub use session::Session;
 pub use store::{BoxFuture, DynSessionStore, DynStore, SessionStore, WriteOutcome};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -401,11 +401,7 @@ impl MemoryStore {
 fn record_bytes(record: &Record) -> usize {
     MemoryStore::PER_SESSION_OVERHEAD
         + record.meta.user.as_deref().map_or(0, str::len)
-        + record
-            .data
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()
+        + record.data.bytes()
 }
 
 /// How many bytes applying `update` adds to (or, negative, takes from)

@@ -9,9 +9,10 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::data::Data;
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::record::{Data, ExpiryOverrides, Metadata, Record, Update};
+use crate::record::{ExpiryOverrides, Metadata, Record, Update};
 use crate::time::Timestamp;
 
 /// Keys of flash values start with this.
@@ -73,7 +74,7 @@ pub(crate) struct State {
     destroyed: Option<SessionId>,
     meta: Metadata,
     /// Values as loaded.
-    base: Option<Arc<Data>>,
+    base: Option<Data>,
     /// Keys this request wrote (`Some`) or removed (`None`).
     changes: HashMap<String, Option<String>>,
     cleared: bool,
@@ -498,22 +499,22 @@ impl State {
         match self.changes.get(key) {
             Some(change) => change.as_deref(),
             None if self.cleared => None,
-            None => self.base.as_ref()?.get(key).map(String::as_str),
+            None => self.base.as_ref()?.get(key),
         }
     }
 
     fn keys(&self) -> impl Iterator<Item = &str> {
-        let base = self.base.as_deref().filter(|_| !self.cleared);
+        let base = self.base.as_ref().filter(|_| !self.cleared);
         let kept = base
             .into_iter()
             .flat_map(|b| b.keys())
-            .filter(|k| !self.changes.contains_key(k.as_str()));
+            .filter(|k| !self.changes.contains_key(*k));
         let set = self
             .changes
             .iter()
             .filter(|(_, v)| v.is_some())
-            .map(|(k, _)| k);
-        kept.chain(set).map(String::as_str)
+            .map(|(k, _)| k.as_str());
+        kept.chain(set)
     }
 
     /// What committing at `now` asks of the store. It takes this request's
@@ -554,7 +555,7 @@ impl State {
                 };
                 plan.write = Write::Create(Record {
                     expires_at: self.defaults.expires_at(&meta),
-                    data: Arc::new(data),
+                    data,
                     meta,
                 });
             }
@@ -628,11 +629,7 @@ mod tests {
         let record = Record {
             meta: fresh_meta(Timestamp::from_unix_secs(1_000)),
             expires_at: Timestamp::from_unix_secs(10_000),
-            data: Arc::new(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
+            data: data.iter().copied().collect(),
         };
         let defaults = Defaults {
             idle: Duration::from_secs(3600),

@@ -89,11 +89,7 @@ pub fn record_at(now: Timestamp, user: Option<&str>, data: &[(&str, &str)]) -> R
             expiry: ExpiryOverrides::default(),
         },
         expires_at: now.saturating_add(HOUR),
-        data: Arc::new(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
+        data: data.iter().copied().collect(),
     }
 }
 
@@ -112,11 +108,7 @@ pub fn update_at(now: Timestamp, set: &[(&str, &str)], removed: &[&str]) -> Upda
 }
 
 fn data(record: &Record) -> HashMap<&str, &str> {
-    record
-        .data
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
+    record.data.iter().collect()
 }
 
 async fn must_load<S: SessionStore>(store: &S, id: &SessionId, now: Timestamp) -> Record {
