@@ -638,7 +638,12 @@ mod tests {
         assert_eq!(store.sweep(t0.saturating_add(Duration::from_secs(3599))), 0);
         assert_eq!(store.sweep(t0.saturating_add(Duration::from_secs(3600))), 2);
         assert_eq!(store.len(), 1);
-        let users: usize = store.inner.shards.iter().map(|s| s.read().users.len()).sum();
+        let users: usize = store
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.read().users.len())
+            .sum();
         assert_eq!(users, 1);
     }
 
