@@ -12,6 +12,7 @@ mod http_future;
 mod http_headers;
 mod id;
 mod memory;
+mod random;
 mod record;
 mod session;
 mod store;
@@ -38,6 +39,7 @@ pub mod http {
 pub use data::Data;
 pub use id::{EncodedId, LogHash, SessionId};
 pub use memory::MemoryStore;
+pub use random::{OsRandom, RandomSource, SeededRandom};
 pub use record::{ExpiryOverrides, Metadata, Record, Update};
 pub use session::Session;
 pub use store::{BoxFuture, DynSessionStore, DynStore, SessionStore, WriteOutcome};
