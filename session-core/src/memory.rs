@@ -600,11 +600,17 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::testing::{block_on, record_at, store_contract};
+    use crate::testing::{block_on, record_at};
 
-    #[test]
-    fn meets_the_store_contract() {
-        block_on(store_contract(&MemoryStore::new()));
+    /// The store contract, a test per point.
+    mod contract {
+        use super::MemoryStore;
+
+        async fn store() -> Option<MemoryStore> {
+            Some(MemoryStore::new())
+        }
+
+        crate::store_contract_tests!(block_on, store);
     }
 
     #[test]
