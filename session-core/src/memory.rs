@@ -16,7 +16,16 @@ use crate::record::{ExpiryOverrides, Metadata, Record, Update};
 use crate::store::{SessionStore, WriteOutcome};
 use crate::time::Timestamp;
 
-const SHARDS: usize = 16;
+/// The fewest shards a store has, so requests rarely wait on each other.
+const MIN_SHARDS: usize = 16;
+/// The most sessions one shard holds when the store is full: 7/8 of 2^16,
+/// the most a hash table of 2^16 slots takes before it doubles. A store
+/// gets as many shards as its bound needs at this fill, so a full store's
+/// tables are nearly full instead of just doubled (half empty), which at a
+/// million sessions is the difference between about 260 and 370 bytes each.
+const SESSIONS_PER_FULL_SHARD: usize = 57_344;
+/// The most shards a store has, whatever its bound.
+const MAX_SHARDS: usize = 4_096;
 /// A full store sweeps expired sessions at most this often (milliseconds).
 const FULL_SWEEP_EVERY_MS: u64 = 1_000;
 /// The default bound on bytes: 1 GiB.
@@ -162,7 +171,7 @@ impl Ids {
     }
 }
 
-/// One sixteenth of the store: its sessions, and the index of their users,
+/// One part of the store: its sessions, and the index of their users,
 /// under one lock, so a session and its index entry always change together.
 #[derive(Default)]
 struct Shard {
@@ -223,7 +232,7 @@ impl Shard {
 ///   bounds each session, this bounds the memory a flood of visitors can
 ///   take.
 /// - **When full**: the expired sessions of the shard the new one falls in
-///   (a sixteenth of the store) are swept first, at most once a second per
+///   (at most about 57,000 sessions) are swept first, at most once a second per
 ///   shard; if it is still full, a new session is refused with
 ///   [`Error::StoreFull`] (adapters answer 503), and so is a write that
 ///   would grow an existing session past the byte bound. Existing sessions
@@ -286,14 +295,17 @@ impl MemoryStore {
     /// An empty store holding at most `max_sessions` sessions and
     /// `max_bytes` bytes, counted as the type's docs say.
     pub fn with_limits(max_sessions: usize, max_bytes: usize) -> Self {
+        let shards = max_sessions
+            .div_ceil(SESSIONS_PER_FULL_SHARD)
+            .clamp(MIN_SHARDS, MAX_SHARDS);
         Self {
             inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+                shards: (0..shards).map(|_| RwLock::default()).collect(),
                 len: AtomicUsize::new(0),
                 max_sessions,
                 bytes: AtomicUsize::new(0),
                 max_bytes,
-                last_full_sweep: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+                last_full_sweep: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             }),
         }
     }
@@ -339,7 +351,9 @@ impl MemoryStore {
     /// Drops every session expired at `now`; returns how many. Schedule it
     /// (say, once a minute): it visits every shard, one at a time.
     pub fn sweep(&self, now: Timestamp) -> usize {
-        (0..SHARDS).map(|shard| self.sweep_shard(shard, now)).sum()
+        (0..self.inner.shards.len())
+            .map(|shard| self.sweep_shard(shard, now))
+            .sum()
     }
 
     /// Drops the expired sessions of one shard.
@@ -361,12 +375,15 @@ impl MemoryStore {
         expired.len()
     }
 
-    fn shard_index(id: &SessionId) -> usize {
-        usize::from(id.as_bytes()[15]) % SHARDS
+    /// The shard of `id`: ids are uniformly random, so two of their bytes
+    /// spread sessions evenly over any number of shards.
+    fn shard_index(&self, id: &SessionId) -> usize {
+        let bytes = id.as_bytes();
+        usize::from(u16::from_le_bytes([bytes[14], bytes[15]])) % self.inner.shards.len()
     }
 
     fn shard(&self, id: &SessionId) -> &RwLock<Shard> {
-        &self.inner.shards[Self::shard_index(id)]
+        &self.inner.shards[self.shard_index(id)]
     }
 
     fn load_now(&self, id: &SessionId, now: Timestamp) -> Option<Record> {
@@ -391,13 +408,13 @@ impl MemoryStore {
     /// When the store is full, sweeps the shard `id` falls in (at most once
     /// a second per shard, so a flood cannot make every request sweep), and
     /// refuses if that made no room. The pause stays bounded: one shard is a
-    /// sixteenth of the store.
+    /// small part of the store.
     fn make_room(&self, id: &SessionId, now: Timestamp, bytes: usize) -> Result<(), Error> {
         let fits = || self.len() < self.inner.max_sessions && self.bytes_fit(bytes);
         if fits() {
             return Ok(());
         }
-        let shard = Self::shard_index(id);
+        let shard = self.shard_index(id);
         let last_sweep = &self.inner.last_full_sweep[shard];
         let last = last_sweep.load(Ordering::Relaxed);
         if now.unix_millis() >= last.saturating_add(FULL_SWEEP_EVERY_MS)
@@ -731,5 +748,20 @@ mod tests {
             1
         );
         assert_eq!(store.bytes(), 0);
+    }
+
+    #[test]
+    fn a_store_gets_the_shards_its_bound_fills_well() {
+        assert_eq!(MemoryStore::with_max_sessions(1_000).inner.shards.len(), 16);
+        // A million sessions in 18 shards of at most 57,344: each shard's
+        // table is 85% full when the store is, not half empty.
+        assert_eq!(MemoryStore::new().inner.shards.len(), 18);
+        assert_eq!(
+            MemoryStore::with_max_sessions(usize::MAX)
+                .inner
+                .shards
+                .len(),
+            4_096
+        );
     }
 }
