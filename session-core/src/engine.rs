@@ -260,9 +260,12 @@ impl<S: SessionStore> SessionManager<S> {
     /// returns the status to answer with. Adapters call this for every error
     /// of [`load`](Self::load) and [`commit`](Self::commit).
     pub fn failure_status(&self, error: &Error) -> u16 {
-        let source = std::error::Error::source(error).map(ToString::to_string);
-        tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
-            "session request failed");
+        #[cfg(feature = "tracing")]
+        {
+            let source = std::error::Error::source(error).map(ToString::to_string);
+            tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
+                "session request failed");
+        }
         match error.status() {
             503 => self.inner.config.store_error_status,
             status => status,

@@ -577,10 +577,13 @@ impl State {
     /// Whether a call that returns no `Result` may change the session; when
     /// the handle is spent, it says so in the log and changes nothing.
     fn mutable(&self, call: &str) -> bool {
+        #[cfg(feature = "tracing")]
         if self.spent {
             tracing::warn!(target: "session", call,
                 "a session was changed after its response was committed; the change is dropped");
         }
+        #[cfg(not(feature = "tracing"))]
+        let _ = call;
         !self.spent
     }
 
