@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod csrf;
+mod error;
 mod extract;
 mod middleware;
 
 pub use csrf::{CsrfChecked, CsrfForm, CsrfToken, refusal};
+pub use error::SessionError;
 pub use extract::{LiveSession, Session};
 pub use middleware::{ResponseFuture, SessionMiddleware, SessionMiddlewareService};
 

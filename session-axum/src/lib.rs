@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod csrf;
+mod error;
 mod extract;
 mod service;
 
 pub use csrf::{CsrfFuture, CsrfLayer, CsrfService, CsrfToken, DEFAULT_FORM_LIMIT, refusal};
+pub use error::SessionError;
 pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
 pub use service::{SessionLayer, SessionService};
 pub use session_core::http::ResponseFuture;

@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod cookie_policy;
 pub mod csrf;
+mod data;
 mod engine;
 mod error;
 mod events;
@@ -12,6 +14,7 @@ mod http_future;
 mod http_headers;
 mod id;
 mod memory;
+mod random;
 mod record;
 mod session;
 mod store;
@@ -22,7 +25,9 @@ mod engine_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use config::{CookieConfig, CookiePrefix, SameSite, SessionConfig, SigningKeys};
+pub use config::{
+    CookieConfig, CookiePrefix, DEFAULT_MAX_SESSION_BYTES, SameSite, SessionConfig, SigningKeys,
+};
 pub use cookie_policy::{Presented, RejectReason};
 pub use csrf::{CsrfPolicy, CsrfRejection};
 pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
@@ -34,9 +39,11 @@ pub use events::SessionEvent;
 pub mod http {
     pub use crate::http_future::{ResponseFuture, Route, failure_response, route};
 }
+pub use data::Data;
 pub use id::{EncodedId, LogHash, SessionId};
 pub use memory::MemoryStore;
-pub use record::{Data, ExpiryOverrides, Metadata, Record, Update};
+pub use random::{OsRandom, RandomSource, SeededRandom};
+pub use record::{ExpiryOverrides, Metadata, Record, Update};
 pub use session::Session;
 pub use store::{BoxFuture, DynSessionStore, DynStore, SessionStore, WriteOutcome};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

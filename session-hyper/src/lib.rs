@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod csrf;
 mod service;
 
 pub use csrf::{check_csrf, csrf_token, refusal};
-pub use service::{NoLiveSession, RequestSessionExt, SessionService, no_live_session};
+pub use service::{
+    NoLiveSession, RequestSessionExt, SessionService, error_response, no_live_session,
+};
 pub use session_core::http::ResponseFuture;
 
 /// The core crate, for everything not re-exported here.

@@ -293,7 +293,15 @@ pub async fn absolute_lifetime_ends_an_active_session(target: Target) {
     );
 }
 
-/// No cookie header, however hostile, gives a 5xx; a real session keeps
+/// `cookie` with the character at `at` changed to another of its alphabet.
+fn tamper(cookie: &str, at: usize) -> String {
+    let mut bytes = cookie.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ASCII")
+}
+
+/// No cookie header, however hostile, gives a 5xx: a tampered, truncated,
+/// forged or garbage cookie is no session (401); a real session keeps
 /// working beside them.
 pub async fn hostile_cookies_never_give_a_5xx(target: Target) {
     let server = TestServer::start(target).await;
@@ -307,11 +315,11 @@ pub async fn hostile_cookies_never_give_a_5xx(target: Target) {
         b";;;;".to_vec(),
         b"__Host-id=\xff\xfe\xfd".to_vec(),
         b"__Host-id=\"unterminated".to_vec(),
-        format!("__Host-id=\"{good}\"").into_bytes(),
         format!("__Host-id={}", "A".repeat(8 * 1024)).into_bytes(),
         format!("__Host-id={}", &good[..good.len() - 3]).into_bytes(),
         format!("__Host-id={}x", good).into_bytes(),
-        format!("__Host-id={}", good.replace('A', "B")).into_bytes(),
+        format!("__Host-id={}", tamper(&good, 0)).into_bytes(),
+        format!("__Host-id={}", tamper(&good, good.len() - 1)).into_bytes(),
         format!("{many}id=junk").into_bytes(),
         "__Host-id=a; ".repeat(200).into_bytes(),
         format!("__Host-id={}", SessionId::generate()).into_bytes(),
@@ -321,11 +329,21 @@ pub async fn hostile_cookies_never_give_a_5xx(target: Target) {
         head.extend_from_slice(cookie);
         head.extend_from_slice(b"\r\n");
         let res = send_raw(server.addr, &head, b"").await;
-        assert_no_5xx(
-            res.status,
-            &String::from_utf8_lossy(&cookie[..cookie.len().min(60)]),
-        );
+        let what = String::from_utf8_lossy(&cookie[..cookie.len().min(60)]);
+        assert_no_5xx(res.status, &what);
+        // Tampered, truncated, forged or garbage: no session, never the
+        // real one's.
+        assert_eq!(res.status, 401, "{what}");
+        assert_eq!(res.json(), json!({ "error": "no live session" }), "{what}");
     }
+    // The real cookie in double quotes is the same cookie (RFC 6265).
+    let head = format!(
+        "GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: __Host-id=\"{good}\"\r\n"
+    );
+    assert_eq!(
+        send_raw(server.addr, head.as_bytes(), b"").await.status,
+        200
+    );
     // Duplicates: junk first, the real one after, and on separate headers.
     let head = format!(
         "GET /session/profile HTTP/1.1\r\nHost: localhost\r\nCookie: __Host-id=junk; __Host-id={good}\r\n"
@@ -539,4 +557,106 @@ pub async fn an_oversized_body_is_413_json(target: Target) {
         browser.get("/session/profile").await.json()["data"],
         json!({ "a": 1 })
     );
+}
+
+/// Every `POST` must be JSON: anything else is 415 with a JSON error, sets
+/// no cookie and changes no session, whether the visitor has one or not (a
+/// page on another site can post forms, not JSON: login CSRF).
+pub async fn posts_that_are_not_json_are_415_and_change_nothing(target: Target) {
+    let server = TestServer::start(target).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({ "a": 1 })).await;
+    let before = browser.get("/session/profile").await.json();
+    let forged = r#"{"username":"mallory","data":{"a":2}}"#;
+    let kinds = [
+        None,
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=xyz"),
+        Some("application/jsonp"),
+        Some("text/json"),
+    ];
+    for path in [
+        "/session/login",
+        "/session/update",
+        "/session/logout",
+        "/session/logout-all",
+    ] {
+        for kind in kinds {
+            let res = browser
+                .request_as("POST", path, kind, forged.as_bytes())
+                .await;
+            assert_eq!(res.status, 415, "{path} as {kind:?}");
+            assert_eq!(res.header("content-type"), Some("application/json"));
+            assert!(res.json()["error"].is_string(), "{path} as {kind:?}");
+            assert_eq!(res.set_cookie(), None, "{path} as {kind:?}");
+        }
+    }
+    let after = browser.get("/session/profile").await;
+    assert_eq!(after.status, 200, "the session survived");
+    assert_eq!(after.json(), before);
+    // A visitor with no session is not logged in by a form either.
+    let mut stranger = server.browser();
+    let res = stranger
+        .request_as(
+            "POST",
+            "/session/login",
+            Some("text/plain"),
+            forged.as_bytes(),
+        )
+        .await;
+    assert_eq!(res.status, 415);
+    assert_eq!(res.set_cookie(), None);
+    // Parameters and letter case do not matter.
+    for kind in ["application/json; charset=utf-8", "Application/JSON"] {
+        let res = stranger
+            .request_as(
+                "POST",
+                "/session/login",
+                Some(kind),
+                br#"{"username":"bob"}"#,
+            )
+            .await;
+        assert_eq!(res.status, 200, "{kind}");
+    }
+}
+
+/// A write that would take a session over `max_session_bytes` is 413 with
+/// a JSON error and changes nothing; a login over it creates no session;
+/// replacing a value with a smaller one is always allowed.
+pub async fn writes_over_the_size_limit_are_413_and_change_nothing(target: Target) {
+    let mut config = example_config();
+    config.max_session_bytes = 2048;
+    let server = TestServer::start_with(target, config).await;
+    let mut browser = server.browser();
+    let body = json!({ "username": "ada", "data": { "big": "x".repeat(3000) } }).to_string();
+    let res = browser.post("/session/login", &body).await;
+    assert_eq!(res.status, 413);
+    assert!(res.json()["error"].as_str().unwrap().contains("2048"));
+    assert_eq!(
+        res.set_cookie(),
+        None,
+        "a login over the limit creates no session"
+    );
+    assert_eq!(browser.get("/session/profile").await.status, 401);
+
+    browser.login("ada", json!({ "a": 1 })).await;
+    // "a" + "1" + "big" + the JSON string of 1500 bytes: 1507 bytes.
+    let big = json!({ "big": "x".repeat(1500) }).to_string();
+    assert_eq!(browser.post("/session/update", &big).await.status, 200);
+    let before = browser.get("/session/profile").await.json();
+    // Two keys at once, the second over the limit: neither is stored.
+    let over = json!({ "small": 1, "more": "y".repeat(600) }).to_string();
+    let res = browser.post("/session/update", &over).await;
+    assert_eq!(res.status, 413);
+    assert_eq!(res.header("content-type"), Some("application/json"));
+    assert_eq!(res.set_cookie(), None);
+    assert_eq!(browser.get("/session/profile").await.json(), before);
+    // Smaller values always fit; then there is room again.
+    let res = browser.post("/session/update", r#"{"big": "y"}"#).await;
+    assert_eq!(res.status, 200);
+    let res = browser.post("/session/update", &over).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["data"]["small"], json!(1));
 }
