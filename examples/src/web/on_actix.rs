@@ -6,6 +6,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use session_actix::{CsrfForm, CsrfPolicy, Session, SessionMiddleware};
 
 use super::pages::{self, FORM_LIMIT, Manager, Page};
+use crate::serve::Limits;
 
 fn respond(page: Page) -> HttpResponse {
     let mut res = match page {
@@ -89,12 +90,14 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
     }
 }
 
-/// An actix server for the web app on `listener`. Run it inside an actix
-/// system (`#[actix_web::main]`).
+/// An actix server for the web app on `listener`, with the same connection
+/// limits as the other frameworks. Run it inside an actix system
+/// (`#[actix_web::main]`).
 pub fn server(
     listener: std::net::TcpListener,
     manager: Manager,
     workers: usize,
+    limits: Limits,
 ) -> std::io::Result<actix_web::dev::Server> {
     let server = HttpServer::new(move || {
         App::new()
@@ -102,6 +105,9 @@ pub fn server(
             .configure(configure(manager.clone()))
     })
     .workers(workers)
+    .client_request_timeout(limits.header_read_timeout)
+    .keep_alive(limits.header_read_timeout)
+    .shutdown_timeout(limits.shutdown_grace.as_secs())
     .disable_signals()
     .listen(listener)?
     .run();

@@ -8,10 +8,12 @@ use axum::http::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::service::TowerToHyperService;
 use session_axum::{CsrfLayer, CsrfPolicy, Session, SessionLayer};
 use tokio::net::TcpListener;
 
 use super::pages::{self, FORM_LIMIT, Manager, Page};
+use crate::serve::Limits;
 
 fn respond(page: Page) -> Response {
     let mut res = match page {
@@ -112,7 +114,14 @@ pub fn router(manager: Manager) -> Router {
         .with_state(manager)
 }
 
-/// Serves the web app on `listener` until the future is dropped.
-pub async fn serve(listener: TcpListener, manager: Manager) -> std::io::Result<()> {
-    axum::serve(listener, router(manager)).await
+/// Serves the web app on `listener` until `shutdown` completes, then
+/// finishes the requests in flight (see [`serve`](crate::serve::serve)).
+pub async fn serve(
+    listener: TcpListener,
+    manager: Manager,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let service = TowerToHyperService::new(router(manager));
+    crate::serve::serve(listener, service, limits, shutdown).await;
 }

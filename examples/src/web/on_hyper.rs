@@ -9,14 +9,13 @@ use http::header::{CONTENT_TYPE, LOCATION, USER_AGENT};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use session_core::Session;
 use session_hyper::{CsrfPolicy, SessionService, check_csrf};
 use tokio::net::TcpListener;
 
 use super::pages::{self, FORM_LIMIT, Manager, Page};
+use crate::serve::Limits;
 
 type Body = Full<Bytes>;
 
@@ -119,21 +118,19 @@ async fn route(
     Ok(respond(page))
 }
 
-/// Serves the web app on `listener`, one task per connection, until dropped.
-pub async fn serve(listener: TcpListener, manager: Manager) -> std::io::Result<()> {
+/// Serves the web app on `listener` until `shutdown` completes, then
+/// finishes the requests in flight (see [`serve`](crate::serve::serve)).
+pub async fn serve(
+    listener: TcpListener,
+    manager: Manager,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let app_manager = manager.clone();
     let policy = Arc::new(CsrfPolicy::new());
     let service = SessionService::new(
         service_fn(move |req| route(app_manager.clone(), Arc::clone(&policy), req)),
         manager,
     );
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let service = service.clone();
-        tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    crate::serve::serve(listener, service, limits, shutdown).await;
 }
