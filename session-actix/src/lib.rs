@@ -6,7 +6,7 @@ mod extract;
 mod middleware;
 
 pub use error::SessionError;
-pub use extract::{LiveSession, Session};
+pub use extract::{LoadedSession, Session, UserSession};
 pub use middleware::{ResponseFuture, SessionMiddleware, SessionMiddlewareService};
 
 /// The core crate, for everything not re-exported here.

@@ -3,7 +3,7 @@
 
 use actix_web::{App, HttpResponse, test, web};
 use session_actix::{
-    LiveSession, MemoryStore, Session, SessionConfig, SessionError, SessionMiddleware,
+    MemoryStore, Session, SessionConfig, SessionError, SessionMiddleware, UserSession,
 };
 
 #[actix_web::test]
@@ -19,7 +19,7 @@ async fn without_the_middleware_the_extractor_is_a_500_naming_it() {
 }
 
 #[actix_web::test]
-async fn live_session_is_401_json_and_the_handle_is_send() {
+async fn user_session_is_401_json_and_the_handle_is_send() {
     let sessions =
         SessionMiddleware::with_store(MemoryStore::new(), SessionConfig::default()).unwrap();
     let app = test::init_service(
@@ -38,7 +38,7 @@ async fn live_session_is_401_json_and_the_handle_is_send() {
             )
             .route(
                 "/me",
-                web::get().to(|s: LiveSession| async move { s.user().unwrap().to_string() }),
+                web::get().to(|s: UserSession| async move { s.user().unwrap().to_string() }),
             ),
     )
     .await;

@@ -6,7 +6,7 @@ mod extract;
 mod service;
 
 pub use error::SessionError;
-pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
+pub use extract::{LoadedSession, MissingSessionLayer, NoLiveSession, Session, UserSession};
 pub use service::{SessionLayer, SessionService};
 pub use session_core::http::ResponseFuture;
 

@@ -7,6 +7,7 @@ mod data;
 mod engine;
 mod error;
 mod events;
+mod guard;
 #[cfg(feature = "http")]
 mod http_future;
 #[cfg(feature = "http")]
@@ -31,6 +32,7 @@ pub use cookie_policy::{Presented, RejectReason};
 pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;
+pub use guard::Requirement;
 
 /// Glue for adapters on the `http` 1.x types (feature `http`).
 #[cfg(feature = "http")]
