@@ -2,10 +2,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod ext;
 mod extract;
 mod middleware;
 
 pub use error::SessionError;
+pub use ext::SessionExt;
 pub use extract::{LoadedSession, Session, UserSession};
 pub use middleware::{ResponseFuture, SessionMiddleware, SessionMiddlewareService};
 

@@ -94,3 +94,51 @@ async fn a_write_over_the_size_limit_is_413_through_question_mark() {
     let body = test::read_body(res).await;
     assert_eq!(&body[..], br#"{"error":"session too large"}"#);
 }
+
+#[actix_web::test]
+async fn guards_and_other_middleware_reach_the_session_through_session_ext() {
+    use actix_web::guard;
+    use session_actix::SessionExt;
+
+    let sessions =
+        SessionMiddleware::with_store(MemoryStore::new(), SessionConfig::default()).unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(sessions)
+            .route(
+                "/login",
+                web::get().to(|s: Session| async move {
+                    s.set_user("root");
+                    HttpResponse::Ok().finish()
+                }),
+            )
+            .route(
+                "/admin",
+                web::get()
+                    .guard(guard::fn_guard(|ctx| {
+                        ctx.session().and_then(|s| s.user()).as_deref() == Some("root")
+                    }))
+                    .to(|req: actix_web::HttpRequest| async move {
+                        let user = req.session().and_then(|s| s.user()).unwrap();
+                        HttpResponse::Ok().body(user.to_string())
+                    }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/admin").to_request()).await;
+    assert_eq!(
+        res.status(),
+        404,
+        "the guard refused a visitor without a session"
+    );
+    let login = test::call_service(&app, test::TestRequest::get().uri("/login").to_request()).await;
+    let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let req = test::TestRequest::get()
+        .uri("/admin")
+        .insert_header(("cookie", cookie))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(&test::read_body(res).await[..], b"root");
+}
