@@ -3,12 +3,14 @@
 
 mod csrf;
 mod error;
+mod ext;
 mod extract;
 mod middleware;
 
 pub use csrf::{CsrfChecked, CsrfForm, CsrfToken, refusal};
 pub use error::SessionError;
-pub use extract::{LiveSession, Session};
+pub use ext::SessionExt;
+pub use extract::{LoadedSession, Session, UserSession};
 pub use middleware::{ResponseFuture, SessionMiddleware, SessionMiddlewareService};
 
 /// The core crate, for everything not re-exported here.

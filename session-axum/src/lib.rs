@@ -8,7 +8,7 @@ mod service;
 
 pub use csrf::{CsrfFuture, CsrfLayer, CsrfService, CsrfToken, DEFAULT_FORM_LIMIT, refusal};
 pub use error::SessionError;
-pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
+pub use extract::{LoadedSession, MissingSessionLayer, NoLiveSession, Session, UserSession};
 pub use service::{SessionLayer, SessionService};
 pub use session_core::http::ResponseFuture;
 

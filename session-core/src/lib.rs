@@ -8,6 +8,7 @@ mod data;
 mod engine;
 mod error;
 mod events;
+mod guard;
 #[cfg(feature = "http")]
 mod http_future;
 #[cfg(feature = "http")]
@@ -33,6 +34,7 @@ pub use csrf::{CsrfPolicy, CsrfRejection};
 pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;
+pub use guard::Requirement;
 
 /// Glue for adapters on the `http` 1.x types (feature `http`).
 #[cfg(feature = "http")]
