@@ -22,11 +22,18 @@
 //! In the session itself, as the reserved value [`TOKEN_KEY`], created the
 //! first time a page asks for it. So an anonymous visitor's login form gets
 //! a token too (the session that holds it is the one the login then
-//! renews): that is what stops login CSRF, which a token derived from a
-//! signed-in session could not. It costs a stored session for each visitor
-//! who is shown a form. Storing it, rather than deriving it from the id,
-//! also keeps it out of reach of anyone who learns how ids are made, and
-//! works whatever the store hashes or signs.
+//! renews): that is what stops login CSRF, which a token that only signed-in
+//! sessions had could not. It costs a stored session for each visitor who
+//! is shown a form. A token derived from the id (an HMAC of it) would cost
+//! no storage, but it needs a server secret the configuration may not have,
+//! and a new or renewed session's id is only drawn at commit, after the
+//! page that carries the next token is rendered. A stored token has neither
+//! problem, and travels with the session through every store.
+//!
+//! Tokens and masks come straight from the operating system's CSPRNG (the
+//! [`Session`] handle does not carry the engine's
+//! [`RandomSource`](crate::RandomSource)); tests compare them through
+//! [`verify`], never by value.
 //!
 //! The token is rotated whenever the session's id is
 //! ([`Session::renew`], and every login through [`Session::set_user`]):
