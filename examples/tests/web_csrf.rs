@@ -1,0 +1,241 @@
+//! The web example's CSRF protection over plain HTTP, on all three
+//! frameworks, with no browser: every unsafe method without the session's
+//! token is refused (403, HTML or JSON), so is a cross-site or foreign-origin
+//! request with it, and the token passes from the form field or the header.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use session_conformance::Response;
+use session_conformance::http::send_raw;
+
+/// A web example binary on a free port, killed on drop.
+struct App {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl App {
+    async fn start(bin: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(bin)
+            .env("ADDR", addr.to_string())
+            .env("SESSION_STORE", "memory")
+            .env("SESSION_SECURE", "false")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let app = Self { child, addr };
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return app;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{bin} did not start on {addr}");
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One visitor: the cookie it holds, and the app's address.
+struct Visitor {
+    addr: SocketAddr,
+    cookie: Option<String>,
+}
+
+impl Visitor {
+    /// Sends a request with the visitor's cookie and these extra header
+    /// lines; keeps a cookie the response sets.
+    async fn send(&mut self, method: &str, path: &str, headers: &[&str], body: &str) -> Response {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        if let Some(cookie) = &self.cookie {
+            head.push_str(&format!("Cookie: id={cookie}\r\n"));
+        }
+        for line in headers {
+            head.push_str(line);
+            head.push_str("\r\n");
+        }
+        let res = send_raw(self.addr, head.as_bytes(), body.as_bytes()).await;
+        if let Some(set) = res
+            .all("set-cookie")
+            .into_iter()
+            .find(|c| c.starts_with("id="))
+        {
+            let value = set
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("id=");
+            self.cookie = (!value.is_empty() && !set.contains("Max-Age=0")).then(|| value.into());
+        }
+        res
+    }
+
+    /// The token of the form on `path`.
+    async fn token(&mut self, path: &str) -> String {
+        let page = self.send("GET", path, &[], "").await;
+        assert_eq!(page.status, 200, "GET {path}");
+        let html = String::from_utf8(page.body).unwrap();
+        let needle = r#"name="csrf_token" value=""#;
+        let at = html.find(needle).expect("a token") + needle.len();
+        html[at..at + 44].to_owned()
+    }
+}
+
+const FORM: &str = "Content-Type: application/x-www-form-urlencoded";
+
+async fn check(bin: &str) {
+    let app = App::start(bin).await;
+    let mut v = Visitor {
+        addr: app.addr,
+        cookie: None,
+    };
+    let token = v.token("/login").await;
+    assert!(v.cookie.is_some(), "{bin}: the login form starts a session");
+    let login = format!("username=ada&password=lovelace&csrf_token={token}");
+    let same_origin = format!("Origin: http://{}", app.addr);
+
+    // No token, a wrong one, a token in a body that is not a form: refused,
+    // HTML for a browser and JSON otherwise.
+    let res = v
+        .send(
+            "POST",
+            "/login",
+            &[FORM, "Accept: text/html"],
+            "username=ada&password=lovelace",
+        )
+        .await;
+    assert_eq!(res.status, 403, "{bin}: no token");
+    assert!(res.header("content-type").unwrap().starts_with("text/html"));
+    let res = v
+        .send(
+            "POST",
+            "/login",
+            &[FORM],
+            "username=ada&password=lovelace&csrf_token=forged",
+        )
+        .await;
+    assert_eq!(res.status, 403, "{bin}: a wrong token");
+    assert_eq!(res.json()["error"], "invalid CSRF token");
+    let res = v
+        .send("POST", "/login", &["Content-Type: text/plain"], &login)
+        .await;
+    assert_eq!(res.status, 403, "{bin}: a text/plain body is not searched");
+
+    // The right token from the wrong place: refused.
+    let res = v
+        .send(
+            "POST",
+            "/login",
+            &[FORM, "Sec-Fetch-Site: cross-site"],
+            &login,
+        )
+        .await;
+    assert_eq!(res.status, 403, "{bin}: cross-site");
+    assert_eq!(res.json()["error"], "cross-site request refused");
+    let res = v
+        .send(
+            "POST",
+            "/login",
+            &[FORM, "Origin: http://evil.example"],
+            &login,
+        )
+        .await;
+    assert_eq!(res.status, 403, "{bin}: a foreign Origin");
+
+    // The right token, same origin: signed in (303 to the start page).
+    let res = v
+        .send(
+            "POST",
+            "/login",
+            &[FORM, "Sec-Fetch-Site: same-origin", &same_origin],
+            &login,
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        303,
+        "{bin}: the real sign-in: {}",
+        String::from_utf8_lossy(&res.body)
+    );
+    assert_eq!(res.header("location"), Some("/"));
+
+    // Every unsafe method needs the token, on every route: POST is refused;
+    // PUT, PATCH and DELETE, which no route takes, are refused or not found
+    // (actix routes by method before any extractor runs), never served.
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        for path in [
+            "/login",
+            "/logout",
+            "/wizard/1",
+            "/wizard/3",
+            "/sessions/end-others",
+        ] {
+            let res = v.send(method, path, &[FORM], "name=x").await;
+            let refused = res.status == 403 || (method != "POST" && res.status == 404);
+            assert!(
+                refused,
+                "{bin}: {method} {path} without a token: {}",
+                res.status
+            );
+        }
+    }
+    let home = v.send("GET", "/", &[], "").await;
+    assert!(
+        String::from_utf8_lossy(&home.body).contains("Hello, Ada Lovelace"),
+        "{bin}: still signed in after the refusals"
+    );
+
+    // The login rotated the token: the login form's no longer passes; the
+    // page's does, from the form field or the header.
+    let res = v
+        .send(
+            "POST",
+            "/wizard/1",
+            &[FORM],
+            &format!("name=x&csrf_token={token}"),
+        )
+        .await;
+    assert_eq!(res.status, 403, "{bin}: the pre-login token is dead");
+    let token = v.token("/").await;
+    let res = v
+        .send(
+            "POST",
+            "/wizard/1",
+            &[FORM],
+            &format!("name=Apollo&csrf_token={token}"),
+        )
+        .await;
+    assert_eq!(
+        res.header("location"),
+        Some("/wizard/2"),
+        "{bin}: the form field"
+    );
+    let header = format!("x-csrf-token: {token}");
+    let res = v.send("POST", "/logout", &[&header], "").await;
+    assert_eq!(res.status, 303, "{bin}: the header");
+    assert_eq!(res.header("location"), Some("/login"));
+}
+
+#[tokio::test]
+async fn every_unsafe_request_needs_the_token_from_this_origin() {
+    for bin in [
+        env!("CARGO_BIN_EXE_web-axum"),
+        env!("CARGO_BIN_EXE_web-actix"),
+        env!("CARGO_BIN_EXE_web-hyper"),
+    ] {
+        check(bin).await;
+    }
+}
