@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::events::{EventHook, SessionEvent};
 use crate::id::SessionId;
 use crate::random::{OsRandom, RandomSource};
-use crate::session::{Defaults, Plan, Session, Write};
+use crate::session::{Plan, Session, SessionPolicy, Write};
 use crate::store::{BoxFuture, SessionStore, WriteOutcome};
 use crate::time::{Clock, SystemClock, Timestamp};
 
@@ -43,7 +43,7 @@ struct Inner<S> {
     store: S,
     config: SessionConfig,
     policy: CookiePolicy,
-    defaults: Defaults,
+    defaults: SessionPolicy,
     clock: Box<dyn Clock>,
     random: Box<dyn RandomSource>,
     events: EventHook,
@@ -67,8 +67,8 @@ impl<S> fmt::Debug for SessionManager<S> {
     }
 }
 
-pub(crate) fn defaults_of(config: &SessionConfig) -> Defaults {
-    Defaults {
+pub(crate) fn policy_of(config: &SessionConfig) -> SessionPolicy {
+    SessionPolicy {
         idle: config.idle_timeout,
         lifetime: config.lifetime,
         persistent: config.cookie.persistent,
@@ -210,7 +210,7 @@ impl<S: SessionStore> SessionManager<S> {
         let inner = Inner {
             random: Box::new(OsRandom),
             policy: CookiePolicy::new(&config),
-            defaults: defaults_of(&config),
+            defaults: policy_of(&config),
             store,
             config,
             clock,
