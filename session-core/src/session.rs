@@ -18,9 +18,11 @@ use crate::time::Timestamp;
 /// Keys of flash values start with this.
 const FLASH_PREFIX: &str = "_flash.";
 
-/// The configured expiry defaults a session falls back on.
+/// The rules the configuration sets for every session: its expiry defaults
+/// (which per-session settings override), when a read refreshes it, and how
+/// large it may grow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Defaults {
+pub(crate) struct SessionPolicy {
     pub(crate) idle: Duration,
     pub(crate) lifetime: Duration,
     pub(crate) persistent: bool,
@@ -29,7 +31,7 @@ pub(crate) struct Defaults {
     pub(crate) max_bytes: usize,
 }
 
-impl Defaults {
+impl SessionPolicy {
     /// When a session with this metadata ends: at its idle timeout after its
     /// last activity, or at its lifetime after its creation, whichever is first.
     pub(crate) fn expires_at(&self, meta: &Metadata) -> Timestamp {
@@ -113,7 +115,7 @@ pub(crate) struct State {
     accessed: bool,
     /// The request's cookie named a session that is not (or no longer) live.
     stale_cookie: bool,
-    defaults: Defaults,
+    defaults: SessionPolicy,
     /// When the request opened the session.
     opened_at: Timestamp,
     /// Committed: the changes went to the store and the values were let go.
@@ -155,7 +157,7 @@ impl Session {
         id: Option<SessionId>,
         record: Option<Record>,
         stale_cookie: bool,
-        defaults: Defaults,
+        defaults: SessionPolicy,
         now: Timestamp,
     ) -> Self {
         let (meta, base) = match record {
@@ -189,7 +191,7 @@ impl Session {
             None,
             None,
             false,
-            crate::engine::defaults_of(&config),
+            crate::engine::policy_of(&config),
             Timestamp::default(),
         )
     }
@@ -740,7 +742,7 @@ mod tests {
             expires_at: Timestamp::from_unix_secs(10_000),
             data: data.iter().copied().collect(),
         };
-        let defaults = Defaults {
+        let defaults = SessionPolicy {
             idle: Duration::from_secs(3600),
             lifetime: Duration::from_secs(86_400),
             persistent: false,
