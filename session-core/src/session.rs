@@ -32,6 +32,17 @@ pub(crate) struct SessionPolicy {
 }
 
 impl SessionPolicy {
+    /// The rules `config` sets.
+    pub(crate) fn of(config: &crate::SessionConfig) -> Self {
+        Self {
+            idle: config.idle_timeout,
+            lifetime: config.lifetime,
+            persistent: config.cookie.persistent,
+            touch_interval: config.touch_interval,
+            max_bytes: config.max_session_bytes,
+        }
+    }
+
     /// When a session with this metadata ends: at its idle timeout after its
     /// last activity, or at its lifetime after its creation, whichever is first.
     pub(crate) fn expires_at(&self, meta: &Metadata) -> Timestamp {
@@ -191,7 +202,7 @@ impl Session {
             None,
             None,
             false,
-            crate::engine::policy_of(&config),
+            SessionPolicy::of(&config),
             Timestamp::default(),
         )
     }
