@@ -67,16 +67,6 @@ impl<S> fmt::Debug for SessionManager<S> {
     }
 }
 
-pub(crate) fn policy_of(config: &SessionConfig) -> SessionPolicy {
-    SessionPolicy {
-        idle: config.idle_timeout,
-        lifetime: config.lifetime,
-        persistent: config.cookie.persistent,
-        touch_interval: config.touch_interval,
-        max_bytes: config.max_session_bytes,
-    }
-}
-
 /// The future of [`SessionManager::begin`] and [`SessionManager::finish`]:
 /// ready at once for an immediate store, else the store's work, boxed.
 /// `Err` holds the status to answer with.
@@ -210,7 +200,7 @@ impl<S: SessionStore> SessionManager<S> {
         let inner = Inner {
             random: Box::new(OsRandom),
             policy: CookiePolicy::new(&config),
-            defaults: policy_of(&config),
+            defaults: SessionPolicy::of(&config),
             store,
             config,
             clock,
