@@ -1,4 +1,12 @@
 #![doc = include_str!("../README.md")]
+// With only some backends, parts shared by the others go unused.
+#![cfg_attr(
+    not(all(feature = "postgres", feature = "mysql", feature = "sqlite")),
+    allow(dead_code, unused_variables, unused_imports)
+)]
+
+#[cfg(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")))]
+compile_error!("session-sql needs at least one of its features `postgres`, `mysql`, `sqlite`");
 
 /// Runs `$body` (a future using the connection `$conn`) on a connection of
 /// `$pool`, and gives the connection back unless the call failed on the
