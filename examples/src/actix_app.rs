@@ -1,11 +1,16 @@
 //! The example app on actix-web.
 
-use actix_web::http::StatusCode;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::error::InternalError;
+use actix_web::http::{StatusCode, header};
+use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, web};
 use session_actix::{LiveSession, Session, SessionManager, SessionMiddleware};
 use session_core::DynStore;
 
 use crate::app::{self, BODY_LIMIT, Reply};
+use crate::serve::Limits;
 
 type Manager = SessionManager<DynStore>;
 
@@ -16,11 +21,33 @@ fn respond(reply: Reply) -> HttpResponse {
         .body(reply.body)
 }
 
+/// A `POST` whose body is JSON; anything else is refused with 415 before
+/// any other extractor (or the session) is consulted.
+struct JsonPost;
+
+impl FromRequest for JsonPost {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let content_type = req.headers().get(header::CONTENT_TYPE);
+        ready(
+            app::require_json(content_type.map(|v| v.as_bytes()))
+                .map(|()| JsonPost)
+                .map_err(|reply| InternalError::from_response("not JSON", respond(reply)).into()),
+        )
+    }
+}
+
 async fn healthz() -> HttpResponse {
     respond(app::healthz())
 }
 
-async fn login(session: Session, body: Result<web::Bytes, actix_web::Error>) -> HttpResponse {
+async fn login(
+    _: JsonPost,
+    session: Session,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
     match body {
         Ok(body) => respond(app::login(&session, &body)),
         Err(_) => respond(Reply::too_large()),
@@ -31,18 +58,26 @@ async fn profile(session: LiveSession) -> HttpResponse {
     respond(app::profile(&session))
 }
 
-async fn update(session: LiveSession, body: Result<web::Bytes, actix_web::Error>) -> HttpResponse {
+async fn update(
+    _: JsonPost,
+    session: LiveSession,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
     match body {
         Ok(body) => respond(app::update(&session, &body)),
         Err(_) => respond(Reply::too_large()),
     }
 }
 
-async fn logout(session: LiveSession) -> HttpResponse {
+async fn logout(_: JsonPost, session: LiveSession) -> HttpResponse {
     respond(app::logout(&session))
 }
 
-async fn logout_all(manager: web::Data<Manager>, session: LiveSession) -> HttpResponse {
+async fn logout_all(
+    _: JsonPost,
+    manager: web::Data<Manager>,
+    session: LiveSession,
+) -> HttpResponse {
     respond(app::logout_all(&manager, &session).await)
 }
 
@@ -65,12 +100,19 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
     }
 }
 
-/// An actix server for the app on `listener`. Run it inside an actix
-/// system (`#[actix_web::main]` or `actix_web::rt::System`).
+/// An actix server for the app on `listener`, with the same [`Limits`] as
+/// the other frameworks: a client that has not sent a request's header
+/// within the header-read timeout gets 408 and loses its connection, and an
+/// idle keep-alive connection is closed after the same time. actix-server
+/// pauses after a failed `accept` (out of file descriptors, say) and goes
+/// on. Run it inside an actix system (`#[actix_web::main]` or
+/// `actix_web::rt::System`); it handles no signals itself: call
+/// [`ServerHandle::stop`](actix_web::dev::ServerHandle::stop) to shut down.
 pub fn server(
     listener: std::net::TcpListener,
     manager: Manager,
     workers: usize,
+    limits: Limits,
 ) -> std::io::Result<actix_web::dev::Server> {
     let server = HttpServer::new(move || {
         App::new()
@@ -78,6 +120,9 @@ pub fn server(
             .configure(configure(manager.clone()))
     })
     .workers(workers)
+    .client_request_timeout(limits.header_read_timeout)
+    .keep_alive(limits.header_read_timeout)
+    .shutdown_timeout(limits.shutdown_grace.as_secs())
     .disable_signals()
     .listen(listener)?
     .run();

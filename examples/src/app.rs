@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use session_core::{DynStore, Session, SessionManager};
+use session_core::{DynStore, Error, Session, SessionManager};
 
 /// A response: status and JSON body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,49 @@ impl Reply {
     pub fn too_large() -> Self {
         Self::error(413, "body too large")
     }
+
+    /// 415 for a `POST` that is not JSON (see [`require_json`]).
+    pub fn not_json() -> Self {
+        Self::error(415, "content-type must be application/json")
+    }
+
+    /// The answer to a session error a handler let through: 413 for a
+    /// session over its size limit, the error's status otherwise, and no
+    /// detail of a store failure.
+    pub fn session_error(manager: Option<&SessionManager<DynStore>>, e: &Error) -> Self {
+        match e {
+            Error::TooLarge { size, limit } => Self::error(
+                413,
+                &format!("session too large: it would hold {size} bytes, the limit is {limit}"),
+            ),
+            _ => Self {
+                status: manager.map_or_else(|| e.status(), |m| m.failure_status(e)),
+                body: e.public_body().to_owned(),
+            },
+        }
+    }
+}
+
+/// The 415 rule for every `POST`: its `Content-Type` must be
+/// `application/json` (parameters such as `; charset=utf-8` allowed).
+///
+/// A page on another site can make a browser post a form (`text/plain`,
+/// urlencoded, multipart) with no preflight, but not JSON; refusing
+/// everything else, before the session is touched, is what stops such a
+/// page from logging a visitor in as someone else (login CSRF).
+pub fn require_json(content_type: Option<&[u8]>) -> Result<(), Reply> {
+    let Some(value) = content_type else {
+        return Err(Reply::not_json());
+    };
+    let essence = value.split(|&b| b == b';').next().unwrap_or_default();
+    if essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/json")
+    {
+        Ok(())
+    } else {
+        Err(Reply::not_json())
+    }
 }
 
 /// The largest request body accepted, on every framework.
@@ -67,10 +110,23 @@ pub fn login(session: &Session, body: &[u8]) -> Reply {
     if login.username.is_empty() || login.username.len() > MAX_USERNAME {
         return Reply::error(400, "username must be 1 to 256 bytes");
     }
+    let data: Vec<(String, String)> = login
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| (key, value.to_string()))
+        .collect();
+    // Checked before the old session is ended: a login over the limit
+    // leaves everything as it was and creates no session.
+    let size = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let limit = session.size_limit();
+    if size > limit {
+        return Reply::session_error(None, &Error::TooLarge { size, limit });
+    }
     session.destroy();
     session.set_user(login.username);
-    for (key, value) in login.data.unwrap_or_default() {
-        session.insert_raw(key, value.to_string());
+    if let Err(e) = session.extend_raw(data) {
+        return Reply::session_error(None, &e);
     }
     profile(session)
 }
@@ -101,8 +157,12 @@ pub fn update(session: &Session, body: &[u8]) -> Reply {
         Ok(_) => return Reply::error(400, "body must be a JSON object"),
         Err(e) => return Reply::error(400, &format!("invalid JSON: {e}")),
     };
-    for (key, value) in fields {
-        session.insert_raw(key, value.to_string());
+    // All or nothing: an update over the size limit changes no key.
+    let fields = fields
+        .into_iter()
+        .map(|(key, value)| (key, value.to_string()));
+    if let Err(e) = session.extend_raw(fields) {
+        return Reply::session_error(None, &e);
     }
     profile(session)
 }
@@ -123,12 +183,6 @@ pub async fn logout_all(manager: &SessionManager<DynStore>, session: &Session) -
             session.destroy();
             Reply::ok(json!({ "ended": ended }))
         }
-        Err(e) => {
-            let status = manager.failure_status(&e);
-            Reply {
-                status,
-                body: session_core::STORE_ERROR_BODY.to_owned(),
-            }
-        }
+        Err(e) => Reply::session_error(Some(manager), &e),
     }
 }

@@ -3,15 +3,18 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::service::TowerToHyperService;
 use session_axum::{LiveSession, Session, SessionLayer, SessionManager};
 use session_core::DynStore;
 use tokio::net::TcpListener;
 
 use crate::app::{self, BODY_LIMIT, Reply};
+use crate::serve::Limits;
 
 type Manager = SessionManager<DynStore>;
 
@@ -25,11 +28,26 @@ fn respond(reply: Reply) -> Response {
         .into_response()
 }
 
+/// A `POST` whose body is JSON; anything else is refused with 415 before
+/// any other extractor (or the session) is consulted.
+struct JsonPost;
+
+impl<St: Send + Sync> FromRequestParts<St> for JsonPost {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        let content_type = parts.headers.get(header::CONTENT_TYPE);
+        app::require_json(content_type.map(|v| v.as_bytes()))
+            .map(|()| JsonPost)
+            .map_err(respond)
+    }
+}
+
 async fn healthz() -> Response {
     respond(app::healthz())
 }
 
-async fn login(session: Session, body: Result<Bytes, BytesRejection>) -> Response {
+async fn login(_: JsonPost, session: Session, body: Result<Bytes, BytesRejection>) -> Response {
     match body {
         Ok(body) => respond(app::login(&session, &body)),
         Err(_) => respond(Reply::too_large()),
@@ -40,18 +58,22 @@ async fn profile(session: LiveSession) -> Response {
     respond(app::profile(&session))
 }
 
-async fn update(session: LiveSession, body: Result<Bytes, BytesRejection>) -> Response {
+async fn update(
+    _: JsonPost,
+    session: LiveSession,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     match body {
         Ok(body) => respond(app::update(&session, &body)),
         Err(_) => respond(Reply::too_large()),
     }
 }
 
-async fn logout(session: LiveSession) -> Response {
+async fn logout(_: JsonPost, session: LiveSession) -> Response {
     respond(app::logout(&session))
 }
 
-async fn logout_all(State(manager): State<Manager>, session: LiveSession) -> Response {
+async fn logout_all(_: JsonPost, State(manager): State<Manager>, session: LiveSession) -> Response {
     respond(app::logout_all(&manager, &session).await)
 }
 
@@ -75,7 +97,14 @@ pub fn router(manager: Manager) -> Router {
         .with_state(manager)
 }
 
-/// Serves the app on `listener` until the future is dropped.
-pub async fn serve(listener: TcpListener, manager: Manager) -> std::io::Result<()> {
-    axum::serve(listener, router(manager)).await
+/// Serves the app on `listener` until `shutdown` completes, then finishes
+/// the requests in flight (see [`serve`](crate::serve::serve)).
+pub async fn serve(
+    listener: TcpListener,
+    manager: Manager,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let service = TowerToHyperService::new(router(manager));
+    crate::serve::serve(listener, service, limits, shutdown).await;
 }

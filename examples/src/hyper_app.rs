@@ -6,14 +6,13 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use session_core::DynStore;
 use session_hyper::{RequestSessionExt, SessionManager, SessionService};
 use tokio::net::TcpListener;
 
 use crate::app::{self, BODY_LIMIT, Reply};
+use crate::serve::Limits;
 
 type Manager = SessionManager<DynStore>;
 type Body = Full<Bytes>;
@@ -31,6 +30,12 @@ fn respond(reply: Reply) -> Response<Body> {
 
 async fn route(manager: Manager, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let live = |req: &Request<Incoming>| req.live_session().cloned();
+    if req.method() == Method::POST {
+        let content_type = req.headers().get(header::CONTENT_TYPE);
+        if let Err(reply) = app::require_json(content_type.map(|v| v.as_bytes())) {
+            return Ok(respond(reply));
+        }
+    }
     let reply = match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => app::healthz(),
         (&Method::POST, "/session/login") => {
@@ -81,20 +86,19 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     }
 }
 
-/// Serves the app on `listener`, one task per connection, until dropped.
-pub async fn serve(listener: TcpListener, manager: Manager) -> std::io::Result<()> {
+/// Serves the app on `listener`, one task per connection, until `shutdown`
+/// completes, then finishes the requests in flight (see
+/// [`serve`](crate::serve::serve)).
+pub async fn serve(
+    listener: TcpListener,
+    manager: Manager,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let app_manager = manager.clone();
     let service = SessionService::new(
         service_fn(move |req| route(app_manager.clone(), req)),
         manager,
     );
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let service = service.clone();
-        tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+    crate::serve::serve(listener, service, limits, shutdown).await;
 }

@@ -1,5 +1,5 @@
 //! The example app (login, profile, update, logout) on axum, actix-web and
-//! hyper, as `shared/DESIGN.md` specifies it.
+//! hyper, as the repository README specifies it (routes and variables).
 //!
 //! The route logic lives once, in [`app`], on the framework-free
 //! [`Session`](session_core::Session); each framework module only wires
@@ -10,6 +10,7 @@ pub mod actix_app;
 pub mod app;
 pub mod axum_app;
 pub mod hyper_app;
+pub mod serve;
 pub mod settings;
 
 pub use settings::Settings;

@@ -8,7 +8,7 @@ use session_core::{
     SigningKeys,
 };
 
-/// The example app's settings, from the environment (see `shared/DESIGN.md`).
+/// The example app's settings, from the environment (listed in the repository README).
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// `ADDR`, default `127.0.0.1:3000`.
@@ -25,6 +25,8 @@ pub struct Settings {
     pub ttl_secs: u64,
     /// `SESSION_SECURE`, default `true`.
     pub secure: bool,
+    /// `SESSION_MAX_BYTES`, default 262144 (256 KiB).
+    pub max_bytes: usize,
 }
 
 impl Settings {
@@ -33,26 +35,63 @@ impl Settings {
         fn var(name: &str) -> Option<String> {
             std::env::var(name).ok().filter(|v| !v.is_empty())
         }
-        fn parsed<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+        /// The variable parsed as `T`, or `default`; `accepts` says what
+        /// it takes, for the error.
+        fn parsed<T: std::str::FromStr>(
+            name: &str,
+            default: T,
+            accepts: &str,
+        ) -> Result<T, String> {
             match var(name) {
-                Some(v) => v.parse().map_err(|_| format!("{name}={v:?} is not valid")),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| format!("{name}={v:?} is not valid: use {accepts}")),
                 None => Ok(default),
+            }
+        }
+        fn positive<T: std::str::FromStr + PartialOrd + Default>(
+            name: &str,
+            default: T,
+            unit: &str,
+        ) -> Result<T, String> {
+            let accepts = format!("a whole number of {unit} greater than 0");
+            let value = parsed(name, default, &accepts)?;
+            if value > T::default() {
+                Ok(value)
+            } else {
+                Err(format!("{name}=0 is not valid: use {accepts}"))
             }
         }
         let store = var("SESSION_STORE").unwrap_or_else(|| "memory".into());
         if store != "memory" && store != "redis" {
             return Err(format!(
-                "SESSION_STORE={store:?}: use \"memory\" or \"redis\""
+                "SESSION_STORE={store:?} is not valid: use memory or redis"
+            ));
+        }
+        let secret = var("SESSION_SECRET").unwrap_or_else(random_secret);
+        if secret.len() < 32 {
+            return Err(format!(
+                "SESSION_SECRET is too short ({} bytes): use at least 32 bytes",
+                secret.len()
             ));
         }
         Ok(Self {
-            addr: parsed("ADDR", SocketAddr::from(([127, 0, 0, 1], 3000)))?,
+            addr: parsed(
+                "ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 3000)),
+                "an address and port such as 127.0.0.1:3000 or [::1]:3000",
+            )?,
             store,
             redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
-            secret: var("SESSION_SECRET").unwrap_or_else(random_secret),
-            idle_secs: parsed("SESSION_IDLE_SECS", 3600)?,
-            ttl_secs: parsed("SESSION_TTL_SECS", 604_800)?,
-            secure: parsed("SESSION_SECURE", true)?,
+            secret,
+            idle_secs: positive("SESSION_IDLE_SECS", 3600, "seconds")?,
+            ttl_secs: positive("SESSION_TTL_SECS", 604_800, "seconds")?,
+            secure: parsed("SESSION_SECURE", true, "true or false")?,
+            max_bytes: positive(
+                "SESSION_MAX_BYTES",
+                session_core::DEFAULT_MAX_SESSION_BYTES,
+                "bytes",
+            )?,
         })
     }
 
@@ -61,6 +100,7 @@ impl Settings {
         let mut config = SessionConfig {
             idle_timeout: Duration::from_secs(self.idle_secs),
             lifetime: Duration::from_secs(self.ttl_secs),
+            max_session_bytes: self.max_bytes,
             ..SessionConfig::default()
         };
         config.cookie.secure = self.secure;
@@ -123,16 +163,26 @@ fn random_secret() -> String {
 
 /// Loads the settings and engine for a binary, or exits with the reason.
 pub async fn manager_from_env() -> (Settings, SessionManager<DynStore>) {
-    let fail = |why: String| -> ! {
-        eprintln!("error: {why}");
-        std::process::exit(2)
-    };
-    let settings = Settings::from_env().unwrap_or_else(|e| fail(e));
+    let settings = Settings::from_env().unwrap_or_else(|e| crate::serve::exit_with(&e));
     let manager = settings.manager().await.unwrap_or_else(|e| {
         let source = std::error::Error::source(&e)
             .map(|s| format!(": {s}"))
             .unwrap_or_default();
-        fail(format!("{e}{source}"))
+        crate::serve::exit_with(&format!("{e}{source}"))
     });
     (settings, manager)
+}
+
+/// Binds the settings' address for a binary, or exits saying why in words
+/// a person can act on ("the address is already in use").
+pub fn bind(settings: &Settings) -> std::net::TcpListener {
+    let listener = std::net::TcpListener::bind(settings.addr)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .unwrap_or_else(|e| crate::serve::exit_with(&crate::serve::bind_error(settings.addr, &e)));
+    let addr = listener.local_addr().map_or(settings.addr, |a| a);
+    println!(
+        "listening on http://{addr} (store: {}, secure cookie: {})",
+        settings.store, settings.secure
+    );
+    listener
 }

@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod error;
 mod extract;
 mod middleware;
 
+pub use error::SessionError;
 pub use extract::{LiveSession, Session};
 pub use middleware::{ResponseFuture, SessionMiddleware, SessionMiddlewareService};
 

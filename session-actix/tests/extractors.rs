@@ -2,7 +2,9 @@
 //! session, and the handle crossing a spawned task.
 
 use actix_web::{App, HttpResponse, test, web};
-use session_actix::{LiveSession, MemoryStore, Session, SessionConfig, SessionMiddleware};
+use session_actix::{
+    LiveSession, MemoryStore, Session, SessionConfig, SessionError, SessionMiddleware,
+};
 
 #[actix_web::test]
 async fn without_the_middleware_the_extractor_is_a_500_naming_it() {
@@ -66,4 +68,29 @@ async fn live_session_is_401_json_and_the_handle_is_send() {
     let res = test::call_service(&app, me).await;
     assert_eq!(res.status(), 200);
     assert_eq!(test::read_body(res).await, "ada");
+}
+
+#[actix_web::test]
+async fn a_write_over_the_size_limit_is_413_through_question_mark() {
+    let config = SessionConfig {
+        max_session_bytes: 16,
+        ..SessionConfig::default()
+    };
+    let sessions = SessionMiddleware::with_store(MemoryStore::new(), config).unwrap();
+    let app = test::init_service(App::new().wrap(sessions).route(
+        "/big",
+        web::get().to(|s: Session| async move {
+            s.insert("k", "this value is over sixteen bytes")?;
+            Ok::<_, SessionError>(HttpResponse::Ok().finish())
+        }),
+    ))
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/big").to_request()).await;
+    assert_eq!(res.status(), 413);
+    assert!(
+        res.headers().get("set-cookie").is_none(),
+        "a refused write creates no session"
+    );
+    let body = test::read_body(res).await;
+    assert_eq!(&body[..], br#"{"error":"session too large"}"#);
 }

@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod error;
 mod extract;
 mod service;
 
+pub use error::SessionError;
 pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
 pub use service::{SessionLayer, SessionService};
 pub use session_core::http::ResponseFuture;

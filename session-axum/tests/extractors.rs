@@ -4,7 +4,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use session_axum::{LiveSession, MemoryStore, Session, SessionConfig, SessionLayer};
+use session_axum::{LiveSession, MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
 use tower::ServiceExt;
 
 async fn body_text(res: axum::response::Response) -> String {
@@ -69,4 +69,33 @@ async fn live_session_is_401_json_without_a_session_and_passes_with_one() {
     let res = app.oneshot(me).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(body_text(res).await, "ada");
+}
+
+#[tokio::test]
+async fn a_write_over_the_size_limit_is_413_through_question_mark() {
+    let config = SessionConfig {
+        max_session_bytes: 16,
+        ..SessionConfig::default()
+    };
+    let layer = SessionLayer::with_store(MemoryStore::new(), config).unwrap();
+    let app = Router::new()
+        .route(
+            "/big",
+            get(|s: Session| async move {
+                s.insert("k", "this value is over sixteen bytes")?;
+                Ok::<_, SessionError>("stored")
+            }),
+        )
+        .layer(layer);
+    let res = app
+        .oneshot(Request::get("/big").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert!(
+        res.headers().get("set-cookie").is_none(),
+        "a refused write creates no session"
+    );
+    assert_eq!(body_text(res).await, r#"{"error":"session too large"}"#);
 }

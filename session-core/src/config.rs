@@ -127,6 +127,9 @@ impl Default for CookieConfig {
     }
 }
 
+/// The default of [`SessionConfig::max_session_bytes`]: 256 KiB.
+pub const DEFAULT_MAX_SESSION_BYTES: usize = 256 * 1024;
+
 /// Everything the engine needs to know. Deserializes from any serde format
 /// (durations in whole seconds), e.g. TOML:
 ///
@@ -161,6 +164,14 @@ pub struct SessionConfig {
     pub hash_ids_at_rest: bool,
     /// The HTTP status adapters answer with when the store fails. Default 503.
     pub store_error_status: u16,
+    /// The most one session's values may hold, counted as the bytes of the
+    /// keys plus the bytes of their stored JSON text. Default 256 KiB.
+    ///
+    /// A write that would take a session over it is refused with
+    /// [`Error::TooLarge`] before anything changes, so every request reads a
+    /// bounded session and one visitor cannot grow a store without end.
+    /// Writes that shrink a session are always allowed.
+    pub max_session_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -172,6 +183,7 @@ impl Default for SessionConfig {
             touch_interval: Duration::from_secs(60),
             hash_ids_at_rest: false,
             store_error_status: 503,
+            max_session_bytes: DEFAULT_MAX_SESSION_BYTES,
         }
     }
 }
@@ -214,6 +226,9 @@ impl SessionConfig {
         }
         if self.idle_timeout.is_zero() || self.lifetime.is_zero() {
             return bad("idle_timeout and lifetime must be greater than zero");
+        }
+        if self.max_session_bytes == 0 {
+            return bad("max_session_bytes must be greater than zero");
         }
         if !(500..=599).contains(&self.store_error_status) {
             return bad("store_error_status must be a 5xx status");
@@ -262,6 +277,7 @@ mod tests {
         assert_eq!(config.cookie.same_site, SameSite::Lax);
         assert_eq!(config.idle_timeout, Duration::from_secs(3600));
         assert_eq!(config.lifetime, Duration::from_secs(604_800));
+        assert_eq!(config.max_session_bytes, 262_144);
     }
 
     #[test]

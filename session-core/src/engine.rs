@@ -69,6 +69,7 @@ pub(crate) fn defaults_of(config: &SessionConfig) -> Defaults {
         lifetime: config.lifetime,
         persistent: config.cookie.persistent,
         touch_interval: config.touch_interval,
+        max_bytes: config.max_session_bytes,
     }
 }
 
@@ -242,7 +243,10 @@ impl<S: SessionStore> SessionManager<S> {
         let source = std::error::Error::source(error).map(ToString::to_string);
         tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
             "session request failed");
-        self.inner.config.store_error_status
+        match error.status() {
+            503 => self.inner.config.store_error_status,
+            status => status,
+        }
     }
 
     /// Now, by the engine's clock.

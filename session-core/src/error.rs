@@ -19,6 +19,16 @@ pub enum Error {
     /// The store holds a record it cannot decode. The engine treats it as no
     /// session; it never reaches a visitor.
     Corrupt(BoxError),
+    /// A write would take the session's values over
+    /// [`max_session_bytes`](crate::SessionConfig::max_session_bytes)
+    /// (keys plus JSON text). Nothing was changed: the session keeps the
+    /// values it had. Adapters answer it with 413.
+    TooLarge {
+        /// The bytes the session would have held.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// A bounded store is full and will not take a new session.
     StoreFull,
     /// Fresh ids kept colliding with live ones: the random source is broken.
@@ -38,6 +48,30 @@ impl Error {
     pub fn corrupt(err: impl Into<BoxError>) -> Self {
         Self::Corrupt(err.into())
     }
+
+    /// The HTTP status for this error when a handler lets it through: 413
+    /// for [`TooLarge`](Self::TooLarge), 500 for a value the application
+    /// could not encode or a bad configuration, and 503 for a store that
+    /// failed or is full.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::TooLarge { .. } => 413,
+            Self::Value(_) | Self::Config(_) => 500,
+            Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => 503,
+        }
+    }
+
+    /// A JSON body for [`status`](Self::status) that names the kind of
+    /// failure and no detail of it (no store address, no value).
+    pub fn public_body(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => r#"{"error":"session too large"}"#,
+            Self::Value(_) | Self::Config(_) => r#"{"error":"internal error"}"#,
+            Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => {
+                r#"{"error":"session store unavailable"}"#
+            }
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -46,6 +80,10 @@ impl fmt::Display for Error {
             Self::Value(_) => f.write_str("session value could not be encoded or decoded"),
             Self::Store(_) => f.write_str("session store failed"),
             Self::Corrupt(_) => f.write_str("stored session record is corrupt"),
+            Self::TooLarge { size, limit } => write!(
+                f,
+                "session would hold {size} bytes, over its limit of {limit}"
+            ),
             Self::StoreFull => f.write_str("session store is full"),
             Self::IdCollision => f.write_str("fresh session ids kept colliding"),
             Self::Config(why) => write!(f, "invalid session configuration: {why}"),

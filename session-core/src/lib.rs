@@ -21,7 +21,9 @@ mod engine_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use config::{CookieConfig, CookiePrefix, SameSite, SessionConfig, SigningKeys};
+pub use config::{
+    CookieConfig, CookiePrefix, DEFAULT_MAX_SESSION_BYTES, SameSite, SessionConfig, SigningKeys,
+};
 pub use cookie_policy::{Presented, RejectReason};
 pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};

@@ -16,6 +16,8 @@ use crate::store::{SessionStore, WriteOutcome};
 use crate::time::Timestamp;
 
 const SHARDS: usize = 16;
+/// The default bound on bytes: 1 GiB.
+const DEFAULT_MAX_BYTES: usize = 1 << 30;
 /// A full store sweeps expired sessions at most this often (milliseconds).
 const FULL_SWEEP_EVERY_MS: u64 = 1_000;
 
@@ -48,13 +50,20 @@ type Shard = RwLock<HashMap<SessionId, Record, BuildHasherDefault<IdHasher>>>;
 /// - **Expiry**: an expired session is dropped when a request meets it;
 ///   [`sweep`](Self::sweep) drops all of them, for callers to schedule (say,
 ///   once a minute).
-/// - **Bound**: at most [`max_sessions`](Self::with_max_sessions) sessions
-///   (default 1,000,000). When full, the expired sessions of the shard the
-///   new one falls in (a sixteenth of the store) are swept first, at most
-///   once a second per shard; if it is still full, a new session is refused
-///   with [`Error::StoreFull`]
-///   (adapters answer 503), and existing sessions are never evicted, so a
-///   flood of new visitors cannot log out the users already signed in.
+/// - **Bound**: at most [`max_sessions`](Self::with_limits) sessions
+///   (default 1,000,000) and at most [`max_bytes`](Self::with_limits) bytes
+///   (default 1 GiB). A session counts for the bytes of its keys, values and
+///   user name plus [`PER_SESSION_OVERHEAD`](MemoryStore::PER_SESSION_OVERHEAD); together with
+///   [`max_session_bytes`](crate::SessionConfig::max_session_bytes), which
+///   bounds each session, this bounds the memory a flood of visitors can
+///   take.
+/// - **When full**: the expired sessions of the shard the new one falls in
+///   (a sixteenth of the store) are swept first, at most once a second per
+///   shard; if it is still full, a new session is refused with
+///   [`Error::StoreFull`] (adapters answer 503), and so is a write that
+///   would grow an existing session past the byte bound. Existing sessions
+///   are never evicted, so a flood of new visitors cannot log out the users
+///   already signed in; writes that keep or shrink a session always pass.
 ///   Visitors whose sessions hold nothing never take a place.
 ///
 /// Clones share the same sessions.
@@ -68,6 +77,9 @@ struct Inner {
     users: Mutex<HashMap<Arc<str>, HashSet<SessionId>>>,
     len: AtomicUsize,
     max_sessions: usize,
+    /// Bytes counted for the sessions held (see [`record_bytes`]).
+    bytes: AtomicUsize,
+    max_bytes: usize,
     /// When each shard was last swept because the store was full.
     last_full_sweep: Box<[AtomicU64]>,
 }
@@ -83,24 +95,38 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("len", &self.len())
             .field("max_sessions", &self.inner.max_sessions)
+            .field("bytes", &self.bytes())
+            .field("max_bytes", &self.inner.max_bytes)
             .finish()
     }
 }
 
 impl MemoryStore {
-    /// An empty store holding at most 1,000,000 sessions.
+    /// What one session is counted for besides its keys, values and user
+    /// name: roughly its place in the map and its value map's bookkeeping.
+    pub const PER_SESSION_OVERHEAD: usize = 160;
+
+    /// An empty store holding at most 1,000,000 sessions and 1 GiB.
     pub fn new() -> Self {
-        Self::with_max_sessions(1_000_000)
+        Self::with_limits(1_000_000, DEFAULT_MAX_BYTES)
     }
 
-    /// An empty store holding at most `max` sessions.
+    /// An empty store holding at most `max` sessions (and 1 GiB).
     pub fn with_max_sessions(max: usize) -> Self {
+        Self::with_limits(max, DEFAULT_MAX_BYTES)
+    }
+
+    /// An empty store holding at most `max_sessions` sessions and
+    /// `max_bytes` bytes, counted as the type's docs say.
+    pub fn with_limits(max_sessions: usize, max_bytes: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shards: (0..SHARDS).map(|_| Shard::default()).collect(),
                 users: Mutex::default(),
                 len: AtomicUsize::new(0),
-                max_sessions: max,
+                max_sessions,
+                bytes: AtomicUsize::new(0),
+                max_bytes,
                 last_full_sweep: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             }),
         }
@@ -116,6 +142,28 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// The bytes counted for the sessions held (see the type's docs).
+    pub fn bytes(&self) -> usize {
+        self.inner.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether `extra` more bytes fit under the byte bound.
+    fn bytes_fit(&self, extra: usize) -> bool {
+        self.bytes().saturating_add(extra) <= self.inner.max_bytes
+    }
+
+    fn add_bytes(&self, delta: isize) {
+        if delta >= 0 {
+            self.inner
+                .bytes
+                .fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
+        } else {
+            self.inner
+                .bytes
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
     /// Drops every session expired at `now`; returns how many. Schedule it
     /// (say, once a minute): it visits every shard, one at a time.
     pub fn sweep(&self, now: Timestamp) -> usize {
@@ -125,9 +173,11 @@ impl MemoryStore {
     /// Drops the expired sessions of one shard.
     fn sweep_shard(&self, shard: usize, now: Timestamp) -> usize {
         let mut dropped = Vec::new();
+        let mut bytes = 0;
         self.inner.shards[shard].write().retain(|id, r| {
             let live = r.expires_at > now;
             if !live {
+                bytes += record_bytes(r);
                 dropped.push((*id, r.meta.user.clone()));
             }
             live
@@ -136,6 +186,7 @@ impl MemoryStore {
             return 0;
         }
         self.inner.len.fetch_sub(dropped.len(), Ordering::Relaxed);
+        self.inner.bytes.fetch_sub(bytes, Ordering::Relaxed);
         let mut users = self.inner.users.lock();
         for (id, user) in &dropped {
             if let Some(user) = user {
@@ -175,6 +226,9 @@ impl MemoryStore {
     fn forget(&self, id: &SessionId, record: Option<Record>) {
         if let Some(record) = record {
             self.inner.len.fetch_sub(1, Ordering::Relaxed);
+            self.inner
+                .bytes
+                .fetch_sub(record_bytes(&record), Ordering::Relaxed);
             if let Some(user) = &record.meta.user {
                 unindex(&mut self.inner.users.lock(), user, id);
             }
@@ -194,8 +248,9 @@ impl MemoryStore {
     /// a second per shard, so a flood cannot make every request sweep), and
     /// refuses if that made no room. The pause stays bounded: one shard is a
     /// sixteenth of the store.
-    fn make_room(&self, id: &SessionId, now: Timestamp) -> Result<(), Error> {
-        if self.len() < self.inner.max_sessions {
+    fn make_room(&self, id: &SessionId, now: Timestamp, bytes: usize) -> Result<(), Error> {
+        let fits = || self.len() < self.inner.max_sessions && self.bytes_fit(bytes);
+        if fits() {
             return Ok(());
         }
         let shard = Self::shard_index(id);
@@ -213,7 +268,7 @@ impl MemoryStore {
         {
             self.sweep_shard(shard, now);
         }
-        if self.len() < self.inner.max_sessions {
+        if fits() {
             Ok(())
         } else {
             Err(Error::StoreFull)
@@ -221,7 +276,8 @@ impl MemoryStore {
     }
 
     fn create_now(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
-        self.make_room(id, record.meta.last_activity)?;
+        let bytes = record_bytes(record);
+        self.make_room(id, record.meta.last_activity, bytes)?;
         {
             let mut shard = self.shard(id).write();
             if shard.contains_key(id) {
@@ -230,23 +286,29 @@ impl MemoryStore {
             shard.insert(*id, record.clone());
         }
         self.inner.len.fetch_add(1, Ordering::Relaxed);
+        self.inner.bytes.fetch_add(bytes, Ordering::Relaxed);
         if let Some(user) = &record.meta.user {
             self.index(user, *id);
         }
         Ok(WriteOutcome::Written)
     }
 
-    fn update_now(&self, id: &SessionId, update: Update) -> WriteOutcome {
+    fn update_now(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
         let mut shard = self.shard(id).write();
         let Some(record) = shard.get_mut(id) else {
-            return WriteOutcome::Missing;
+            return Ok(WriteOutcome::Missing);
         };
         if record.expires_at <= update.last_activity {
             let record = shard.remove(id);
             drop(shard);
             self.forget(id, record);
-            return WriteOutcome::Missing;
+            return Ok(WriteOutcome::Missing);
         }
+        let delta = update_delta(record, &update);
+        if delta > 0 && !self.bytes_fit(delta.unsigned_abs()) {
+            return Err(Error::StoreFull);
+        }
+        self.add_bytes(delta);
         let old_user = update.user.as_ref().and(record.meta.user.clone());
         let new_user = update.user.clone();
         update.apply(record);
@@ -260,21 +322,39 @@ impl MemoryStore {
                 users.entry(Arc::clone(new)).or_default().insert(*id);
             }
         }
-        WriteOutcome::Written
+        Ok(WriteOutcome::Written)
     }
 
-    fn renew_now(&self, old_id: &SessionId, new_id: &SessionId, update: &Update) -> WriteOutcome {
+    fn renew_now(
+        &self,
+        old_id: &SessionId,
+        new_id: &SessionId,
+        update: &Update,
+    ) -> Result<WriteOutcome, Error> {
         if self.shard(new_id).read().contains_key(new_id) {
-            return WriteOutcome::IdTaken;
+            return Ok(WriteOutcome::IdTaken);
+        }
+        let mut old_shard = self.shard(old_id).write();
+        let Some(record) = old_shard.get(old_id) else {
+            return Ok(WriteOutcome::Missing);
+        };
+        let delta = update_delta(record, update);
+        if record.expires_at > update.last_activity
+            && delta > 0
+            && !self.bytes_fit(delta.unsigned_abs())
+        {
+            return Err(Error::StoreFull);
         }
         // Take the record out: from here the old id is dead.
-        let Some(mut record) = self.shard(old_id).write().remove(old_id) else {
-            return WriteOutcome::Missing;
+        let Some(mut record) = old_shard.remove(old_id) else {
+            return Ok(WriteOutcome::Missing);
         };
+        drop(old_shard);
         if record.expires_at <= update.last_activity {
             self.forget(old_id, Some(record));
-            return WriteOutcome::Missing;
+            return Ok(WriteOutcome::Missing);
         }
+        self.add_bytes(delta);
         let old_user = record.meta.user.clone();
         update.apply_to(&mut record);
         let new_user = record.meta.user.clone();
@@ -285,7 +365,7 @@ impl MemoryStore {
                 // (the update is idempotent, so the retry may apply it again).
                 drop(shard);
                 self.shard(old_id).write().insert(*old_id, record);
-                return WriteOutcome::IdTaken;
+                return Ok(WriteOutcome::IdTaken);
             }
             shard.insert(*new_id, record);
         }
@@ -296,7 +376,7 @@ impl MemoryStore {
         if let Some(new) = new_user {
             users.entry(new).or_default().insert(*new_id);
         }
-        WriteOutcome::Written
+        Ok(WriteOutcome::Written)
     }
 
     fn delete_now(&self, id: &SessionId) -> bool {
@@ -314,6 +394,46 @@ impl MemoryStore {
             .map(|ids| ids.iter().copied().collect())
             .unwrap_or_default()
     }
+}
+
+/// The bytes a session counts for: its keys, values and user name, plus
+/// [`PER_SESSION_OVERHEAD`].
+fn record_bytes(record: &Record) -> usize {
+    MemoryStore::PER_SESSION_OVERHEAD
+        + record.meta.user.as_deref().map_or(0, str::len)
+        + record
+            .data
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
+/// How many bytes applying `update` adds to (or, negative, takes from)
+/// `record`.
+fn update_delta(record: &Record, update: &Update) -> isize {
+    let entry = |k: &str| record.data.get(k).map_or(0, |v| k.len() + v.len());
+    let mut delta: isize = 0;
+    let grow = |n: usize| isize::try_from(n).unwrap_or(isize::MAX);
+    if update.cleared {
+        delta -= grow(
+            record_bytes(record)
+                - MemoryStore::PER_SESSION_OVERHEAD
+                - record.meta.user.as_deref().map_or(0, str::len),
+        );
+    } else {
+        for key in &update.removed {
+            delta -= grow(entry(key));
+        }
+    }
+    for (key, value) in &update.set {
+        let old = if update.cleared { 0 } else { entry(key) };
+        delta += grow(key.len() + value.len()) - grow(old);
+    }
+    if let Some(user) = &update.user {
+        delta += grow(user.as_deref().map_or(0, str::len))
+            - grow(record.meta.user.as_deref().map_or(0, str::len));
+    }
+    delta
 }
 
 fn unindex(users: &mut HashMap<Arc<str>, HashSet<SessionId>>, user: &str, id: &SessionId) {
@@ -347,7 +467,7 @@ impl SessionStore for MemoryStore {
         id: &SessionId,
         update: Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        ready(Ok(self.update_now(id, update)))
+        ready(self.update_now(id, update))
     }
 
     fn renew(
@@ -356,7 +476,7 @@ impl SessionStore for MemoryStore {
         new_id: &SessionId,
         update: &Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        ready(Ok(self.renew_now(old_id, new_id, update)))
+        ready(self.renew_now(old_id, new_id, update))
     }
 
     fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
@@ -458,5 +578,59 @@ mod tests {
             WriteOutcome::Written
         );
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn the_byte_bound_refuses_growth_and_allows_shrinking() {
+        let now = Timestamp::from_unix_secs(1_000);
+        let overhead = MemoryStore::PER_SESSION_OVERHEAD;
+        // Room for two sessions of 100 bytes of values each (user "u": 1 byte).
+        let store = MemoryStore::with_limits(100, 2 * (overhead + 101));
+        let value = "x".repeat(99);
+        let a = SessionId::generate();
+        let record = record_at(now, Some("u"), &[("k", &value)]);
+        block_on(store.create(&a, &record)).unwrap();
+        assert_eq!(store.bytes(), overhead + 1 + 1 + 99);
+        let b = SessionId::generate();
+        block_on(store.create(&b, &record)).unwrap();
+        assert_eq!(store.bytes(), 2 * (overhead + 101));
+        // Full in bytes: no third session, and no growth of an existing one.
+        let c = SessionId::generate();
+        assert!(matches!(
+            block_on(store.create(&c, &record_at(now, None, &[("k", "1")]))),
+            Err(Error::StoreFull)
+        ));
+        let grow = crate::testing::update_at(now, &[("more", "1")], &[]);
+        assert!(matches!(
+            block_on(store.update(&a, grow)),
+            Err(Error::StoreFull)
+        ));
+        assert_eq!(
+            block_on(store.load(&a, now)).unwrap().unwrap(),
+            record,
+            "a refused write changed nothing"
+        );
+        // Shrinking always passes, and frees room.
+        let shrink = crate::testing::update_at(now, &[("k", "1")], &[]);
+        assert_eq!(
+            block_on(store.update(&a, shrink)).unwrap(),
+            WriteOutcome::Written
+        );
+        assert_eq!(store.bytes(), 2 * overhead + 101 + 1 + 1 + 1);
+        let renew = crate::testing::update_at(now, &[], &["k"]);
+        let a2 = SessionId::generate();
+        assert_eq!(
+            block_on(store.renew(&a, &a2, &renew)).unwrap(),
+            WriteOutcome::Written
+        );
+        assert_eq!(store.bytes(), 2 * overhead + 101 + 1);
+        // Deleting and sweeping give every byte back.
+        assert!(block_on(store.delete(&b)).unwrap());
+        assert_eq!(store.bytes(), overhead + 1);
+        assert_eq!(
+            store.sweep(now.saturating_add(Duration::from_secs(7200))),
+            1
+        );
+        assert_eq!(store.bytes(), 0);
     }
 }

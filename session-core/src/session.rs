@@ -24,6 +24,8 @@ pub(crate) struct Defaults {
     pub(crate) lifetime: Duration,
     pub(crate) persistent: bool,
     pub(crate) touch_interval: Duration,
+    /// The most bytes (keys plus JSON text) the session's values may hold.
+    pub(crate) max_bytes: usize,
 }
 
 impl Defaults {
@@ -87,6 +89,9 @@ pub(crate) struct State {
     opened_at: Timestamp,
     /// Committed: the changes went to the store and the values were let go.
     spent: bool,
+    /// Bytes (keys plus JSON text) of the values as this request sees them;
+    /// counted on the first write, so read-only requests never count.
+    size: Option<usize>,
 }
 
 /// What committing a session asks of the store.
@@ -143,6 +148,7 @@ impl Session {
             defaults,
             opened_at: now,
             spent: false,
+            size: None,
         })))
     }
 
@@ -179,25 +185,86 @@ impl Session {
 
     /// Stores `value` under `key`. Encoding happens now, so an error comes
     /// back here and the session is left as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Value`] if `value` cannot be encoded as JSON, and
+    /// [`Error::TooLarge`] if the session's values would go over
+    /// [`max_session_bytes`](crate::SessionConfig::max_session_bytes); in
+    /// both cases nothing changed.
     pub fn insert<T: Serialize + ?Sized>(
         &self,
         key: impl Into<String>,
         value: &T,
     ) -> Result<(), Error> {
         let json = serde_json::to_string(value)?;
-        self.insert_raw(key, json);
-        Ok(())
+        self.insert_raw(key, json)
     }
 
     /// Stores JSON text under `key` as it is. The caller vouches that it is
     /// valid JSON.
-    pub fn insert_raw(&self, key: impl Into<String>, json: String) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`], as [`insert`](Self::insert); nothing changed.
+    pub fn insert_raw(&self, key: impl Into<String>, json: String) -> Result<(), Error> {
         let key = key.into();
         let mut s = self.0.lock();
         s.accessed = true;
-        if s.raw(&key) != Some(json.as_str()) {
+        let old = match s.raw(&key) {
+            Some(old) if old == json => return Ok(()),
+            old => old.map_or(0, |old| key.len() + old.len()),
+        };
+        let before = s.size();
+        s.admit(before, before - old + key.len() + json.len())?;
+        s.changes.insert(key, Some(json));
+        Ok(())
+    }
+
+    /// Stores several JSON texts at once, all or nothing: if the session's
+    /// values would go over
+    /// [`max_session_bytes`](crate::SessionConfig::max_session_bytes) with
+    /// all of them, none is stored. The caller vouches that each is valid
+    /// JSON; a key given twice keeps its last value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`]; nothing changed.
+    pub fn extend_raw<I>(&self, entries: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut batch: HashMap<String, String> = HashMap::new();
+        batch.extend(entries);
+        let mut s = self.0.lock();
+        s.accessed = true;
+        batch.retain(|key, json| s.raw(key) != Some(json.as_str()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let before = s.size();
+        let after = batch.iter().fold(before, |size, (key, json)| {
+            let old = s.raw(key).map_or(0, |old| key.len() + old.len());
+            size - old + key.len() + json.len()
+        });
+        s.admit(before, after)?;
+        for (key, json) in batch {
             s.changes.insert(key, Some(json));
         }
+        Ok(())
+    }
+
+    /// The bytes this session's values hold as this request sees them: keys
+    /// plus their JSON text, the measure of
+    /// [`max_session_bytes`](crate::SessionConfig::max_session_bytes).
+    pub fn size(&self) -> usize {
+        self.0.lock().size()
+    }
+
+    /// The most bytes this session's values may hold
+    /// ([`max_session_bytes`](crate::SessionConfig::max_session_bytes)).
+    pub fn size_limit(&self) -> usize {
+        self.0.lock().defaults.max_bytes
     }
 
     /// Removes `key`; returns whether it held a value. The removal is sent
@@ -206,9 +273,12 @@ impl Session {
     pub fn remove(&self, key: &str) -> bool {
         let mut s = self.0.lock();
         s.accessed = true;
-        let present = s.raw(key).is_some();
+        let old = s.raw(key).map(|old| key.len() + old.len());
+        if let (Some(size), Some(old)) = (s.size.as_mut(), old) {
+            *size -= old;
+        }
         s.changes.insert(key.to_owned(), None);
-        present
+        old.is_some()
     }
 
     /// Removes `key` and returns its value decoded as `T`.
@@ -226,6 +296,7 @@ impl Session {
         s.accessed = true;
         s.cleared = true;
         s.changes.clear();
+        s.size = Some(0);
     }
 
     /// Whether `key` holds a value.
@@ -293,6 +364,7 @@ impl Session {
         s.user_changed = false;
         s.expiry_changed = false;
         s.renew = false;
+        s.size = Some(0);
     }
 
     /// The user this session belongs to.
@@ -396,6 +468,32 @@ fn fresh_meta(now: Timestamp) -> Metadata {
 }
 
 impl State {
+    /// The bytes of the values as this request sees them, counted once.
+    fn size(&mut self) -> usize {
+        if let Some(size) = self.size {
+            return size;
+        }
+        let size = self
+            .keys()
+            .map(|key| key.len() + self.raw(key).map_or(0, str::len))
+            .sum();
+        self.size = Some(size);
+        size
+    }
+
+    /// Accepts a write that takes the values from `before` to `after`
+    /// bytes, or refuses it if it grows them over the limit. Over the limit
+    /// only growth is refused: a session that concurrent requests left
+    /// larger can still shrink.
+    fn admit(&mut self, before: usize, after: usize) -> Result<(), Error> {
+        let limit = self.defaults.max_bytes;
+        if after > limit && after > before {
+            return Err(Error::TooLarge { size: after, limit });
+        }
+        self.size = Some(after);
+        Ok(())
+    }
+
     fn raw(&self, key: &str) -> Option<&str> {
         match self.changes.get(key) {
             Some(change) => change.as_deref(),
@@ -523,6 +621,10 @@ mod tests {
     use super::*;
 
     fn loaded(data: &[(&str, &str)]) -> Session {
+        loaded_with_limit(data, 1 << 20)
+    }
+
+    fn loaded_with_limit(data: &[(&str, &str)], max_bytes: usize) -> Session {
         let record = Record {
             meta: fresh_meta(Timestamp::from_unix_secs(1_000)),
             expires_at: Timestamp::from_unix_secs(10_000),
@@ -537,6 +639,7 @@ mod tests {
             lifetime: Duration::from_secs(86_400),
             persistent: false,
             touch_interval: Duration::from_secs(60),
+            max_bytes,
         };
         Session::open(
             Some(SessionId::generate()),
@@ -691,5 +794,75 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(s.get::<i32>("k").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn writes_over_the_size_limit_are_refused_and_change_nothing() {
+        // "a" + "1" and "b" + "\"xy\"" hold 2 + 5 = 7 bytes; the limit is 12.
+        let session = loaded_with_limit(&[("a", "1"), ("b", "\"xy\"")], 12);
+        assert_eq!(session.size(), 7);
+        assert_eq!(session.size_limit(), 12);
+        // 7 + "c" + "12345" = 13: one byte over.
+        let err = session.insert_raw("c", "12345".into()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    size: 13,
+                    limit: 12
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(session.get_raw("c"), None);
+        assert_eq!(session.size(), 7);
+        // Exactly at the limit is allowed.
+        session.insert_raw("c", "1234".into()).unwrap();
+        assert_eq!(session.size(), 12);
+        // Replacing a value with a smaller one always passes.
+        session.insert_raw("b", "0".into()).unwrap();
+        assert_eq!(session.size(), 9);
+        // A batch is all or nothing.
+        let batch = [
+            ("d".to_owned(), "1".to_owned()),
+            ("e".to_owned(), "12".to_owned()),
+        ];
+        assert!(matches!(
+            session.extend_raw(batch.clone()),
+            Err(Error::TooLarge {
+                size: 14,
+                limit: 12
+            })
+        ));
+        assert!(!session.contains_key("d") && !session.contains_key("e"));
+        session.remove("c");
+        assert_eq!(session.size(), 4);
+        session.extend_raw(batch).unwrap();
+        assert_eq!(session.size(), 9);
+        // The commit carries exactly the accepted writes.
+        let Write::Update { update, .. } = session.plan(Timestamp::from_unix_secs(2_000)).write
+        else {
+            panic!("expected an update");
+        };
+        let mut set = update.set.clone();
+        set.sort();
+        assert_eq!(
+            set,
+            [("b", "0"), ("d", "1"), ("e", "12")].map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(update.removed, ["c"]);
+    }
+
+    #[test]
+    fn a_session_over_the_limit_can_still_shrink() {
+        // Concurrent requests can leave a stored session over the limit.
+        let session = loaded_with_limit(&[("a", "123456789")], 5);
+        assert!(session.insert_raw("b", "1".into()).is_err());
+        session.insert_raw("a", "1234".into()).unwrap();
+        assert_eq!(session.size(), 5);
+        session.clear();
+        assert_eq!(session.size(), 0);
+        session.insert("k", &12).unwrap();
+        assert_eq!(session.size(), 3);
     }
 }

@@ -48,8 +48,9 @@ pub fn strict() -> bool {
 /// Says that a test cannot run here because `what` is absent, and `why`.
 ///
 /// In a strict run ([`strict`]) this panics, failing the test; otherwise it
-/// prints one line naming the test's thread (its name) and what was skipped,
-/// and returns so the caller can `return` from the test:
+/// writes one line to stderr, past the test harness's capture, naming the
+/// test (its thread's name) and what was skipped, and returns so the caller
+/// can `return` from the test:
 ///
 /// ```
 /// # fn redis_available() -> bool { true }
@@ -58,14 +59,17 @@ pub fn strict() -> bool {
 /// }
 /// ```
 pub fn skip(what: &str, why: &str) {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_owned();
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
     if strict() {
         panic!("{test}: {what} is required ({STRICT_VAR}=1) but absent: {why}");
     }
-    eprintln!("skipped {test}: needs {what}, absent: {why} (set {STRICT_VAR}=1 to fail instead)");
+    // Straight to the process's stderr: the test harness captures what
+    // `eprintln!` prints for a passing test, and this line must be seen.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: needs {what}, absent: {why} (set {STRICT_VAR}=1 to fail instead)"
+    );
 }
 
 const HOUR: Duration = Duration::from_secs(3600);

@@ -2,7 +2,9 @@
 
 mod service;
 
-pub use service::{NoLiveSession, RequestSessionExt, SessionService, no_live_session};
+pub use service::{
+    NoLiveSession, RequestSessionExt, SessionService, error_response, no_live_session,
+};
 pub use session_core::http::ResponseFuture;
 
 /// The core crate, for everything not re-exported here.

@@ -105,6 +105,23 @@ pub fn no_live_session<B: From<&'static str>>() -> Response<B> {
     res
 }
 
+/// The response for a session error a handler meets: the error's
+/// [status](session_core::Error::status) (413 for a session over its size
+/// limit, 503 for a store failure) with a JSON body that names no detail of
+/// the failure.
+pub fn error_response<B: From<&'static str>>(error: &session_core::Error) -> Response<B> {
+    let mut res = Response::new(B::from(error.public_body()));
+    *res.status_mut() =
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
 /// The request has no live session: answer with
 /// [`into_response`](Self::into_response), the 401 of [`no_live_session`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -540,3 +540,105 @@ pub async fn an_oversized_body_is_413_json(target: Target) {
         json!({ "a": 1 })
     );
 }
+
+/// Every `POST` must be JSON: anything else is 415 with a JSON error, sets
+/// no cookie and changes no session, whether the visitor has one or not (a
+/// page on another site can post forms, not JSON: login CSRF).
+pub async fn posts_that_are_not_json_are_415_and_change_nothing(target: Target) {
+    let server = TestServer::start(target).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({ "a": 1 })).await;
+    let before = browser.get("/session/profile").await.json();
+    let forged = r#"{"username":"mallory","data":{"a":2}}"#;
+    let kinds = [
+        None,
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=xyz"),
+        Some("application/jsonp"),
+        Some("text/json"),
+    ];
+    for path in [
+        "/session/login",
+        "/session/update",
+        "/session/logout",
+        "/session/logout-all",
+    ] {
+        for kind in kinds {
+            let res = browser
+                .request_as("POST", path, kind, forged.as_bytes())
+                .await;
+            assert_eq!(res.status, 415, "{path} as {kind:?}");
+            assert_eq!(res.header("content-type"), Some("application/json"));
+            assert!(res.json()["error"].is_string(), "{path} as {kind:?}");
+            assert_eq!(res.set_cookie(), None, "{path} as {kind:?}");
+        }
+    }
+    let after = browser.get("/session/profile").await;
+    assert_eq!(after.status, 200, "the session survived");
+    assert_eq!(after.json(), before);
+    // A visitor with no session is not logged in by a form either.
+    let mut stranger = server.browser();
+    let res = stranger
+        .request_as(
+            "POST",
+            "/session/login",
+            Some("text/plain"),
+            forged.as_bytes(),
+        )
+        .await;
+    assert_eq!(res.status, 415);
+    assert_eq!(res.set_cookie(), None);
+    // Parameters and letter case do not matter.
+    for kind in ["application/json; charset=utf-8", "Application/JSON"] {
+        let res = stranger
+            .request_as(
+                "POST",
+                "/session/login",
+                Some(kind),
+                br#"{"username":"bob"}"#,
+            )
+            .await;
+        assert_eq!(res.status, 200, "{kind}");
+    }
+}
+
+/// A write that would take a session over `max_session_bytes` is 413 with
+/// a JSON error and changes nothing; a login over it creates no session;
+/// replacing a value with a smaller one is always allowed.
+pub async fn writes_over_the_size_limit_are_413_and_change_nothing(target: Target) {
+    let mut config = example_config();
+    config.max_session_bytes = 2048;
+    let server = TestServer::start_with(target, config).await;
+    let mut browser = server.browser();
+    let body = json!({ "username": "ada", "data": { "big": "x".repeat(3000) } }).to_string();
+    let res = browser.post("/session/login", &body).await;
+    assert_eq!(res.status, 413);
+    assert!(res.json()["error"].as_str().unwrap().contains("2048"));
+    assert_eq!(
+        res.set_cookie(),
+        None,
+        "a login over the limit creates no session"
+    );
+    assert_eq!(browser.get("/session/profile").await.status, 401);
+
+    browser.login("ada", json!({ "a": 1 })).await;
+    // "a" + "1" + "big" + the JSON string of 1500 bytes: 1507 bytes.
+    let big = json!({ "big": "x".repeat(1500) }).to_string();
+    assert_eq!(browser.post("/session/update", &big).await.status, 200);
+    let before = browser.get("/session/profile").await.json();
+    // Two keys at once, the second over the limit: neither is stored.
+    let over = json!({ "small": 1, "more": "y".repeat(600) }).to_string();
+    let res = browser.post("/session/update", &over).await;
+    assert_eq!(res.status, 413);
+    assert_eq!(res.header("content-type"), Some("application/json"));
+    assert_eq!(res.set_cookie(), None);
+    assert_eq!(browser.get("/session/profile").await.json(), before);
+    // Smaller values always fit; then there is room again.
+    let res = browser.post("/session/update", r#"{"big": "y"}"#).await;
+    assert_eq!(res.status, 200);
+    let res = browser.post("/session/update", &over).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["data"]["small"], json!(1));
+}

@@ -159,9 +159,22 @@ impl Browser {
     /// A request carrying the browser's cookie; applies the response's
     /// `Set-Cookie`.
     pub async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> Response {
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-        );
+        self.request_as(method, path, Some("application/json"), body)
+            .await
+    }
+
+    /// As [`request`](Self::request), with this `Content-Type` (or none).
+    pub async fn request_as(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Response {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+        if let Some(content_type) = content_type {
+            head.push_str(&format!("Content-Type: {content_type}\r\n"));
+        }
         if let Some(cookie) = &self.cookie {
             head.push_str(&format!("Cookie: __Host-id={cookie}\r\n"));
         }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use session_core::{DynStore, ManualClock, MemoryStore, SessionConfig, SessionManager, Timestamp};
 use session_examples::Settings;
+use session_examples::serve::Limits;
 use session_redis::RedisStore;
-use session_redis::testing::{TestRedis, unique_prefix};
+use session_redis::testing::{LocalRedis, TestRedis, unique_prefix};
 
 /// The adapters under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +52,27 @@ impl Target {
         Self {
             framework,
             backend: Backend::Redis,
+        }
+    }
+}
+
+impl Backend {
+    /// Whether this machine can run tests on the backend. When it cannot,
+    /// this says so in one line and returns `false` (the test then passes
+    /// without running), or, with `SESSION_TEST_STRICT=1`, fails the test.
+    pub fn available(self) -> bool {
+        match self {
+            Self::Memory => true,
+            Self::Redis => {
+                let here = LocalRedis::available() || std::env::var_os("REDIS_URL").is_some();
+                if !here {
+                    session_core::testing::skip(
+                        "redis-server",
+                        "not on PATH and REDIS_URL is unset (apt-get install redis-server)",
+                    );
+                }
+                here
+            }
         }
     }
 }
@@ -137,6 +159,7 @@ pub fn example_config() -> SessionConfig {
         idle_secs: 3600,
         ttl_secs: 604_800,
         secure: true,
+        max_bytes: session_core::DEFAULT_MAX_SESSION_BYTES,
     }
     .config()
 }
@@ -173,11 +196,17 @@ impl TestServer {
                 let app = manager.clone();
                 tokio::spawn(async move {
                     let serve = async {
+                        let limits = Limits::default();
+                        let forever = std::future::pending();
                         match framework {
                             Framework::Axum => {
-                                session_examples::axum_app::serve(listener, app).await
+                                session_examples::axum_app::serve(listener, app, limits, forever)
+                                    .await;
                             }
-                            _ => session_examples::hyper_app::serve(listener, app).await,
+                            _ => {
+                                session_examples::hyper_app::serve(listener, app, limits, forever)
+                                    .await;
+                            }
                         }
                     };
                     tokio::select! {
@@ -193,7 +222,13 @@ impl TestServer {
                 let app = manager.clone();
                 std::thread::spawn(move || {
                     actix_web::rt::System::new().block_on(async move {
-                        let server = session_examples::actix_app::server(listener, app, 1).unwrap();
+                        let server = session_examples::actix_app::server(
+                            listener,
+                            app,
+                            1,
+                            Limits::default(),
+                        )
+                        .unwrap();
                         let handle = server.handle();
                         actix_web::rt::spawn(async move {
                             let _ = stopped.await;

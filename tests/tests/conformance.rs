@@ -25,6 +25,9 @@ async fn sessions_move_between_adapters_sharing_a_memory_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_move_between_adapters_sharing_redis() {
+    if !Backend::Redis.available() {
+        return;
+    }
     for order in ORDERS {
         checks::sessions_move_between_adapters(order, Backend::Redis).await;
     }
@@ -32,6 +35,9 @@ async fn sessions_move_between_adapters_sharing_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_record_on_redis_is_no_session() {
+    if !Backend::Redis.available() {
+        return;
+    }
     for framework in [Framework::Axum, Framework::Actix, Framework::Hyper] {
         checks::a_corrupt_record_is_no_session(Target::redis(framework)).await;
     }

@@ -1,16 +1,13 @@
 //! The example app on axum: `cargo run --release -p session-examples --bin axum`.
 
+use session_examples::serve::{Limits, exit_with, shutdown_signal};
+use session_examples::settings::{bind, manager_from_env};
+
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let (settings, manager) = session_examples::settings::manager_from_env().await;
-    let listener = tokio::net::TcpListener::bind(settings.addr).await?;
-    println!(
-        "axum example listening on http://{} (store: {})",
-        listener.local_addr()?,
-        settings.store
-    );
-    tokio::select! {
-        served = session_examples::axum_app::serve(listener, manager) => served,
-        _ = tokio::signal::ctrl_c() => Ok(()),
-    }
+async fn main() {
+    let (settings, manager) = manager_from_env().await;
+    let listener = tokio::net::TcpListener::from_std(bind(&settings))
+        .unwrap_or_else(|e| exit_with(&format!("cannot listen: {e}")));
+    session_examples::axum_app::serve(listener, manager, Limits::default(), shutdown_signal())
+        .await;
 }
