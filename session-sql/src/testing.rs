@@ -119,6 +119,12 @@ fn server_url(kind: Kind) -> Result<String, String> {
     }
 }
 
+/// Whether tests can run on `kind` here: `Err` says why not (neither the
+/// variable is set nor the local server answers).
+pub fn server_available(kind: Kind) -> Result<(), String> {
+    server_url(kind).map(drop)
+}
+
 async fn admin_execute(kind: Kind, admin_url: &str, statement: &str) -> Result<(), sqlx::Error> {
     match kind {
         Kind::Postgres => {
