@@ -6,7 +6,7 @@ use actix_web::dev::Payload;
 use actix_web::error::InternalError;
 use actix_web::http::{StatusCode, header};
 use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, web};
-use session_actix::{LiveSession, Session, SessionManager, SessionMiddleware};
+use session_actix::{Session, SessionManager, SessionMiddleware, UserSession};
 use session_core::DynStore;
 
 use crate::app::{self, BODY_LIMIT, Reply};
@@ -54,13 +54,13 @@ async fn login(
     }
 }
 
-async fn profile(session: LiveSession) -> HttpResponse {
+async fn profile(session: UserSession) -> HttpResponse {
     respond(app::profile(&session))
 }
 
 async fn update(
     _: JsonPost,
-    session: LiveSession,
+    session: UserSession,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     match body {
@@ -69,14 +69,14 @@ async fn update(
     }
 }
 
-async fn logout(_: JsonPost, session: LiveSession) -> HttpResponse {
+async fn logout(_: JsonPost, session: UserSession) -> HttpResponse {
     respond(app::logout(&session))
 }
 
 async fn logout_all(
     _: JsonPost,
     manager: web::Data<Manager>,
-    session: LiveSession,
+    session: UserSession,
 ) -> HttpResponse {
     respond(app::logout_all(&manager, &session).await)
 }

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper_util::service::TowerToHyperService;
-use session_axum::{LiveSession, Session, SessionLayer, SessionManager};
+use session_axum::{Session, SessionLayer, SessionManager, UserSession};
 use session_core::DynStore;
 use tokio::net::TcpListener;
 
@@ -54,13 +54,13 @@ async fn login(_: JsonPost, session: Session, body: Result<Bytes, BytesRejection
     }
 }
 
-async fn profile(session: LiveSession) -> Response {
+async fn profile(session: UserSession) -> Response {
     respond(app::profile(&session))
 }
 
 async fn update(
     _: JsonPost,
-    session: LiveSession,
+    session: UserSession,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match body {
@@ -69,11 +69,11 @@ async fn update(
     }
 }
 
-async fn logout(_: JsonPost, session: LiveSession) -> Response {
+async fn logout(_: JsonPost, session: UserSession) -> Response {
     respond(app::logout(&session))
 }
 
-async fn logout_all(_: JsonPost, State(manager): State<Manager>, session: LiveSession) -> Response {
+async fn logout_all(_: JsonPost, State(manager): State<Manager>, session: UserSession) -> Response {
     respond(app::logout_all(&manager, &session).await)
 }
 

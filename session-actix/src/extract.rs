@@ -1,4 +1,5 @@
-//! `FromRequest` extractors: the session, and a guard that requires a live one.
+//! `FromRequest` extractors: the session, and guards that require a loaded
+//! session or a signed-in one.
 
 use std::future::{Ready, ready};
 use std::ops::Deref;
@@ -6,7 +7,7 @@ use std::ops::Deref;
 use actix_web::dev::Payload;
 use actix_web::error::{ErrorInternalServerError, InternalError};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
-use session_core::NO_SESSION_BODY;
+use session_core::{NO_SESSION_BODY, Requirement};
 
 /// The request's session. Derefs to [`session_core::Session`], which is
 /// `Send + Sync`, so it can move into `spawn`ed work and across `.await`.
@@ -42,34 +43,54 @@ impl FromRequest for Session {
     }
 }
 
-/// A session that was live when the request came in (loaded from the
-/// store, not new). Fails with 401 and a JSON body otherwise: the guard for
-/// "must be signed in" routes.
+/// A session loaded from the store (the visitor has a live session, signed
+/// in or not). Fails with 401 and a JSON body otherwise: the guard for
+/// routes that need an existing session, such as a cart or a wizard.
 #[derive(Clone, Debug)]
-pub struct LiveSession(pub session_core::Session);
+pub struct LoadedSession(pub session_core::Session);
 
-impl Deref for LiveSession {
-    type Target = session_core::Session;
+/// A loaded session that belongs to a user (`Session::set_user`): the
+/// visitor is signed in. Fails with 401 and a JSON body otherwise: the
+/// guard for "must be signed in" routes.
+#[derive(Clone, Debug)]
+pub struct UserSession(pub session_core::Session);
 
-    fn deref(&self) -> &Self::Target {
-        &self.0
+/// The request's session if it meets `requirement`, else the 401.
+fn guarded(
+    req: &HttpRequest,
+    requirement: Requirement,
+) -> Result<session_core::Session, actix_web::Error> {
+    let session = session_of(req)?;
+    if requirement.is_met_by(&session) {
+        Ok(session)
+    } else {
+        let res = HttpResponse::Unauthorized()
+            .content_type("application/json")
+            .body(NO_SESSION_BODY);
+        Err(InternalError::from_response("no live session", res).into())
     }
 }
 
-impl FromRequest for LiveSession {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, Self::Error>>;
+macro_rules! guard {
+    ($guard:ident, $requirement:expr) => {
+        impl Deref for $guard {
+            type Target = session_core::Session;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(session_of(req).and_then(|session| {
-            if session.is_new() {
-                let res = HttpResponse::Unauthorized()
-                    .content_type("application/json")
-                    .body(NO_SESSION_BODY);
-                Err(InternalError::from_response("no live session", res).into())
-            } else {
-                Ok(Self(session))
+            fn deref(&self) -> &Self::Target {
+                &self.0
             }
-        }))
-    }
+        }
+
+        impl FromRequest for $guard {
+            type Error = actix_web::Error;
+            type Future = Ready<Result<Self, Self::Error>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(guarded(req, $requirement).map(Self))
+            }
+        }
+    };
 }
+
+guard!(LoadedSession, Requirement::Loaded);
+guard!(UserSession, Requirement::User);

@@ -1,11 +1,14 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod ext;
 mod extract;
 mod middleware;
 
 pub use error::SessionError;
-pub use extract::{LiveSession, Session};
+pub use ext::SessionExt;
+pub use extract::{LoadedSession, Session, UserSession};
 pub use middleware::{ResponseFuture, SessionMiddleware, SessionMiddlewareService};
 
 /// The core crate, for everything not re-exported here.

@@ -3,7 +3,7 @@
 
 use actix_web::{App, HttpResponse, test, web};
 use session_actix::{
-    LiveSession, MemoryStore, Session, SessionConfig, SessionError, SessionMiddleware,
+    MemoryStore, Session, SessionConfig, SessionError, SessionMiddleware, UserSession,
 };
 
 #[actix_web::test]
@@ -19,7 +19,7 @@ async fn without_the_middleware_the_extractor_is_a_500_naming_it() {
 }
 
 #[actix_web::test]
-async fn live_session_is_401_json_and_the_handle_is_send() {
+async fn user_session_is_401_json_and_the_handle_is_send() {
     let sessions =
         SessionMiddleware::with_store(MemoryStore::new(), SessionConfig::default()).unwrap();
     let app = test::init_service(
@@ -38,7 +38,7 @@ async fn live_session_is_401_json_and_the_handle_is_send() {
             )
             .route(
                 "/me",
-                web::get().to(|s: LiveSession| async move { s.user().unwrap().to_string() }),
+                web::get().to(|s: UserSession| async move { s.user().unwrap().to_string() }),
             ),
     )
     .await;
@@ -93,4 +93,52 @@ async fn a_write_over_the_size_limit_is_413_through_question_mark() {
     );
     let body = test::read_body(res).await;
     assert_eq!(&body[..], br#"{"error":"session too large"}"#);
+}
+
+#[actix_web::test]
+async fn guards_and_other_middleware_reach_the_session_through_session_ext() {
+    use actix_web::guard;
+    use session_actix::SessionExt;
+
+    let sessions =
+        SessionMiddleware::with_store(MemoryStore::new(), SessionConfig::default()).unwrap();
+    let app = test::init_service(
+        App::new()
+            .wrap(sessions)
+            .route(
+                "/login",
+                web::get().to(|s: Session| async move {
+                    s.set_user("root");
+                    HttpResponse::Ok().finish()
+                }),
+            )
+            .route(
+                "/admin",
+                web::get()
+                    .guard(guard::fn_guard(|ctx| {
+                        ctx.session().and_then(|s| s.user()).as_deref() == Some("root")
+                    }))
+                    .to(|req: actix_web::HttpRequest| async move {
+                        let user = req.session().and_then(|s| s.user()).unwrap();
+                        HttpResponse::Ok().body(user.to_string())
+                    }),
+            ),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/admin").to_request()).await;
+    assert_eq!(
+        res.status(),
+        404,
+        "the guard refused a visitor without a session"
+    );
+    let login = test::call_service(&app, test::TestRequest::get().uri("/login").to_request()).await;
+    let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let req = test::TestRequest::get()
+        .uri("/admin")
+        .insert_header(("cookie", cookie))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(&test::read_body(res).await[..], b"root");
 }

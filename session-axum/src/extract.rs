@@ -1,4 +1,5 @@
-//! Extractors: the session, and a guard that requires a live one.
+//! Extractors: the session, and guards that require a loaded session or a
+//! signed-in one.
 
 use std::fmt;
 use std::ops::Deref;
@@ -8,7 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
-use session_core::NO_SESSION_BODY;
+use session_core::{NO_SESSION_BODY, Requirement};
 
 /// The request's session. Derefs to [`session_core::Session`].
 ///
@@ -38,33 +39,59 @@ impl<St: Send + Sync> FromRequestParts<St> for Session {
     }
 }
 
-/// A session that was live when the request came in (loaded from the
-/// store, not new). Rejects with 401 [`NoLiveSession`] otherwise: the guard
-/// for "must be signed in" routes.
+/// A session loaded from the store (the visitor has a live session, signed
+/// in or not). Rejects with 401 [`NoLiveSession`] otherwise: the guard for
+/// routes that need an existing session, such as a cart or a wizard.
 #[derive(Clone, Debug)]
-pub struct LiveSession(pub session_core::Session);
+pub struct LoadedSession(pub session_core::Session);
 
-impl Deref for LiveSession {
-    type Target = session_core::Session;
+/// A loaded session that belongs to a user (`Session::set_user`): the
+/// visitor is signed in. Rejects with 401 [`NoLiveSession`] otherwise: the
+/// guard for "must be signed in" routes.
+#[derive(Clone, Debug)]
+pub struct UserSession(pub session_core::Session);
 
-    fn deref(&self) -> &Self::Target {
-        &self.0
+/// The request's session if it meets `requirement`, else the 401.
+async fn guarded<St: Send + Sync>(
+    parts: &mut Parts,
+    state: &St,
+    requirement: Requirement,
+) -> Result<session_core::Session, Response> {
+    let Session(session) = Session::from_request_parts(parts, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if requirement.is_met_by(&session) {
+        Ok(session)
+    } else {
+        Err(NoLiveSession.into_response())
     }
 }
 
-impl<St: Send + Sync> FromRequestParts<St> for LiveSession {
-    type Rejection = Response;
+macro_rules! guard {
+    ($guard:ident, $requirement:expr) => {
+        impl Deref for $guard {
+            type Target = session_core::Session;
 
-    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
-        let Session(session) = Session::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        if session.is_new() {
-            return Err(NoLiveSession.into_response());
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
         }
-        Ok(Self(session))
-    }
+
+        impl<St: Send + Sync> FromRequestParts<St> for $guard {
+            type Rejection = Response;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &St,
+            ) -> Result<Self, Self::Rejection> {
+                guarded(parts, state, $requirement).await.map(Self)
+            }
+        }
+    };
 }
+
+guard!(LoadedSession, Requirement::Loaded);
+guard!(UserSession, Requirement::User);
 
 /// The rejection when no [`SessionLayer`](crate::SessionLayer) is installed.
 #[derive(Clone, Copy, Debug)]
@@ -82,7 +109,8 @@ impl IntoResponse for MissingSessionLayer {
     }
 }
 
-/// The rejection of [`LiveSession`]: 401 with a JSON body.
+/// The rejection of [`LoadedSession`] and [`UserSession`]: 401 with a JSON
+/// body.
 #[derive(Clone, Copy, Debug)]
 pub struct NoLiveSession;
 

@@ -1,11 +1,12 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod extract;
 mod service;
 
 pub use error::SessionError;
-pub use extract::{LiveSession, MissingSessionLayer, NoLiveSession, Session};
+pub use extract::{LoadedSession, MissingSessionLayer, NoLiveSession, Session, UserSession};
 pub use service::{SessionLayer, SessionService};
 pub use session_core::http::ResponseFuture;
 

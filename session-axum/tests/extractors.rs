@@ -4,7 +4,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use session_axum::{LiveSession, MemoryStore, Session, SessionConfig, SessionError, SessionLayer};
+use session_axum::{
+    LoadedSession, MemoryStore, Session, SessionConfig, SessionError, SessionLayer, UserSession,
+};
 use tower::ServiceExt;
 
 async fn body_text(res: axum::response::Response) -> String {
@@ -26,7 +28,7 @@ async fn without_the_layer_the_extractor_is_a_500_naming_it() {
 }
 
 #[tokio::test]
-async fn live_session_is_401_json_without_a_session_and_passes_with_one() {
+async fn user_session_is_401_json_without_a_session_and_passes_with_one() {
     let layer = SessionLayer::with_store(MemoryStore::new(), SessionConfig::default()).unwrap();
     let app = Router::new()
         .route(
@@ -38,7 +40,7 @@ async fn live_session_is_401_json_without_a_session_and_passes_with_one() {
         )
         .route(
             "/me",
-            get(|s: LiveSession| async move { s.user().unwrap().to_string() }),
+            get(|s: UserSession| async move { s.user().unwrap().to_string() }),
         )
         .layer(layer);
     let res = app
@@ -98,4 +100,54 @@ async fn a_write_over_the_size_limit_is_413_through_question_mark() {
         "a refused write creates no session"
     );
     assert_eq!(body_text(res).await, r#"{"error":"session too large"}"#);
+}
+
+#[tokio::test]
+async fn loaded_session_needs_a_stored_session_and_user_session_a_user() {
+    let layer = SessionLayer::with_store(MemoryStore::new(), SessionConfig::default()).unwrap();
+    let app = Router::new()
+        .route(
+            "/cart",
+            get(|s: Session| async move {
+                s.insert("cart", &["apple"]).unwrap();
+                "added"
+            }),
+        )
+        .route("/loaded", get(|_: LoadedSession| async { "loaded" }))
+        .route("/signed-in", get(|_: UserSession| async { "signed in" }))
+        .layer(layer);
+    let get_with = |path: &str, cookie: Option<&str>| {
+        let mut req = Request::get(path);
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    for path in ["/loaded", "/signed-in"] {
+        let res = app.clone().oneshot(get_with(path, None)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let cart = app.clone().oneshot(get_with("/cart", None)).await.unwrap();
+    let cookie = cart.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let loaded = app
+        .clone()
+        .oneshot(get_with("/loaded", Some(&cookie)))
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded.status(),
+        StatusCode::OK,
+        "an anonymous cart is loaded"
+    );
+    let signed_in = app
+        .oneshot(get_with("/signed-in", Some(&cookie)))
+        .await
+        .unwrap();
+    assert_eq!(
+        signed_in.status(),
+        StatusCode::UNAUTHORIZED,
+        "but nobody is signed in"
+    );
+    assert_eq!(body_text(signed_in).await, r#"{"error":"no live session"}"#);
 }

@@ -15,6 +15,7 @@ use crate::cookie_policy::{CookiePolicy, Presented, RejectReason};
 use crate::error::Error;
 use crate::events::{EventHook, SessionEvent};
 use crate::id::SessionId;
+use crate::random::{OsRandom, RandomSource};
 use crate::session::{Defaults, Plan, Session, Write};
 use crate::store::{BoxFuture, SessionStore, WriteOutcome};
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -43,6 +44,7 @@ struct Inner<S> {
     policy: CookiePolicy,
     defaults: Defaults,
     clock: Box<dyn Clock>,
+    random: Box<dyn RandomSource>,
     events: EventHook,
 }
 
@@ -59,6 +61,7 @@ impl<S> fmt::Debug for SessionManager<S> {
         f.debug_struct("SessionManager")
             .field("config", &self.inner.config)
             .field("clock", &self.inner.clock)
+            .field("random", &self.inner.random)
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +198,22 @@ impl<S: SessionStore> SessionManager<S> {
         )
     }
 
+    /// As [`with_clock`](Self::with_clock), with fresh ids drawn from
+    /// `random` instead of the operating system (tests use
+    /// [`SeededRandom`](crate::SeededRandom) to know the ids in advance).
+    pub fn with_random(
+        store: S,
+        config: SessionConfig,
+        clock: impl Clock,
+        random: impl RandomSource,
+    ) -> Result<Self, Error> {
+        let mut manager = Self::with_clock(store, config, clock)?;
+        if let Some(inner) = Arc::get_mut(&mut manager.inner) {
+            inner.random = Box::new(random);
+        }
+        Ok(manager)
+    }
+
     fn build(
         store: S,
         config: SessionConfig,
@@ -203,6 +222,7 @@ impl<S: SessionStore> SessionManager<S> {
     ) -> Result<Self, Error> {
         config.validate()?;
         let inner = Inner {
+            random: Box::new(OsRandom),
             policy: CookiePolicy::new(&config),
             defaults: defaults_of(&config),
             store,
@@ -240,9 +260,12 @@ impl<S: SessionStore> SessionManager<S> {
     /// returns the status to answer with. Adapters call this for every error
     /// of [`load`](Self::load) and [`commit`](Self::commit).
     pub fn failure_status(&self, error: &Error) -> u16 {
-        let source = std::error::Error::source(error).map(ToString::to_string);
-        tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
-            "session request failed");
+        #[cfg(feature = "tracing")]
+        {
+            let source = std::error::Error::source(error).map(ToString::to_string);
+            tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
+                "session request failed");
+        }
         match error.status() {
             503 => self.inner.config.store_error_status,
             status => status,
@@ -497,7 +520,7 @@ impl<S: SessionStore> SessionManager<S> {
         Fut: Future<Output = Result<WriteOutcome, Error>>,
     {
         for _ in 0..ID_ATTEMPTS {
-            let id = SessionId::generate();
+            let id = SessionId::generate_from(&*self.inner.random);
             match write(id).await? {
                 WriteOutcome::Written => return Ok(Some(id)),
                 WriteOutcome::Missing => return Ok(None),

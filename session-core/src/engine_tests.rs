@@ -830,3 +830,25 @@ fn immediate_stores_run_in_place_and_a_broken_promise_is_a_store_error() {
     fresh.insert("k", &1).unwrap();
     assert_eq!(block_on(liar.finish(&fresh)).unwrap_err(), 503);
 }
+
+#[test]
+fn ids_come_from_the_injected_random_source() {
+    let mut config = SessionConfig::default();
+    config.cookie.prefix = CookiePrefix::None;
+    let manager = SessionManager::with_random(
+        MemoryStore::new(),
+        config,
+        ManualClock::new(T0),
+        SeededRandom::new(42),
+    )
+    .unwrap();
+    let expected = SessionId::generate_from(&SeededRandom::new(42));
+    let session = block_on(manager.load(Presented::Nothing)).unwrap();
+    session.insert("k", &1).unwrap();
+    let headers = block_on(manager.commit(&session)).unwrap();
+    let cookie = headers.set_cookie.unwrap();
+    assert!(
+        cookie.starts_with(&format!("id={expected};")),
+        "{cookie} is not the seeded id {expected}"
+    );
+}

@@ -29,6 +29,9 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// The session was committed already (its response has gone): a write
+    /// to a handle kept past its request would be lost, so it is refused.
+    Committed,
     /// A bounded store is full and will not take a new session.
     StoreFull,
     /// Fresh ids kept colliding with live ones: the random source is broken.
@@ -56,7 +59,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Self::TooLarge { .. } => 413,
-            Self::Value(_) | Self::Config(_) => 500,
+            Self::Value(_) | Self::Config(_) | Self::Committed => 500,
             Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => 503,
         }
     }
@@ -66,7 +69,7 @@ impl Error {
     pub fn public_body(&self) -> &'static str {
         match self {
             Self::TooLarge { .. } => r#"{"error":"session too large"}"#,
-            Self::Value(_) | Self::Config(_) => r#"{"error":"internal error"}"#,
+            Self::Value(_) | Self::Config(_) | Self::Committed => r#"{"error":"internal error"}"#,
             Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => {
                 r#"{"error":"session store unavailable"}"#
             }
@@ -83,6 +86,9 @@ impl fmt::Display for Error {
             Self::TooLarge { size, limit } => write!(
                 f,
                 "session would hold {size} bytes, over its limit of {limit}"
+            ),
+            Self::Committed => f.write_str(
+                "the session was committed with its response; a write to it now would be lost",
             ),
             Self::StoreFull => f.write_str("session store is full"),
             Self::IdCollision => f.write_str("fresh session ids kept colliding"),

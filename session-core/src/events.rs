@@ -9,9 +9,10 @@ use crate::id::LogHash;
 /// Something that happened to a session. Ids appear only as keyed hashes
 /// ([`LogHash`]), never in clear.
 ///
-/// Every event is also emitted as a `tracing` event with target `session`
-/// (level `info`; `warn` for rejections), so an app can alert on a flood of
-/// forged or tampered ids without a hook.
+/// With the `tracing` feature (on by default), every event is also emitted
+/// as a `tracing` event with target `session` (level `info`; `warn` for
+/// rejections), so an app can alert on a flood of forged or tampered ids
+/// without a hook.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
@@ -81,7 +82,19 @@ impl fmt::Debug for EventHook {
 
 impl EventHook {
     pub(crate) fn emit(&self, event: SessionEvent) {
-        match &event {
+        #[cfg(feature = "tracing")]
+        log(&event);
+        if let Some(hook) = &self.0 {
+            hook(&event);
+        }
+    }
+}
+
+/// The event as a `tracing` event (feature `tracing`, on by default).
+#[cfg(feature = "tracing")]
+fn log(event: &SessionEvent) {
+    {
+        match event {
             SessionEvent::Created { id } => {
                 tracing::info!(target: "session", event = "created", id = %id);
             }
@@ -105,9 +118,6 @@ impl EventHook {
             SessionEvent::WriteDropped { id } => {
                 tracing::info!(target: "session", event = "write_dropped", id = %id);
             }
-        }
-        if let Some(hook) = &self.0 {
-            hook(&event);
         }
     }
 }

@@ -32,8 +32,14 @@ impl SessionId {
     /// Only if the operating system has no random source at all, in which
     /// case no secure id can exist and the process cannot serve sessions.
     pub fn generate() -> Self {
+        Self::generate_from(&crate::random::OsRandom)
+    }
+
+    /// A fresh id from `source` (the engine's
+    /// [`RandomSource`](crate::RandomSource)).
+    pub fn generate_from(source: &dyn crate::random::RandomSource) -> Self {
         let mut bytes = [0u8; ID_BYTES];
-        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        source.fill(&mut bytes);
         Self(bytes)
     }
 

@@ -1,16 +1,20 @@
 #![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod cookie_policy;
+mod data;
 mod engine;
 mod error;
 mod events;
+mod guard;
 #[cfg(feature = "http")]
 mod http_future;
 #[cfg(feature = "http")]
 mod http_headers;
 mod id;
 mod memory;
+mod random;
 mod record;
 mod session;
 mod store;
@@ -28,15 +32,18 @@ pub use cookie_policy::{Presented, RejectReason};
 pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;
+pub use guard::Requirement;
 
 /// Glue for adapters on the `http` 1.x types (feature `http`).
 #[cfg(feature = "http")]
 pub mod http {
     pub use crate::http_future::{ResponseFuture, Route, failure_response, route};
 }
+pub use data::Data;
 pub use id::{EncodedId, LogHash, SessionId};
 pub use memory::MemoryStore;
-pub use record::{Data, ExpiryOverrides, Metadata, Record, Update};
+pub use random::{OsRandom, RandomSource, SeededRandom};
+pub use record::{ExpiryOverrides, Metadata, Record, Update};
 pub use session::Session;
 pub use store::{BoxFuture, DynSessionStore, DynStore, SessionStore, WriteOutcome};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -1,25 +1,35 @@
 //! `MemoryStore`: sessions in this process's memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, ready};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
+use crate::data::Data;
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::record::{Record, Update};
+use crate::record::{ExpiryOverrides, Metadata, Record, Update};
 use crate::store::{SessionStore, WriteOutcome};
 use crate::time::Timestamp;
 
-const SHARDS: usize = 16;
-/// The default bound on bytes: 1 GiB.
-const DEFAULT_MAX_BYTES: usize = 1 << 30;
+/// The fewest shards a store has, so requests rarely wait on each other.
+const MIN_SHARDS: usize = 16;
+/// The most sessions one shard holds when the store is full: 7/8 of 2^16,
+/// the most a hash table of 2^16 slots takes before it doubles. A store
+/// gets as many shards as its bound needs at this fill, so a full store's
+/// tables are nearly full instead of just doubled (half empty), which at a
+/// million sessions is the difference between about 260 and 370 bytes each.
+const SESSIONS_PER_FULL_SHARD: usize = 57_344;
+/// The most shards a store has, whatever its bound.
+const MAX_SHARDS: usize = 4_096;
 /// A full store sweeps expired sessions at most this often (milliseconds).
 const FULL_SWEEP_EVERY_MS: u64 = 1_000;
+/// The default bound on bytes: 1 GiB.
+const DEFAULT_MAX_BYTES: usize = 1 << 30;
 
 /// Hashes a session id by its first eight bytes: ids are uniformly random,
 /// and only ids this process generated are ever inserted, so no caller can
@@ -40,12 +50,175 @@ impl Hasher for IdHasher {
     }
 }
 
-type Shard = RwLock<HashMap<SessionId, Record, BuildHasherDefault<IdHasher>>>;
+/// A session as the store keeps it: a [`Record`]'s fields, packed into 64
+/// bytes (a `Record` takes 96), since a million of them sit in the maps.
+struct Slot {
+    created_at: Timestamp,
+    last_activity: Timestamp,
+    expires_at: Timestamp,
+    user: Option<Arc<str>>,
+    data: Data,
+    /// Per-session settings, boxed: almost every session has none.
+    expiry: Option<Box<ExpiryOverrides>>,
+}
+
+impl Slot {
+    fn new(record: Record) -> Self {
+        let Record {
+            meta,
+            expires_at,
+            data,
+        } = record;
+        Self {
+            created_at: meta.created_at,
+            last_activity: meta.last_activity,
+            expires_at,
+            user: meta.user,
+            data,
+            expiry: (!meta.expiry.is_empty()).then(|| Box::new(meta.expiry)),
+        }
+    }
+
+    /// The record, sharing the values and the user name (no copy).
+    fn record(&self) -> Record {
+        Record {
+            meta: Metadata {
+                created_at: self.created_at,
+                last_activity: self.last_activity,
+                user: self.user.clone(),
+                expiry: self.expiry.as_deref().copied().unwrap_or_default(),
+            },
+            expires_at: self.expires_at,
+            data: self.data.clone(),
+        }
+    }
+
+    /// The bytes this session counts for: its keys, values and user name,
+    /// plus [`MemoryStore::PER_SESSION_OVERHEAD`].
+    fn bytes(&self) -> usize {
+        MemoryStore::PER_SESSION_OVERHEAD
+            + self.user.as_deref().map_or(0, str::len)
+            + self.data.bytes()
+    }
+
+    /// How many bytes applying `update` adds to (or, negative, takes from)
+    /// this session.
+    fn delta(&self, update: &Update) -> isize {
+        let signed = |n: usize| isize::try_from(n).unwrap_or(isize::MAX);
+        let entry = |k: &str| self.data.get(k).map_or(0, |v| k.len() + v.len());
+        let mut delta: isize = 0;
+        if update.cleared {
+            delta -= signed(self.data.bytes());
+        } else {
+            for key in &update.removed {
+                delta -= signed(entry(key));
+            }
+        }
+        for (key, value) in &update.set {
+            let old = if update.cleared { 0 } else { entry(key) };
+            delta += signed(key.len() + value.len()) - signed(old);
+        }
+        if let Some(user) = &update.user {
+            delta += signed(user.as_deref().map_or(0, str::len))
+                - signed(self.user.as_deref().map_or(0, str::len));
+        }
+        delta
+    }
+
+    /// Applies `update` in place; returns the user before it, if the update
+    /// changed the user.
+    fn apply(&mut self, update: Update) -> Option<Option<Arc<str>>> {
+        let old_user = update.user.as_ref().map(|_| self.user.clone());
+        let mut record = self.record();
+        update.apply(&mut record);
+        *self = Self::new(record);
+        old_user
+    }
+}
+
+/// The ids of one user's sessions within one shard: almost always one.
+enum Ids {
+    One(SessionId),
+    Many(Vec<SessionId>),
+}
+
+impl Ids {
+    fn add(&mut self, id: SessionId) {
+        match self {
+            Self::One(one) if *one == id => {}
+            Self::One(one) => *self = Self::Many(vec![*one, id]),
+            Self::Many(ids) if !ids.contains(&id) => ids.push(id),
+            Self::Many(_) => {}
+        }
+    }
+
+    /// Removes `id`; returns whether none is left.
+    fn remove(&mut self, id: &SessionId) -> bool {
+        match self {
+            Self::One(one) => one == id,
+            Self::Many(ids) => {
+                ids.retain(|i| i != id);
+                ids.is_empty()
+            }
+        }
+    }
+
+    fn to_vec(&self) -> Vec<SessionId> {
+        match self {
+            Self::One(id) => vec![*id],
+            Self::Many(ids) => ids.clone(),
+        }
+    }
+}
+
+/// One part of the store: its sessions, and the index of their users,
+/// under one lock, so a session and its index entry always change together.
+#[derive(Default)]
+struct Shard {
+    sessions: HashMap<SessionId, Slot, BuildHasherDefault<IdHasher>>,
+    /// User names are chosen by the application (and so, possibly, by
+    /// visitors): this map keeps the standard, randomly keyed hasher.
+    users: HashMap<Arc<str>, Ids>,
+}
+
+impl Shard {
+    fn index(&mut self, user: &Arc<str>, id: SessionId) {
+        match self.users.get_mut(user) {
+            Some(ids) => ids.add(id),
+            None => {
+                self.users.insert(Arc::clone(user), Ids::One(id));
+            }
+        }
+    }
+
+    fn unindex(&mut self, user: &str, id: &SessionId) {
+        if self.users.get_mut(user).is_some_and(|ids| ids.remove(id)) {
+            self.users.remove(user);
+        }
+    }
+
+    fn insert(&mut self, id: SessionId, slot: Slot) {
+        if let Some(user) = &slot.user {
+            self.index(user, id);
+        }
+        self.sessions.insert(id, slot);
+    }
+
+    fn remove(&mut self, id: &SessionId) -> Option<Slot> {
+        let slot = self.sessions.remove(id)?;
+        if let Some(user) = &slot.user {
+            self.unindex(user, id);
+        }
+        Some(slot)
+    }
+}
 
 /// Sessions in this process's memory: the embedded default store.
 ///
 /// It meets the whole [`SessionStore`] contract. Reads share the record's
-/// values instead of copying them; locks are held for one map operation.
+/// values and user name instead of copying them; locks are held for one
+/// shard's operation, and a session and its user-index entry live in the
+/// same shard, so they always change together.
 ///
 /// - **Expiry**: an expired session is dropped when a request meets it;
 ///   [`sweep`](Self::sweep) drops all of them, for callers to schedule (say,
@@ -53,18 +226,22 @@ type Shard = RwLock<HashMap<SessionId, Record, BuildHasherDefault<IdHasher>>>;
 /// - **Bound**: at most [`max_sessions`](Self::with_limits) sessions
 ///   (default 1,000,000) and at most [`max_bytes`](Self::with_limits) bytes
 ///   (default 1 GiB). A session counts for the bytes of its keys, values and
-///   user name plus [`PER_SESSION_OVERHEAD`](MemoryStore::PER_SESSION_OVERHEAD); together with
+///   user name plus [`PER_SESSION_OVERHEAD`](Self::PER_SESSION_OVERHEAD);
+///   together with
 ///   [`max_session_bytes`](crate::SessionConfig::max_session_bytes), which
 ///   bounds each session, this bounds the memory a flood of visitors can
 ///   take.
 /// - **When full**: the expired sessions of the shard the new one falls in
-///   (a sixteenth of the store) are swept first, at most once a second per
+///   (at most about 57,000 sessions) are swept first, at most once a second per
 ///   shard; if it is still full, a new session is refused with
 ///   [`Error::StoreFull`] (adapters answer 503), and so is a write that
 ///   would grow an existing session past the byte bound. Existing sessions
 ///   are never evicted, so a flood of new visitors cannot log out the users
 ///   already signed in; writes that keep or shrink a session always pass.
 ///   Visitors whose sessions hold nothing never take a place.
+/// - **Memory**: a small session (a user and two short values) takes about
+///   250 to 350 bytes in all, depending on how full the hash tables are
+///   (see BENCHMARKS.md).
 ///
 /// Clones share the same sessions.
 #[derive(Clone)]
@@ -73,11 +250,10 @@ pub struct MemoryStore {
 }
 
 struct Inner {
-    shards: Box<[Shard]>,
-    users: Mutex<HashMap<Arc<str>, HashSet<SessionId>>>,
+    shards: Box<[RwLock<Shard>]>,
     len: AtomicUsize,
     max_sessions: usize,
-    /// Bytes counted for the sessions held (see [`record_bytes`]).
+    /// Bytes counted for the sessions held (see [`Slot::bytes`]).
     bytes: AtomicUsize,
     max_bytes: usize,
     /// When each shard was last swept because the store was full.
@@ -103,7 +279,7 @@ impl fmt::Debug for MemoryStore {
 
 impl MemoryStore {
     /// What one session is counted for besides its keys, values and user
-    /// name: roughly its place in the map and its value map's bookkeeping.
+    /// name: roughly its place in the maps and its values' bookkeeping.
     pub const PER_SESSION_OVERHEAD: usize = 160;
 
     /// An empty store holding at most 1,000,000 sessions and 1 GiB.
@@ -119,15 +295,17 @@ impl MemoryStore {
     /// An empty store holding at most `max_sessions` sessions and
     /// `max_bytes` bytes, counted as the type's docs say.
     pub fn with_limits(max_sessions: usize, max_bytes: usize) -> Self {
+        let shards = max_sessions
+            .div_ceil(SESSIONS_PER_FULL_SHARD)
+            .clamp(MIN_SHARDS, MAX_SHARDS);
         Self {
             inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-                users: Mutex::default(),
+                shards: (0..shards).map(|_| RwLock::default()).collect(),
                 len: AtomicUsize::new(0),
                 max_sessions,
                 bytes: AtomicUsize::new(0),
                 max_bytes,
-                last_full_sweep: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+                last_full_sweep: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             }),
         }
     }
@@ -164,96 +342,79 @@ impl MemoryStore {
         }
     }
 
+    /// Bookkeeping for sessions that left the store.
+    fn forget(&self, count: usize, bytes: usize) {
+        self.inner.len.fetch_sub(count, Ordering::Relaxed);
+        self.inner.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     /// Drops every session expired at `now`; returns how many. Schedule it
     /// (say, once a minute): it visits every shard, one at a time.
     pub fn sweep(&self, now: Timestamp) -> usize {
-        (0..SHARDS).map(|shard| self.sweep_shard(shard, now)).sum()
+        (0..self.inner.shards.len())
+            .map(|shard| self.sweep_shard(shard, now))
+            .sum()
     }
 
     /// Drops the expired sessions of one shard.
     fn sweep_shard(&self, shard: usize, now: Timestamp) -> usize {
-        let mut dropped = Vec::new();
-        let mut bytes = 0;
-        self.inner.shards[shard].write().retain(|id, r| {
-            let live = r.expires_at > now;
-            if !live {
-                bytes += record_bytes(r);
-                dropped.push((*id, r.meta.user.clone()));
-            }
-            live
-        });
-        if dropped.is_empty() {
-            return 0;
-        }
-        self.inner.len.fetch_sub(dropped.len(), Ordering::Relaxed);
-        self.inner.bytes.fetch_sub(bytes, Ordering::Relaxed);
-        let mut users = self.inner.users.lock();
-        for (id, user) in &dropped {
-            if let Some(user) = user {
-                unindex(&mut users, user, id);
-            }
-        }
-        dropped.len()
+        let mut shard = self.inner.shards[shard].write();
+        let expired: Vec<SessionId> = shard
+            .sessions
+            .iter()
+            .filter(|(_, slot)| slot.expires_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let bytes: usize = expired
+            .iter()
+            .filter_map(|id| shard.remove(id))
+            .map(|slot| slot.bytes())
+            .sum();
+        drop(shard);
+        self.forget(expired.len(), bytes);
+        expired.len()
     }
 
-    fn shard_index(id: &SessionId) -> usize {
-        usize::from(id.as_bytes()[15]) % SHARDS
+    /// The shard of `id`: ids are uniformly random, so two of their bytes
+    /// spread sessions evenly over any number of shards.
+    fn shard_index(&self, id: &SessionId) -> usize {
+        let bytes = id.as_bytes();
+        usize::from(u16::from_le_bytes([bytes[14], bytes[15]])) % self.inner.shards.len()
     }
 
-    fn shard(&self, id: &SessionId) -> &Shard {
-        &self.inner.shards[Self::shard_index(id)]
+    fn shard(&self, id: &SessionId) -> &RwLock<Shard> {
+        &self.inner.shards[self.shard_index(id)]
     }
 
     fn load_now(&self, id: &SessionId, now: Timestamp) -> Option<Record> {
         {
             let shard = self.shard(id).read();
-            let record = shard.get(id)?;
-            if record.expires_at > now {
-                return Some(record.clone());
+            let slot = shard.sessions.get(id)?;
+            if slot.expires_at > now {
+                return Some(slot.record());
             }
         }
         // Expired: drop it while we are here.
         let mut shard = self.shard(id).write();
-        if shard.get(id).is_some_and(|r| r.expires_at <= now) {
-            let record = shard.remove(id);
+        if shard.sessions.get(id).is_some_and(|s| s.expires_at <= now)
+            && let Some(slot) = shard.remove(id)
+        {
             drop(shard);
-            self.forget(id, record);
+            self.forget(1, slot.bytes());
         }
         None
-    }
-
-    /// Bookkeeping after `record` left the map.
-    fn forget(&self, id: &SessionId, record: Option<Record>) {
-        if let Some(record) = record {
-            self.inner.len.fetch_sub(1, Ordering::Relaxed);
-            self.inner
-                .bytes
-                .fetch_sub(record_bytes(&record), Ordering::Relaxed);
-            if let Some(user) = &record.meta.user {
-                unindex(&mut self.inner.users.lock(), user, id);
-            }
-        }
-    }
-
-    fn index(&self, user: &Arc<str>, id: SessionId) {
-        self.inner
-            .users
-            .lock()
-            .entry(Arc::clone(user))
-            .or_default()
-            .insert(id);
     }
 
     /// When the store is full, sweeps the shard `id` falls in (at most once
     /// a second per shard, so a flood cannot make every request sweep), and
     /// refuses if that made no room. The pause stays bounded: one shard is a
-    /// sixteenth of the store.
+    /// small part of the store.
     fn make_room(&self, id: &SessionId, now: Timestamp, bytes: usize) -> Result<(), Error> {
         let fits = || self.len() < self.inner.max_sessions && self.bytes_fit(bytes);
         if fits() {
             return Ok(());
         }
-        let shard = Self::shard_index(id);
+        let shard = self.shard_index(id);
         let last_sweep = &self.inner.last_full_sweep[shard];
         let last = last_sweep.load(Ordering::Relaxed);
         if now.unix_millis() >= last.saturating_add(FULL_SWEEP_EVERY_MS)
@@ -276,50 +437,45 @@ impl MemoryStore {
     }
 
     fn create_now(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
-        let bytes = record_bytes(record);
+        let slot = Slot::new(record.clone());
+        let bytes = slot.bytes();
         self.make_room(id, record.meta.last_activity, bytes)?;
         {
             let mut shard = self.shard(id).write();
-            if shard.contains_key(id) {
+            if shard.sessions.contains_key(id) {
                 return Ok(WriteOutcome::IdTaken);
             }
-            shard.insert(*id, record.clone());
+            shard.insert(*id, slot);
         }
         self.inner.len.fetch_add(1, Ordering::Relaxed);
         self.inner.bytes.fetch_add(bytes, Ordering::Relaxed);
-        if let Some(user) = &record.meta.user {
-            self.index(user, *id);
-        }
         Ok(WriteOutcome::Written)
     }
 
     fn update_now(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
         let mut shard = self.shard(id).write();
-        let Some(record) = shard.get_mut(id) else {
+        let Some(slot) = shard.sessions.get_mut(id) else {
             return Ok(WriteOutcome::Missing);
         };
-        if record.expires_at <= update.last_activity {
-            let record = shard.remove(id);
-            drop(shard);
-            self.forget(id, record);
+        if slot.expires_at <= update.last_activity {
+            if let Some(slot) = shard.remove(id) {
+                drop(shard);
+                self.forget(1, slot.bytes());
+            }
             return Ok(WriteOutcome::Missing);
         }
-        let delta = update_delta(record, &update);
+        let delta = slot.delta(&update);
         if delta > 0 && !self.bytes_fit(delta.unsigned_abs()) {
             return Err(Error::StoreFull);
         }
         self.add_bytes(delta);
-        let old_user = update.user.as_ref().and(record.meta.user.clone());
-        let new_user = update.user.clone();
-        update.apply(record);
-        drop(shard);
-        if let Some(new_user) = &new_user {
-            let mut users = self.inner.users.lock();
+        if let Some(old_user) = slot.apply(update) {
+            let new_user = slot.user.clone();
             if let Some(old) = &old_user {
-                unindex(&mut users, old, id);
+                shard.unindex(old, id);
             }
-            if let Some(new) = new_user {
-                users.entry(Arc::clone(new)).or_default().insert(*id);
+            if let Some(new) = &new_user {
+                shard.index(new, *id);
             }
         }
         Ok(WriteOutcome::Written)
@@ -331,117 +487,65 @@ impl MemoryStore {
         new_id: &SessionId,
         update: &Update,
     ) -> Result<WriteOutcome, Error> {
-        if self.shard(new_id).read().contains_key(new_id) {
+        if self.shard(new_id).read().sessions.contains_key(new_id) {
             return Ok(WriteOutcome::IdTaken);
         }
         let mut old_shard = self.shard(old_id).write();
-        let Some(record) = old_shard.get(old_id) else {
+        let Some(slot) = old_shard.sessions.get(old_id) else {
             return Ok(WriteOutcome::Missing);
         };
-        let delta = update_delta(record, update);
-        if record.expires_at > update.last_activity
-            && delta > 0
-            && !self.bytes_fit(delta.unsigned_abs())
-        {
+        if slot.expires_at <= update.last_activity {
+            if let Some(slot) = old_shard.remove(old_id) {
+                drop(old_shard);
+                self.forget(1, slot.bytes());
+            }
+            return Ok(WriteOutcome::Missing);
+        }
+        let delta = slot.delta(update);
+        if delta > 0 && !self.bytes_fit(delta.unsigned_abs()) {
             return Err(Error::StoreFull);
         }
-        // Take the record out: from here the old id is dead.
-        let Some(mut record) = old_shard.remove(old_id) else {
+        // Take the session out: from here the old id is dead.
+        let Some(mut slot) = old_shard.remove(old_id) else {
             return Ok(WriteOutcome::Missing);
         };
         drop(old_shard);
-        if record.expires_at <= update.last_activity {
-            self.forget(old_id, Some(record));
-            return Ok(WriteOutcome::Missing);
+        let before = slot.bytes();
+        slot.apply(update.clone());
+        let signed = |n: usize| isize::try_from(n).unwrap_or(isize::MAX);
+        self.add_bytes(signed(slot.bytes()) - signed(before));
+        let mut new_shard = self.shard(new_id).write();
+        if new_shard.sessions.contains_key(new_id) {
+            // Lost a race for the new id: the session goes back under its old
+            // id (the update is idempotent, so the retry may apply it again).
+            drop(new_shard);
+            self.shard(old_id).write().insert(*old_id, slot);
+            return Ok(WriteOutcome::IdTaken);
         }
-        self.add_bytes(delta);
-        let old_user = record.meta.user.clone();
-        update.apply_to(&mut record);
-        let new_user = record.meta.user.clone();
-        {
-            let mut shard = self.shard(new_id).write();
-            if shard.contains_key(new_id) {
-                // Lost a race for the new id: put the session back under its old id
-                // (the update is idempotent, so the retry may apply it again).
-                drop(shard);
-                self.shard(old_id).write().insert(*old_id, record);
-                return Ok(WriteOutcome::IdTaken);
-            }
-            shard.insert(*new_id, record);
-        }
-        let mut users = self.inner.users.lock();
-        if let Some(old) = &old_user {
-            unindex(&mut users, old, old_id);
-        }
-        if let Some(new) = new_user {
-            users.entry(new).or_default().insert(*new_id);
-        }
+        new_shard.insert(*new_id, slot);
         Ok(WriteOutcome::Written)
     }
 
     fn delete_now(&self, id: &SessionId) -> bool {
-        let record = self.shard(id).write().remove(id);
-        let existed = record.is_some();
-        self.forget(id, record);
-        existed
+        let slot = self.shard(id).write().remove(id);
+        match slot {
+            Some(slot) => {
+                self.forget(1, slot.bytes());
+                true
+            }
+            None => false,
+        }
     }
 
+    /// The ids of `user`'s sessions, shard by shard.
     fn user_ids(&self, user: &str) -> Vec<SessionId> {
-        self.inner
-            .users
-            .lock()
-            .get(user)
-            .map(|ids| ids.iter().copied().collect())
-            .unwrap_or_default()
-    }
-}
-
-/// The bytes a session counts for: its keys, values and user name, plus
-/// [`PER_SESSION_OVERHEAD`].
-fn record_bytes(record: &Record) -> usize {
-    MemoryStore::PER_SESSION_OVERHEAD
-        + record.meta.user.as_deref().map_or(0, str::len)
-        + record
-            .data
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()
-}
-
-/// How many bytes applying `update` adds to (or, negative, takes from)
-/// `record`.
-fn update_delta(record: &Record, update: &Update) -> isize {
-    let entry = |k: &str| record.data.get(k).map_or(0, |v| k.len() + v.len());
-    let mut delta: isize = 0;
-    let grow = |n: usize| isize::try_from(n).unwrap_or(isize::MAX);
-    if update.cleared {
-        delta -= grow(
-            record_bytes(record)
-                - MemoryStore::PER_SESSION_OVERHEAD
-                - record.meta.user.as_deref().map_or(0, str::len),
-        );
-    } else {
-        for key in &update.removed {
-            delta -= grow(entry(key));
+        let mut ids = Vec::new();
+        for shard in self.inner.shards.iter() {
+            if let Some(found) = shard.read().users.get(user) {
+                ids.extend(found.to_vec());
+            }
         }
-    }
-    for (key, value) in &update.set {
-        let old = if update.cleared { 0 } else { entry(key) };
-        delta += grow(key.len() + value.len()) - grow(old);
-    }
-    if let Some(user) = &update.user {
-        delta += grow(user.as_deref().map_or(0, str::len))
-            - grow(record.meta.user.as_deref().map_or(0, str::len));
-    }
-    delta
-}
-
-fn unindex(users: &mut HashMap<Arc<str>, HashSet<SessionId>>, user: &str, id: &SessionId) {
-    if let Some(ids) = users.get_mut(user) {
-        ids.remove(id);
-        if ids.is_empty() {
-            users.remove(user);
-        }
+        ids
     }
 }
 
@@ -513,11 +617,17 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::testing::{block_on, record_at, store_contract};
+    use crate::testing::{block_on, record_at};
 
-    #[test]
-    fn meets_the_store_contract() {
-        block_on(store_contract(&MemoryStore::new()));
+    /// The store contract, a test per point.
+    mod contract {
+        use super::MemoryStore;
+
+        async fn store() -> Option<MemoryStore> {
+            Some(MemoryStore::new())
+        }
+
+        crate::store_contract_tests!(block_on, store);
     }
 
     #[test]
@@ -534,7 +644,7 @@ mod tests {
         );
         assert_eq!(store.len(), 0);
         assert!(
-            store.inner.users.lock().is_empty(),
+            store.inner.shards.iter().all(|s| s.read().users.is_empty()),
             "index entry outlived its session"
         );
     }
@@ -551,7 +661,13 @@ mod tests {
         assert_eq!(store.sweep(t0.saturating_add(Duration::from_secs(3599))), 0);
         assert_eq!(store.sweep(t0.saturating_add(Duration::from_secs(3600))), 2);
         assert_eq!(store.len(), 1);
-        assert_eq!(store.inner.users.lock().len(), 1);
+        let users: usize = store
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.read().users.len())
+            .sum();
+        assert_eq!(users, 1);
     }
 
     #[test]
@@ -632,5 +748,20 @@ mod tests {
             1
         );
         assert_eq!(store.bytes(), 0);
+    }
+
+    #[test]
+    fn a_store_gets_the_shards_its_bound_fills_well() {
+        assert_eq!(MemoryStore::with_max_sessions(1_000).inner.shards.len(), 16);
+        // A million sessions in 18 shards of at most 57,344: each shard's
+        // table is 85% full when the store is, not half empty.
+        assert_eq!(MemoryStore::new().inner.shards.len(), 18);
+        assert_eq!(
+            MemoryStore::with_max_sessions(usize::MAX)
+                .inner
+                .shards
+                .len(),
+            4_096
+        );
     }
 }

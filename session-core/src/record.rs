@@ -1,14 +1,10 @@
 //! What a store keeps for a session, and what a commit sends it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::data::Data;
 use crate::time::Timestamp;
-
-/// A session's values: key to JSON text. Values stay as text until a handler
-/// asks for one, so values nobody touched are never decoded or re-encoded.
-pub type Data = HashMap<String, String>;
 
 /// Per-session expiry settings that override the configured defaults ("remember
 /// me" is `persistent: Some(true)` with a longer `idle`).
@@ -52,7 +48,7 @@ pub struct Record {
     /// engine computes it; stores use it for their own expiry (TTLs).
     pub expires_at: Timestamp,
     /// The values, shared so that loading a record need not copy them.
-    pub data: Arc<Data>,
+    pub data: Data,
 }
 
 /// The changes one request made to an existing session: the store applies
@@ -91,14 +87,9 @@ impl Update {
     /// [`apply_to`](Self::apply_to)); others apply the same rules natively.
     pub fn apply(self, record: &mut Record) {
         if self.cleared || !self.set.is_empty() || !self.removed.is_empty() {
-            let data = Arc::make_mut(&mut record.data);
-            if self.cleared {
-                data.clear();
-            }
-            for key in &self.removed {
-                data.remove(key);
-            }
-            data.extend(self.set);
+            record.data = record
+                .data
+                .with_changes(self.cleared, &self.removed, self.set);
         }
         record.meta.last_activity = record.meta.last_activity.max(self.last_activity);
         record.expires_at = self.expires_at;

@@ -9,9 +9,10 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::data::Data;
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::record::{Data, ExpiryOverrides, Metadata, Record, Update};
+use crate::record::{ExpiryOverrides, Metadata, Record, Update};
 use crate::time::Timestamp;
 
 /// Keys of flash values start with this.
@@ -59,10 +60,38 @@ impl Defaults {
 /// requests that change different keys both keep their change.
 ///
 /// The handle is `Clone + Send + Sync`: clones share one session, and can
-/// cross `.await` and `spawn`. Once the response is committed the handle
-/// is spent: its changes and values have gone to the store (which then
-/// updates its copy in place instead of copying it), reads find nothing, and
-/// writes are not saved.
+/// cross `.await` and `spawn`.
+///
+/// # After the response
+///
+/// Once the response is committed the handle is **spent**: its changes and
+/// values have gone to the store, reads find nothing, and nothing more is
+/// saved. A write to a spent handle (one kept in a task that outlives its
+/// request) is refused: [`insert`](Self::insert), [`insert_raw`](Self::insert_raw)
+/// and [`extend_raw`](Self::extend_raw) return [`Error::Committed`], and the
+/// calls that return no `Result` (`remove`, `clear`, `renew`, `destroy`,
+/// `set_user` and the expiry setters) change nothing and log a warning.
+/// Finish a session's writes before the handler returns.
+///
+/// # A typed session
+///
+/// Keep related values in one struct under one key: one read, one write,
+/// and the compiler checks the fields.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use session_core::Session;
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Cart {
+///     items: Vec<String>,
+/// }
+///
+/// # let session = Session::detached();
+/// let cart = session.update("cart", |cart: &mut Cart| cart.items.push("apple".into()))?;
+/// assert_eq!(cart.items, ["apple"]);
+/// # Ok::<(), session_core::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Session(Arc<Mutex<State>>);
 
@@ -73,7 +102,7 @@ pub(crate) struct State {
     destroyed: Option<SessionId>,
     meta: Metadata,
     /// Values as loaded.
-    base: Option<Arc<Data>>,
+    base: Option<Data>,
     /// Keys this request wrote (`Some`) or removed (`None`).
     changes: HashMap<String, Option<String>>,
     cleared: bool,
@@ -210,6 +239,7 @@ impl Session {
     pub fn insert_raw(&self, key: impl Into<String>, json: String) -> Result<(), Error> {
         let key = key.into();
         let mut s = self.0.lock();
+        s.writable()?;
         s.accessed = true;
         let old = match s.raw(&key) {
             Some(old) if old == json => return Ok(()),
@@ -237,6 +267,7 @@ impl Session {
         let mut batch: HashMap<String, String> = HashMap::new();
         batch.extend(entries);
         let mut s = self.0.lock();
+        s.writable()?;
         s.accessed = true;
         batch.retain(|key, json| s.raw(key) != Some(json.as_str()));
         if batch.is_empty() {
@@ -272,6 +303,9 @@ impl Session {
     /// stored meanwhile.
     pub fn remove(&self, key: &str) -> bool {
         let mut s = self.0.lock();
+        if !s.mutable("remove") {
+            return false;
+        }
         s.accessed = true;
         let old = s.raw(key).map(|old| key.len() + old.len());
         if let (Some(size), Some(old)) = (s.size.as_mut(), old) {
@@ -293,6 +327,9 @@ impl Session {
     /// Removes every value. The session itself (id, user, times) stays.
     pub fn clear(&self) {
         let mut s = self.0.lock();
+        if !s.mutable("clear") {
+            return;
+        }
         s.accessed = true;
         s.cleared = true;
         s.changes.clear();
@@ -306,18 +343,59 @@ impl Session {
         s.raw(key).is_some()
     }
 
-    /// The keys that hold values, in no particular order.
+    /// The keys that hold values, in no particular order. Flash values
+    /// (see [`flash`](Self::flash)) are not among them.
     pub fn keys(&self) -> Vec<String> {
         let mut s = self.0.lock();
         s.accessed = true;
-        s.keys().map(str::to_owned).collect()
+        s.keys()
+            .filter(|k| !k.starts_with(FLASH_PREFIX))
+            .map(str::to_owned)
+            .collect()
     }
 
-    /// How many keys hold values.
+    /// How many keys hold values, flash values not counted.
     pub fn len(&self) -> usize {
         let mut s = self.0.lock();
         s.accessed = true;
-        s.keys().count()
+        s.keys().filter(|k| !k.starts_with(FLASH_PREFIX)).count()
+    }
+
+    /// The value under `key`, or `default()` stored there first if there is
+    /// none.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get) and [`insert`](Self::insert); on an error
+    /// nothing changed.
+    pub fn get_or_insert_with<T>(&self, key: &str, default: impl FnOnce() -> T) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        if let Some(value) = self.get(key)? {
+            return Ok(value);
+        }
+        let value = default();
+        self.insert(key, &value)?;
+        Ok(value)
+    }
+
+    /// Reads the value under `key` (or `T::default()`), lets `change` modify
+    /// it, stores it back and returns it: a counter, a cart, or a whole
+    /// typed session behind one key (see [`Session`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get) and [`insert`](Self::insert); on an error
+    /// nothing changed.
+    pub fn update<T>(&self, key: &str, change: impl FnOnce(&mut T)) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        let mut value = self.get(key)?.unwrap_or_default();
+        change(&mut value);
+        self.insert(key, &value)?;
+        Ok(value)
     }
 
     /// Whether no key holds a value.
@@ -326,8 +404,9 @@ impl Session {
     }
 
     /// Stores a flash value: one that [`take_flash`](Self::take_flash) reads
-    /// once, typically on the next request. Flash values are ordinary values
-    /// under keys that start with `_flash.`.
+    /// once, typically on the next request. Flash values are stored under
+    /// keys that start with `_flash.`, count toward the size limit, and are
+    /// left out of [`keys`](Self::keys) and [`len`](Self::len).
     pub fn flash<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
         self.insert(format!("{FLASH_PREFIX}{key}"), value)
     }
@@ -343,7 +422,7 @@ impl Session {
     /// [`set_user`](Self::set_user)).
     pub fn renew(&self) {
         let mut s = self.0.lock();
-        if s.id.is_some() {
+        if s.mutable("renew") && s.id.is_some() {
             s.renew = true;
         }
     }
@@ -353,6 +432,9 @@ impl Session {
     /// new id.
     pub fn destroy(&self) {
         let mut s = self.0.lock();
+        if !s.mutable("destroy") {
+            return;
+        }
         s.accessed = true;
         if let Some(id) = s.id.take() {
             s.destroyed = Some(id);
@@ -385,7 +467,7 @@ impl Session {
 
     fn change_user(&self, user: Option<Arc<str>>) {
         let mut s = self.0.lock();
-        if s.meta.user != user {
+        if s.mutable("set_user") && s.meta.user != user {
             s.meta.user = user;
             s.user_changed = true;
             if s.id.is_some() {
@@ -439,6 +521,9 @@ impl Session {
 
     fn change_expiry(&self, f: impl FnOnce(&mut ExpiryOverrides)) {
         let mut s = self.0.lock();
+        if !s.mutable("an expiry setter") {
+            return;
+        }
         let before = s.meta.expiry;
         f(&mut s.meta.expiry);
         if s.meta.expiry != before {
@@ -481,6 +566,27 @@ impl State {
         size
     }
 
+    /// Refuses writes once the handle is spent (see [`Session`]).
+    fn writable(&self) -> Result<(), Error> {
+        if self.spent {
+            return Err(Error::Committed);
+        }
+        Ok(())
+    }
+
+    /// Whether a call that returns no `Result` may change the session; when
+    /// the handle is spent, it says so in the log and changes nothing.
+    fn mutable(&self, call: &str) -> bool {
+        #[cfg(feature = "tracing")]
+        if self.spent {
+            tracing::warn!(target: "session", call,
+                "a session was changed after its response was committed; the change is dropped");
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = call;
+        !self.spent
+    }
+
     /// Accepts a write that takes the values from `before` to `after`
     /// bytes, or refuses it if it grows them over the limit. Over the limit
     /// only growth is refused: a session that concurrent requests left
@@ -498,22 +604,22 @@ impl State {
         match self.changes.get(key) {
             Some(change) => change.as_deref(),
             None if self.cleared => None,
-            None => self.base.as_ref()?.get(key).map(String::as_str),
+            None => self.base.as_ref()?.get(key),
         }
     }
 
     fn keys(&self) -> impl Iterator<Item = &str> {
-        let base = self.base.as_deref().filter(|_| !self.cleared);
+        let base = self.base.as_ref().filter(|_| !self.cleared);
         let kept = base
             .into_iter()
             .flat_map(|b| b.keys())
-            .filter(|k| !self.changes.contains_key(k.as_str()));
+            .filter(|k| !self.changes.contains_key(*k));
         let set = self
             .changes
             .iter()
             .filter(|(_, v)| v.is_some())
-            .map(|(k, _)| k);
-        kept.chain(set).map(String::as_str)
+            .map(|(k, _)| k.as_str());
+        kept.chain(set)
     }
 
     /// What committing at `now` asks of the store. It takes this request's
@@ -554,7 +660,7 @@ impl State {
                 };
                 plan.write = Write::Create(Record {
                     expires_at: self.defaults.expires_at(&meta),
-                    data: Arc::new(data),
+                    data,
                     meta,
                 });
             }
@@ -628,11 +734,7 @@ mod tests {
         let record = Record {
             meta: fresh_meta(Timestamp::from_unix_secs(1_000)),
             expires_at: Timestamp::from_unix_secs(10_000),
-            data: Arc::new(
-                data.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
+            data: data.iter().copied().collect(),
         };
         let defaults = Defaults {
             idle: Duration::from_secs(3600),
@@ -687,7 +789,10 @@ mod tests {
     #[test]
     fn flash_values_are_read_once() {
         let s = Session::detached();
+        s.insert("kept", &1).unwrap();
         s.flash("notice", "saved").unwrap();
+        assert_eq!(s.keys(), ["kept"], "flash values are not listed");
+        assert_eq!(s.len(), 1);
         assert_eq!(
             s.take_flash::<String>("notice").unwrap().as_deref(),
             Some("saved")
@@ -777,7 +882,16 @@ mod tests {
         assert_eq!(update.set, [("b".to_owned(), "2".to_owned())]);
         // The values went to the store: nothing is left to read or send again.
         assert!(s.is_empty());
-        s.insert("late", &3).unwrap();
+        // A late write is refused, not dropped in silence.
+        assert!(matches!(s.insert("late", &3), Err(Error::Committed)));
+        assert!(matches!(
+            s.extend_raw([("late".to_owned(), "3".to_owned())]),
+            Err(Error::Committed)
+        ));
+        assert!(!s.remove("a"));
+        s.destroy();
+        s.set_user("mallory");
+        assert_eq!(s.user(), None);
         let again = s.plan(Timestamp::from_unix_secs(1_002));
         assert!(
             matches!(again.write, Write::Nothing) && again.delete.is_none() && !again.remove_cookie
@@ -864,5 +978,33 @@ mod tests {
         assert_eq!(session.size(), 0);
         session.insert("k", &12).unwrap();
         assert_eq!(session.size(), 3);
+    }
+
+    #[test]
+    fn update_and_get_or_insert_with_read_modify_write() {
+        let s = Session::detached();
+        assert_eq!(s.update("visits", |n: &mut u32| *n += 1).unwrap(), 1);
+        assert_eq!(s.update("visits", |n: &mut u32| *n += 1).unwrap(), 2);
+        assert_eq!(s.get::<u32>("visits").unwrap(), Some(2));
+        let mut calls = 0;
+        let mut default = || {
+            calls += 1;
+            "light".to_owned()
+        };
+        assert_eq!(
+            s.get_or_insert_with("theme", &mut default).unwrap(),
+            "light"
+        );
+        assert_eq!(
+            s.get_or_insert_with("theme", &mut default).unwrap(),
+            "light"
+        );
+        assert_eq!(calls, 1);
+        // A stored value of another type is an error, and stays as it was.
+        assert!(matches!(
+            s.update("theme", |n: &mut u32| *n += 1),
+            Err(Error::Value(_))
+        ));
+        assert_eq!(s.get::<String>("theme").unwrap().as_deref(), Some("light"));
     }
 }

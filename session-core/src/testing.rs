@@ -89,11 +89,7 @@ pub fn record_at(now: Timestamp, user: Option<&str>, data: &[(&str, &str)]) -> R
             expiry: ExpiryOverrides::default(),
         },
         expires_at: now.saturating_add(HOUR),
-        data: Arc::new(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
+        data: data.iter().copied().collect(),
     }
 }
 
@@ -112,11 +108,7 @@ pub fn update_at(now: Timestamp, set: &[(&str, &str)], removed: &[&str]) -> Upda
 }
 
 fn data(record: &Record) -> HashMap<&str, &str> {
-    record
-        .data
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
+    record.data.iter().collect()
 }
 
 async fn must_load<S: SessionStore>(store: &S, id: &SessionId, now: Timestamp) -> Record {
@@ -134,6 +126,60 @@ async fn must_create<S: SessionStore>(store: &S, record: &Record) -> SessionId {
         WriteOutcome::Written
     );
     id
+}
+
+/// One test per point of the [`SessionStore`] contract, so that the first
+/// broken rule does not hide the others.
+///
+/// Give it a test attribute that runs async tests (`#[tokio::test]`,
+/// `#[actix_web::test]`, ...) and an `async fn() -> Option<S>` that makes the
+/// store (`None` after [`skip`] when the store cannot run here); or
+/// `block_on` and the function, for a store whose futures need no runtime.
+///
+/// ```ignore
+/// async fn store() -> Option<MyStore> { Some(MyStore::connect().await.ok()?) }
+/// session_core::store_contract_tests!(#[tokio::test], store);
+/// ```
+#[macro_export]
+macro_rules! store_contract_tests {
+    (#[$test:meta], $make:path) => {
+        $crate::store_contract_tests!(@each [$test] $make;
+            create_and_load, create_never_overwrites, concurrent_updates_keep_disjoint_keys,
+            clear_then_set, expiry_is_exact, touch_extends_expiry, no_resurrection_after_delete,
+            no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
+            renew_refuses_a_taken_id, user_index, user_change_moves_the_index);
+    };
+    (block_on, $make:path) => {
+        $crate::store_contract_tests!(@blocking $make;
+            create_and_load, create_never_overwrites, concurrent_updates_keep_disjoint_keys,
+            clear_then_set, expiry_is_exact, touch_extends_expiry, no_resurrection_after_delete,
+            no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
+            renew_refuses_a_taken_id, user_index, user_change_moves_the_index);
+    };
+    (@each [$test:meta] $make:path; $($point:ident),*) => {
+        $(
+            #[$test]
+            async fn $point() {
+                if let Some(store) = $make().await {
+                    let now = $crate::Timestamp::from(::std::time::SystemTime::now());
+                    $crate::testing::$point(&store, now).await;
+                }
+            }
+        )*
+    };
+    (@blocking $make:path; $($point:ident),*) => {
+        $(
+            #[test]
+            fn $point() {
+                $crate::testing::block_on(async {
+                    if let Some(store) = $make().await {
+                        let now = $crate::Timestamp::from(::std::time::SystemTime::now());
+                        $crate::testing::$point(&store, now).await;
+                    }
+                });
+            }
+        )*
+    };
 }
 
 /// Runs every check of the [`SessionStore`] contract against `store`,
@@ -158,7 +204,8 @@ pub async fn store_contract<S: SessionStore>(store: &S) {
     user_change_moves_the_index(store, now).await;
 }
 
-async fn create_and_load<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn create_and_load<S: SessionStore>(store: &S, now: Timestamp) {
     let record = record_at(
         now,
         Some(&unique_user("load")),
@@ -177,7 +224,8 @@ async fn create_and_load<S: SessionStore>(store: &S, now: Timestamp) {
     );
 }
 
-async fn create_never_overwrites<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn create_never_overwrites<S: SessionStore>(store: &S, now: Timestamp) {
     let first = record_at(now, None, &[("owner", "1")]);
     let id = must_create(store, &first).await;
     let second = record_at(now, None, &[("owner", "2")]);
@@ -192,7 +240,8 @@ async fn create_never_overwrites<S: SessionStore>(store: &S, now: Timestamp) {
     );
 }
 
-async fn concurrent_updates_keep_disjoint_keys<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn concurrent_updates_keep_disjoint_keys<S: SessionStore>(store: &S, now: Timestamp) {
     let id = must_create(
         store,
         &record_at(now, None, &[("shared", "0"), ("gone", "1")]),
@@ -212,7 +261,8 @@ async fn concurrent_updates_keep_disjoint_keys<S: SessionStore>(store: &S, now: 
     assert_eq!(data(&record), expected, "concurrent updates lost a change");
 }
 
-async fn clear_then_set<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn clear_then_set<S: SessionStore>(store: &S, now: Timestamp) {
     let id = must_create(store, &record_at(now, None, &[("a", "1"), ("b", "2")])).await;
     let mut update = update_at(now, &[("c", "3")], &[]);
     update.cleared = true;
@@ -228,7 +278,8 @@ async fn clear_then_set<S: SessionStore>(store: &S, now: Timestamp) {
     );
 }
 
-async fn expiry_is_exact<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn expiry_is_exact<S: SessionStore>(store: &S, now: Timestamp) {
     let record = record_at(now, None, &[("a", "1")]);
     let id = must_create(store, &record).await;
     let last_live = Timestamp::from_unix_millis(record.expires_at.unix_millis() - 1);
@@ -242,7 +293,8 @@ async fn expiry_is_exact<S: SessionStore>(store: &S, now: Timestamp) {
     );
 }
 
-async fn touch_extends_expiry<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn touch_extends_expiry<S: SessionStore>(store: &S, now: Timestamp) {
     let id = must_create(store, &record_at(now, None, &[("a", "1")])).await;
     let later = now.saturating_add(Duration::from_secs(1800));
     let touch = Update {
@@ -268,7 +320,8 @@ async fn touch_extends_expiry<S: SessionStore>(store: &S, now: Timestamp) {
     assert_eq!(data(&record)["a"], "1", "touch lost a value");
 }
 
-async fn no_resurrection_after_delete<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn no_resurrection_after_delete<S: SessionStore>(store: &S, now: Timestamp) {
     let id = must_create(store, &record_at(now, None, &[("a", "1")])).await;
     assert!(store.delete(&id).await.unwrap());
     assert!(!store.delete(&id).await.unwrap(), "deleted twice");
@@ -293,7 +346,8 @@ async fn no_resurrection_after_delete<S: SessionStore>(store: &S, now: Timestamp
     );
 }
 
-async fn no_resurrection_after_expiry<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn no_resurrection_after_expiry<S: SessionStore>(store: &S, now: Timestamp) {
     let record = record_at(now, None, &[("a", "1")]);
     let id = must_create(store, &record).await;
     let after = record.expires_at.saturating_add(Duration::from_secs(1));
@@ -308,7 +362,8 @@ async fn no_resurrection_after_expiry<S: SessionStore>(store: &S, now: Timestamp
     );
 }
 
-async fn renew_moves_and_kills_the_old_id<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn renew_moves_and_kills_the_old_id<S: SessionStore>(store: &S, now: Timestamp) {
     let user = unique_user("renew");
     let id = must_create(store, &record_at(now, Some(&user), &[("a", "1")])).await;
     let new_id = SessionId::generate();
@@ -332,7 +387,8 @@ async fn renew_moves_and_kills_the_old_id<S: SessionStore>(store: &S, now: Times
     );
 }
 
-async fn renew_refuses_a_taken_id<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn renew_refuses_a_taken_id<S: SessionStore>(store: &S, now: Timestamp) {
     let id = must_create(store, &record_at(now, None, &[("a", "1")])).await;
     let other = must_create(store, &record_at(now, None, &[("other", "1")])).await;
     let update = update_at(now, &[], &[]);
@@ -352,7 +408,8 @@ async fn renew_refuses_a_taken_id<S: SessionStore>(store: &S, now: Timestamp) {
     );
 }
 
-async fn user_index<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn user_index<S: SessionStore>(store: &S, now: Timestamp) {
     let (alice, bob) = (unique_user("alice"), unique_user("bob"));
     let mut alices = Vec::new();
     for _ in 0..3 {
@@ -392,7 +449,8 @@ async fn user_index<S: SessionStore>(store: &S, now: Timestamp) {
     );
 }
 
-async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timestamp) {
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
+pub async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timestamp) {
     let (before, after) = (unique_user("before"), unique_user("after"));
     let id = must_create(store, &record_at(now, Some(&before), &[])).await;
     let mut update = update_at(now, &[], &[]);

@@ -7,7 +7,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
 use session_core::http::{ResponseFuture, Route, route};
-use session_core::{NO_SESSION_BODY, Session, SessionManager, SessionStore};
+use session_core::{NO_SESSION_BODY, Requirement, Session, SessionManager, SessionStore};
 
 /// Wraps a hyper service: loads the session before it runs (the handler
 /// reads it with [`RequestSessionExt::session`]) and commits it after.
@@ -140,10 +140,21 @@ pub trait RequestSessionExt {
     /// handler.
     fn session(&self) -> Option<&Session>;
 
-    /// The session if it was live when the request came in (loaded from the
-    /// store, not new); else [`NoLiveSession`], which turns into the 401.
-    fn live_session(&self) -> Result<&Session, NoLiveSession> {
-        self.session().filter(|s| !s.is_new()).ok_or(NoLiveSession)
+    /// The session if it was loaded from the store (the visitor has a live
+    /// session, signed in or not); else [`NoLiveSession`], which turns into
+    /// the 401.
+    fn loaded_session(&self) -> Result<&Session, NoLiveSession> {
+        self.session()
+            .filter(|s| Requirement::Loaded.is_met_by(s))
+            .ok_or(NoLiveSession)
+    }
+
+    /// The session if it was loaded and belongs to a user (signed in); else
+    /// [`NoLiveSession`], which turns into the 401.
+    fn user_session(&self) -> Result<&Session, NoLiveSession> {
+        self.session()
+            .filter(|s| Requirement::User.is_met_by(s))
+            .ok_or(NoLiveSession)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use session_core::{Data, Error, ExpiryOverrides, Metadata, Record, SessionId, Timestamp};
+use session_core::{Error, ExpiryOverrides, Metadata, Record, SessionId, Timestamp};
 
 /// Hash field: when the session was created (Unix milliseconds).
 pub(crate) const CREATED: &str = "m:created";
@@ -77,7 +77,7 @@ pub(crate) fn record_fields(record: &Record) -> Vec<(String, String)> {
         fields.push((PERSISTENT.into(), flag(persistent).into()));
     }
     for (key, value) in record.data.iter() {
-        fields.push((data_field(key), value.clone()));
+        fields.push((data_field(key), value.to_owned()));
     }
     fields
 }
@@ -157,12 +157,12 @@ pub(crate) fn decode_record(pairs: Pairs) -> Result<Option<Record>, Error> {
     let (mut created, mut last, mut expires) = (None, None, None);
     let mut user = None;
     let mut expiry = ExpiryOverrides::default();
-    let mut data = Data::with_capacity(pairs.len().saturating_sub(3));
+    let mut data: Vec<(String, String)> = Vec::with_capacity(pairs.len().saturating_sub(3));
     for (field, value) in pairs {
         if let Some(key) = field.strip_prefix(DATA.as_bytes()) {
             let key = text(key.to_vec(), "a value's key")?;
             let value = text(value, "a value")?;
-            data.insert(key, value);
+            data.push((key, value));
             continue;
         }
         match std::str::from_utf8(&field).unwrap_or("") {
@@ -192,7 +192,7 @@ pub(crate) fn decode_record(pairs: Pairs) -> Result<Option<Record>, Error> {
             expiry,
         },
         expires_at: Timestamp::from_unix_millis(expires.ok_or_else(|| missing(EXPIRES))?),
-        data: Arc::new(data),
+        data: data.into_iter().collect(),
     }))
 }
 
@@ -220,7 +220,7 @@ mod tests {
                 },
             },
             expires_at: Timestamp::from_unix_millis(62_000),
-            data: Arc::new([("cart".to_string(), "[1,2]".to_string())].into()),
+            data: [("cart", "[1,2]")].into_iter().collect(),
         }
     }
 

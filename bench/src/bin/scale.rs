@@ -71,9 +71,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// The small record of session `i`: two short values and a user. Even
 /// sessions expire in 1 h, odd ones in 2 h (for the half-expired sweep).
 fn record(i: usize, now: Timestamp) -> Record {
-    let mut data = HashMap::with_capacity(2);
-    data.insert("theme".to_owned(), "\"dark\"".to_owned());
-    data.insert("n".to_owned(), i.to_string());
+    let n = i.to_string();
+    let data = [("theme", "\"dark\""), ("n", n.as_str())].into_iter().collect();
     Record {
         meta: Metadata {
             created_at: now,
@@ -82,7 +81,7 @@ fn record(i: usize, now: Timestamp) -> Record {
             expiry: ExpiryOverrides::default(),
         },
         expires_at: expiry(i, now),
-        data: Arc::new(data),
+        data,
     }
 }
 

@@ -35,7 +35,7 @@ async fn sixteen_writers_keep_sixteen_keys(store: RedisStore) {
     let loaded = store.load(&id, now).await.unwrap().expect("session gone");
     for i in 0..16 {
         assert_eq!(
-            loaded.data.get(&format!("k{i}")).map(String::as_str),
+            loaded.data.get(&format!("k{i}")),
             Some(i.to_string().as_str()),
             "key k{i} lost"
         );
