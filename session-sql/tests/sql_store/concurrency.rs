@@ -47,7 +47,7 @@ async fn thirty_two_writers_lose_nothing(kind: Kind) {
     }
     let loaded = store.load(&id, now).await.unwrap().expect("session gone");
     let lost: Vec<usize> = (0..WRITERS)
-        .filter(|i| loaded.data.get(&format!("k{i}")).map(String::as_str) != Some("2"))
+        .filter(|i| loaded.data.get(&format!("k{i}")) != Some("2"))
         .collect();
     assert!(lost.is_empty(), "{kind:?}: lost the writes of {lost:?}");
     assert_eq!(loaded.data.len(), WRITERS + 1);
