@@ -6,6 +6,8 @@
 //! not the number it changed: sqlx connects with `CLIENT_FOUND_ROWS`, so an
 //! update that happens to change nothing still reads as written.
 
+use std::time::Duration;
+
 use session_core::{BoxFuture, Error, Record, SessionId, Timestamp, Update, WriteOutcome};
 use sqlx::mysql::{MySqlConnectOptions, MySqlRow};
 use sqlx::{Connection, Executor, MySqlConnection, Row};
@@ -19,8 +21,13 @@ pub(crate) type MySqlPool = Pool<MySqlConnection>;
 
 pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10;
 
-pub(crate) fn pool(options: MySqlConnectOptions, max: usize) -> MySqlPool {
+/// A pool whose connections give up waiting for a row lock after about
+/// the store's timeout (InnoDB's default is 50 seconds): a write whose
+/// call timed out must not land long after.
+pub(crate) fn pool(options: MySqlConnectOptions, max: usize, timeout: Duration) -> MySqlPool {
+    let secs = timeout.as_secs_f64().ceil().max(1.0);
     Pool::new(options, max, false)
+        .with_init(format!("SET SESSION innodb_lock_wait_timeout = {secs}"))
 }
 
 fn columns(row: &MySqlRow) -> Result<Columns, Error> {

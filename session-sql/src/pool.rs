@@ -15,7 +15,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sqlx::{ConnectOptions, Connection};
+use sqlx::{ConnectOptions, Connection, Executor};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Idle connections older than this are closed rather than reused: servers
@@ -31,6 +31,9 @@ pub(crate) struct Pool<C: Connection> {
     /// Keep connections however long they idle (an in-memory SQLite
     /// database lives only as long as its connection).
     keep_forever: bool,
+    /// A statement each new connection runs first (session settings that
+    /// connection options cannot carry).
+    init: Option<String>,
 }
 
 impl<C: Connection> fmt::Debug for Pool<C> {
@@ -55,7 +58,14 @@ impl<C: Connection> Pool<C> {
             permits: Semaphore::new(max),
             max,
             keep_forever,
+            init: None,
         }
+    }
+
+    /// Runs `statement` on each new connection before its first use.
+    pub(crate) fn with_init(mut self, statement: String) -> Self {
+        self.init = Some(statement);
+        self
     }
 
     pub(crate) fn max_connections(&self) -> usize {
@@ -65,7 +75,13 @@ impl<C: Connection> Pool<C> {
     pub(crate) fn options(&self) -> &C::Options {
         &self.options
     }
+}
 
+impl<C> Pool<C>
+where
+    C: Connection,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+{
     /// A connection: an idle one, or a new one. Waits for a free slot;
     /// the caller bounds the wait with its timeout.
     pub(crate) async fn acquire(&self) -> Result<Lease<'_, C>, sqlx::Error> {
@@ -77,7 +93,13 @@ impl<C: Connection> Pool<C> {
         let idle = self.take_idle();
         let conn = match idle {
             Some(conn) => conn,
-            None => self.options.connect().await?,
+            None => {
+                let mut conn = self.options.connect().await?;
+                if let Some(init) = &self.init {
+                    (&mut conn).execute(init.as_str()).await?;
+                }
+                conn
+            }
         };
         Ok(Lease {
             pool: self,
@@ -85,7 +107,9 @@ impl<C: Connection> Pool<C> {
             _permit: permit,
         })
     }
+}
 
+impl<C: Connection> Pool<C> {
     fn take_idle(&self) -> Option<C> {
         let mut idle = self.idle.lock().ok()?;
         while let Some((conn, since)) = idle.pop() {

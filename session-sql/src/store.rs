@@ -67,6 +67,7 @@ impl Pools {
             Self::MySql(pool) => Self::MySql(mysql::pool(
                 pool.options().clone(),
                 max.unwrap_or(pool.max_connections()),
+                timeout,
             )),
             #[cfg(feature = "sqlite")]
             Self::Sqlite(pools) => Self::Sqlite(pools.rebuild(max, timeout)),
@@ -221,6 +222,7 @@ impl SqlStore {
         Self::from_pools(Pools::MySql(mysql::pool(
             options,
             mysql::DEFAULT_MAX_CONNECTIONS,
+            Self::DEFAULT_TIMEOUT,
         )))
     }
 

@@ -25,3 +25,12 @@ async fn contract_with_a_table_prefix(kind: Kind) {
 }
 
 backend_tests!(contract, contract_with_a_table_prefix);
+
+/// An in-memory SQLite database (one connection's own) holds the contract
+/// too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_on_sqlite_in_memory() {
+    let store = SqlStore::new("sqlite::memory:").unwrap();
+    store.migrate().await.unwrap();
+    store_contract(&store).await;
+}

@@ -198,7 +198,79 @@ async fn sqlite_locked_elsewhere() {
     must_have(&store, &id, "b").await;
 }
 
+/// A row locked elsewhere (a long transaction of another program) and a
+/// pool of one connection: one update waits on the lock, a second waits for
+/// the connection (then on the lock); both give `Error::Store` within the
+/// timeout, and once the lock is gone the store serves again.
+async fn a_locked_row_and_an_exhausted_pool_time_out(kind: Kind) {
+    use sqlx::Connection;
+    if kind == Kind::Sqlite {
+        return; // sqlite_locked_elsewhere covers SQLite's one writer
+    }
+    let Some(db) = TestDatabase::new(kind, "locked").await else {
+        return;
+    };
+    let store = db
+        .store()
+        .await
+        .with_timeout(TIMEOUT)
+        .with_max_connections(1);
+    let now = Timestamp::from(SystemTime::now());
+    let id = SessionId::generate();
+    let record = record_at(now, None, &[("a", "1")]);
+    assert_eq!(
+        store.create(&id, &record).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let hex: String = id.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let lock = match kind {
+        Kind::Postgres => format!(
+            "SELECT 1 FROM {} WHERE id = '\\x{hex}'::bytea FOR UPDATE",
+            store.table()
+        ),
+        _ => format!(
+            "SELECT 1 FROM {} WHERE id = X'{hex}' FOR UPDATE",
+            store.table()
+        ),
+    };
+    macro_rules! hold_lock {
+        ($conn:ty) => {{
+            let mut other = <$conn>::connect(db.url()).await.unwrap();
+            sqlx::raw_sql("BEGIN").execute(&mut other).await.unwrap();
+            sqlx::raw_sql(&lock).execute(&mut other).await.unwrap();
+            let started = Instant::now();
+            let update = update_at(now, &[("b", "2")], &[]);
+            let (first, second) = tokio::join!(store.update(&id, update.clone()), async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let started = Instant::now();
+                let second = store.update(&id, update.clone()).await;
+                (second, started.elapsed())
+            });
+            assert!(matches!(first, Err(Error::Store(_))), "{first:?}");
+            assert!(matches!(second.0, Err(Error::Store(_))), "{second:?}");
+            assert!(second.1 < TIMEOUT + MARGIN, "{:?}", second.1);
+            assert!(
+                started.elapsed() < TIMEOUT + MARGIN,
+                "{:?}",
+                started.elapsed()
+            );
+            must_have(&store, &id, "a").await;
+            sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+            assert_eq!(
+                store.update(&id, update).await.unwrap(),
+                WriteOutcome::Written
+            );
+            must_have(&store, &id, "b").await;
+        }};
+    }
+    match kind {
+        Kind::Postgres => hold_lock!(sqlx::PgConnection),
+        _ => hold_lock!(sqlx::MySqlConnection),
+    }
+}
+
 backend_tests!(
     outages_fail_in_time_and_the_store_recovers,
-    terminated_connections_are_replaced
+    terminated_connections_are_replaced,
+    a_locked_row_and_an_exhausted_pool_time_out
 );
