@@ -1,10 +1,10 @@
-//! The example binaries as separate processes sharing one PostgreSQL
-//! database and one secret: they create the tables together at start, a
+//! The example binaries as separate processes sharing one PostgreSQL (or
+//! MariaDB) database and one secret: they create the tables together at start, a
 //! session made on one is read, updated and ended on the others; the round
 //! trips each request costs, counted on the wire; and an outage answered
 //! with 503 and recovered from without a restart. The database is the
-//! test's own (see `session_sql::testing`); without a PostgreSQL server the
-//! tests skip, saying why.
+//! test's own (see `session_sql::testing`); without the server the tests
+//! skip, saying why.
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -82,9 +82,19 @@ async fn start_all(database_url: &str) -> Vec<App> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_moves_between_processes_sharing_postgres() {
-    let Some(db) = TestDatabase::postgres("multi_process").await else {
-        return;
-    };
+    if let Some(db) = TestDatabase::postgres("multi_process").await {
+        a_session_moves_between_processes(&db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_between_processes_sharing_mariadb() {
+    if let Some(db) = TestDatabase::mysql("multi_process").await {
+        a_session_moves_between_processes(&db).await;
+    }
+}
+
+async fn a_session_moves_between_processes(db: &TestDatabase) {
     let apps = start_all(db.url()).await;
     let [axum, actix, hyper] = [apps[0].addr, apps[1].addr, apps[2].addr];
 
