@@ -1,5 +1,6 @@
 //! The actix-web `Transform` and its service.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::{Future, Ready, ready as ready_future};
 use std::pin::Pin;
@@ -12,9 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use pin_project_lite::pin_project;
-use session_core::{
-    HeaderText, ResponseHeaders, STORE_ERROR_BODY, Session, SessionManager, SessionStore,
-};
+use session_core::{ResponseHeaders, STORE_ERROR_BODY, Session, SessionManager, SessionStore};
 
 /// Adds a session to every request: loads it before the inner service runs
 /// (handlers take the [`Session`](crate::Session) extractor) and commits it
@@ -237,8 +236,8 @@ fn with_session_headers<B>(
             let map = response.headers_mut();
             headers.into_each(map.contains_key(CACHE_CONTROL), |name, value| {
                 let value = match value {
-                    HeaderText::Static(text) => HeaderValue::from_static(text),
-                    HeaderText::Owned(text) => match HeaderValue::try_from(text) {
+                    Cow::Borrowed(text) => HeaderValue::from_static(text),
+                    Cow::Owned(text) => match HeaderValue::try_from(text) {
                         Ok(value) => value,
                         Err(_) => return,
                     },

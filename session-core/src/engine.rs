@@ -1,6 +1,7 @@
 //! `SessionManager`: the decisions of a request's life, and the glue that
 //! runs them against a store.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -16,7 +17,7 @@ use crate::error::Error;
 use crate::events::{EventHook, SessionEvent};
 use crate::id::SessionId;
 use crate::random::{OsRandom, RandomSource};
-use crate::session::{Defaults, Plan, Session, Write};
+use crate::session::{Plan, Session, SessionPolicy, Write};
 use crate::store::{BoxFuture, SessionStore, WriteOutcome};
 use crate::time::{Clock, SystemClock, Timestamp};
 
@@ -42,7 +43,7 @@ struct Inner<S> {
     store: S,
     config: SessionConfig,
     policy: CookiePolicy,
-    defaults: Defaults,
+    defaults: SessionPolicy,
     clock: Box<dyn Clock>,
     random: Box<dyn RandomSource>,
     events: EventHook,
@@ -63,16 +64,6 @@ impl<S> fmt::Debug for SessionManager<S> {
             .field("clock", &self.inner.clock)
             .field("random", &self.inner.random)
             .finish_non_exhaustive()
-    }
-}
-
-pub(crate) fn defaults_of(config: &SessionConfig) -> Defaults {
-    Defaults {
-        idle: config.idle_timeout,
-        lifetime: config.lifetime,
-        persistent: config.cookie.persistent,
-        touch_interval: config.touch_interval,
-        max_bytes: config.max_session_bytes,
     }
 }
 
@@ -131,40 +122,25 @@ pub struct ResponseHeaders {
     pub vary_cookie: bool,
 }
 
-/// A header value from [`ResponseHeaders::into_each`]: fixed text, or the
-/// cookie's text to move into the response.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeaderText {
-    /// A fixed value (`no-store`, `cookie`).
-    Static(&'static str),
-    /// The `Set-Cookie` value, built for this response.
-    Owned(String),
-}
-
-impl HeaderText {
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Static(s) => s,
-            Self::Owned(s) => s,
-        }
-    }
-}
-
 impl ResponseHeaders {
     /// Calls `add(name, value)` for each header to append (names are
-    /// lowercase). A response that sets or removes the cookie must not be
+    /// lowercase; values are borrowed fixed text, or the cookie's text to
+    /// move into the response). A response that sets or removes the cookie must not be
     /// cached (`Cache-Control: no-store`), unless the application set its own
     /// `Cache-Control`: `has_cache_control` says whether it did.
-    pub fn into_each(self, has_cache_control: bool, mut add: impl FnMut(&'static str, HeaderText)) {
+    pub fn into_each(
+        self,
+        has_cache_control: bool,
+        mut add: impl FnMut(&'static str, Cow<'static, str>),
+    ) {
         if let Some(cookie) = self.set_cookie {
             if !has_cache_control {
-                add("cache-control", HeaderText::Static("no-store"));
+                add("cache-control", Cow::Borrowed("no-store"));
             }
-            add("set-cookie", HeaderText::Owned(cookie));
+            add("set-cookie", Cow::Owned(cookie));
         }
         if self.vary_cookie {
-            add("vary", HeaderText::Static("cookie"));
+            add("vary", Cow::Borrowed("cookie"));
         }
     }
 }
@@ -224,7 +200,7 @@ impl<S: SessionStore> SessionManager<S> {
         let inner = Inner {
             random: Box::new(OsRandom),
             policy: CookiePolicy::new(&config),
-            defaults: defaults_of(&config),
+            defaults: SessionPolicy::of(&config),
             store,
             config,
             clock,

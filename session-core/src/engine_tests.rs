@@ -132,7 +132,7 @@ fn a_new_session_gets_a_browser_session_cookie_with_secure_defaults() {
     reply
         .headers
         .clone()
-        .into_each(false, |n, v| headers.push((n, v.as_str().to_owned())));
+        .into_each(false, |n, v| headers.push((n, v.into_owned())));
     assert_eq!(headers[0], ("cache-control", "no-store".into()));
     assert_eq!(headers[1].0, "set-cookie");
     assert_eq!(headers[2], ("vary", "cookie".into()));

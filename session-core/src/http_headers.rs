@@ -5,7 +5,9 @@ use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cookie_policy::Presented;
-use crate::engine::{HeaderText, ResponseHeaders, SessionManager};
+use std::borrow::Cow;
+
+use crate::engine::{ResponseHeaders, SessionManager};
 use crate::store::SessionStore;
 
 impl<S: SessionStore> SessionManager<S> {
@@ -29,10 +31,10 @@ impl ResponseHeaders {
                 other => HeaderName::from_static(other),
             };
             let value = match value {
-                HeaderText::Static(text) => HeaderValue::from_static(text),
+                Cow::Borrowed(text) => HeaderValue::from_static(text),
                 // Built from validated parts; a value that is somehow not a
                 // valid header is dropped rather than sent broken.
-                HeaderText::Owned(text) => match HeaderValue::try_from(text) {
+                Cow::Owned(text) => match HeaderValue::try_from(text) {
                     Ok(value) => value,
                     Err(_) => return,
                 },
@@ -60,7 +62,7 @@ mod tests {
             headers.clone().apply(&mut map);
             let mut expected = Vec::new();
             headers.clone().into_each(has_cache_control, |n, v| {
-                expected.push((n.to_owned(), v.as_str().to_owned()))
+                expected.push((n.to_owned(), v.into_owned()))
             });
             for (name, value) in expected {
                 assert!(

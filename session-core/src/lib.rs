@@ -29,7 +29,7 @@ pub use config::{
     CookieConfig, CookiePrefix, DEFAULT_MAX_SESSION_BYTES, SameSite, SessionConfig, SigningKeys,
 };
 pub use cookie_policy::{Presented, RejectReason};
-pub use engine::{HeaderText, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
+pub use engine::{NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;
 pub use guard::Requirement;

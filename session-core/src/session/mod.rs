@@ -1,5 +1,11 @@
 //! `Session`: the handle a handler uses, and the changes it records.
 
+mod plan;
+mod policy;
+
+pub(crate) use plan::{Plan, Write};
+pub(crate) use policy::SessionPolicy;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -12,45 +18,11 @@ use serde::de::DeserializeOwned;
 use crate::data::Data;
 use crate::error::Error;
 use crate::id::SessionId;
-use crate::record::{ExpiryOverrides, Metadata, Record, Update};
+use crate::record::{ExpiryOverrides, Metadata, Record};
 use crate::time::Timestamp;
 
 /// Keys of flash values start with this.
 const FLASH_PREFIX: &str = "_flash.";
-
-/// The configured expiry defaults a session falls back on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Defaults {
-    pub(crate) idle: Duration,
-    pub(crate) lifetime: Duration,
-    pub(crate) persistent: bool,
-    pub(crate) touch_interval: Duration,
-    /// The most bytes (keys plus JSON text) the session's values may hold.
-    pub(crate) max_bytes: usize,
-}
-
-impl Defaults {
-    /// When a session with this metadata ends: at its idle timeout after its
-    /// last activity, or at its lifetime after its creation, whichever is first.
-    pub(crate) fn expires_at(&self, meta: &Metadata) -> Timestamp {
-        let idle = meta.expiry.idle.unwrap_or(self.idle);
-        let lifetime = meta.expiry.lifetime.unwrap_or(self.lifetime);
-        meta.last_activity
-            .saturating_add(idle)
-            .min(meta.created_at.saturating_add(lifetime))
-    }
-
-    pub(crate) fn persistent(&self, meta: &Metadata) -> bool {
-        meta.expiry.persistent.unwrap_or(self.persistent)
-    }
-
-    /// Whether a request at `now` that changes nothing should still refresh
-    /// the idle timeout in the store.
-    fn touch_due(&self, meta: &Metadata, now: Timestamp) -> bool {
-        let idle = meta.expiry.idle.unwrap_or(self.idle);
-        now.since(meta.last_activity) >= self.touch_interval.min(idle / 2)
-    }
-}
 
 /// A visitor's session, as a handler sees it.
 ///
@@ -113,7 +85,7 @@ pub(crate) struct State {
     accessed: bool,
     /// The request's cookie named a session that is not (or no longer) live.
     stale_cookie: bool,
-    defaults: Defaults,
+    defaults: SessionPolicy,
     /// When the request opened the session.
     opened_at: Timestamp,
     /// Committed: the changes went to the store and the values were let go.
@@ -123,39 +95,12 @@ pub(crate) struct State {
     size: Option<usize>,
 }
 
-/// What committing a session asks of the store.
-#[derive(Debug)]
-pub(crate) enum Write {
-    Nothing,
-    Create(Record),
-    Update {
-        id: SessionId,
-        update: Update,
-        cookie: bool,
-    },
-    Renew {
-        old: SessionId,
-        update: Update,
-    },
-}
-
-#[derive(Debug)]
-pub(crate) struct Plan {
-    /// A session ended by `destroy`, to delete first.
-    pub(crate) delete: Option<SessionId>,
-    pub(crate) write: Write,
-    /// Whether, if nothing is written, the browser's cookie must be removed.
-    pub(crate) remove_cookie: bool,
-    pub(crate) vary: bool,
-    pub(crate) persistent: bool,
-}
-
 impl Session {
     pub(crate) fn open(
         id: Option<SessionId>,
         record: Option<Record>,
         stale_cookie: bool,
-        defaults: Defaults,
+        defaults: SessionPolicy,
         now: Timestamp,
     ) -> Self {
         let (meta, base) = match record {
@@ -189,7 +134,7 @@ impl Session {
             None,
             None,
             false,
-            crate::engine::defaults_of(&config),
+            SessionPolicy::of(&config),
             Timestamp::default(),
         )
     }
@@ -621,92 +566,6 @@ impl State {
             .map(|(k, _)| k.as_str());
         kept.chain(set)
     }
-
-    /// What committing at `now` asks of the store. It takes this request's
-    /// changes and the loaded values out of the handle (so the store can
-    /// update its copy in place rather than copy it): the handle is spent.
-    fn take_plan(&mut self, now: Timestamp) -> Plan {
-        let persistent = self.defaults.persistent(&self.meta);
-        let delete = self.destroyed.take();
-        let mut plan = Plan {
-            remove_cookie: delete.is_some() || self.stale_cookie,
-            delete,
-            write: Write::Nothing,
-            vary: self.accessed,
-            persistent,
-        };
-        let changes = std::mem::take(&mut self.changes);
-        let base = self.base.take();
-        if std::mem::replace(&mut self.spent, true) {
-            // Committed already: nothing more to send.
-            return Plan {
-                remove_cookie: false,
-                ..plan
-            };
-        }
-        let Some(id) = self.id else {
-            // Lazy creation: store a new session only once it holds something.
-            let data: Data = changes
-                .into_iter()
-                .filter_map(|(k, v)| Some((k, v?)))
-                .collect();
-            if !data.is_empty() || self.meta.user.is_some() {
-                // Created when the request opened it (what the handler saw);
-                // active as of now, so a new cookie's Max-Age is exactly the
-                // idle timeout.
-                let meta = Metadata {
-                    last_activity: now,
-                    ..self.meta.clone()
-                };
-                plan.write = Write::Create(Record {
-                    expires_at: self.defaults.expires_at(&meta),
-                    data,
-                    meta,
-                });
-            }
-            return plan;
-        };
-        // Let go of the loaded values before the store applies the update.
-        drop(base);
-        let changed =
-            self.cleared || !changes.is_empty() || self.user_changed || self.expiry_changed;
-        if !changed && !self.renew && !self.defaults.touch_due(&self.meta, now) {
-            return plan;
-        }
-        let meta = Metadata {
-            last_activity: now,
-            ..self.meta.clone()
-        };
-        let mut set = Vec::new();
-        let mut removed = Vec::new();
-        for (key, value) in changes {
-            match value {
-                Some(value) => set.push((key, value)),
-                None => removed.push(key),
-            }
-        }
-        let update = Update {
-            cleared: self.cleared,
-            set,
-            removed,
-            last_activity: now,
-            expires_at: self.defaults.expires_at(&meta),
-            user: self.user_changed.then(|| self.meta.user.clone()),
-            expiry: self.expiry_changed.then_some(self.meta.expiry),
-        };
-        plan.write = if self.renew {
-            Write::Renew { old: id, update }
-        } else {
-            // A persistent cookie's Max-Age moves with the expiry; a
-            // browser-session cookie needs resending only if its kind changed.
-            Write::Update {
-                id,
-                update,
-                cookie: persistent || self.expiry_changed,
-            }
-        };
-        plan
-    }
 }
 
 impl fmt::Debug for Session {
@@ -736,7 +595,7 @@ mod tests {
             expires_at: Timestamp::from_unix_secs(10_000),
             data: data.iter().copied().collect(),
         };
-        let defaults = Defaults {
+        let defaults = SessionPolicy {
             idle: Duration::from_secs(3600),
             lifetime: Duration::from_secs(86_400),
             persistent: false,

@@ -1,0 +1,123 @@
+//! The commit plan: what a request's changes ask of the store when its
+//! response is sent.
+
+use super::State;
+use crate::data::Data;
+use crate::id::SessionId;
+use crate::record::{Metadata, Record, Update};
+use crate::time::Timestamp;
+
+/// What committing a session asks of the store.
+#[derive(Debug)]
+pub(crate) enum Write {
+    Nothing,
+    Create(Record),
+    Update {
+        id: SessionId,
+        update: Update,
+        cookie: bool,
+    },
+    Renew {
+        old: SessionId,
+        update: Update,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// A session ended by `destroy`, to delete first.
+    pub(crate) delete: Option<SessionId>,
+    pub(crate) write: Write,
+    /// Whether, if nothing is written, the browser's cookie must be removed.
+    pub(crate) remove_cookie: bool,
+    pub(crate) vary: bool,
+    pub(crate) persistent: bool,
+}
+
+impl State {
+    /// What committing at `now` asks of the store. It takes this request's
+    /// changes and the loaded values out of the handle (so the store can
+    /// update its copy in place rather than copy it): the handle is spent.
+    pub(super) fn take_plan(&mut self, now: Timestamp) -> Plan {
+        let persistent = self.defaults.persistent(&self.meta);
+        let delete = self.destroyed.take();
+        let mut plan = Plan {
+            remove_cookie: delete.is_some() || self.stale_cookie,
+            delete,
+            write: Write::Nothing,
+            vary: self.accessed,
+            persistent,
+        };
+        let changes = std::mem::take(&mut self.changes);
+        let base = self.base.take();
+        if std::mem::replace(&mut self.spent, true) {
+            // Committed already: nothing more to send.
+            return Plan {
+                remove_cookie: false,
+                ..plan
+            };
+        }
+        let Some(id) = self.id else {
+            // Lazy creation: store a new session only once it holds something.
+            let data: Data = changes
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect();
+            if !data.is_empty() || self.meta.user.is_some() {
+                // Created when the request opened it (what the handler saw);
+                // active as of now, so a new cookie's Max-Age is exactly the
+                // idle timeout.
+                let meta = Metadata {
+                    last_activity: now,
+                    ..self.meta.clone()
+                };
+                plan.write = Write::Create(Record {
+                    expires_at: self.defaults.expires_at(&meta),
+                    data,
+                    meta,
+                });
+            }
+            return plan;
+        };
+        // Let go of the loaded values before the store applies the update.
+        drop(base);
+        let changed =
+            self.cleared || !changes.is_empty() || self.user_changed || self.expiry_changed;
+        if !changed && !self.renew && !self.defaults.touch_due(&self.meta, now) {
+            return plan;
+        }
+        let meta = Metadata {
+            last_activity: now,
+            ..self.meta.clone()
+        };
+        let mut set = Vec::new();
+        let mut removed = Vec::new();
+        for (key, value) in changes {
+            match value {
+                Some(value) => set.push((key, value)),
+                None => removed.push(key),
+            }
+        }
+        let update = Update {
+            cleared: self.cleared,
+            set,
+            removed,
+            last_activity: now,
+            expires_at: self.defaults.expires_at(&meta),
+            user: self.user_changed.then(|| self.meta.user.clone()),
+            expiry: self.expiry_changed.then_some(self.meta.expiry),
+        };
+        plan.write = if self.renew {
+            Write::Renew { old: id, update }
+        } else {
+            // A persistent cookie's Max-Age moves with the expiry; a
+            // browser-session cookie needs resending only if its kind changed.
+            Write::Update {
+                id,
+                update,
+                cookie: persistent || self.expiry_changed,
+            }
+        };
+        plan
+    }
+}
