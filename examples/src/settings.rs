@@ -13,10 +13,13 @@ use session_core::{
 pub struct Settings {
     /// `ADDR`, default `127.0.0.1:3000`.
     pub addr: SocketAddr,
-    /// `SESSION_STORE`: `memory` (default) or `redis`.
+    /// `SESSION_STORE`: `memory` (default), `redis` or `sql`.
     pub store: String,
     /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
     pub redis_url: String,
+    /// `DATABASE_URL`, default `sqlite://sessions.db`: `sqlite://PATH`,
+    /// `postgres://...` or `mysql://...`.
+    pub database_url: String,
     /// `SESSION_SECRET`, default random per process.
     pub secret: String,
     /// `SESSION_IDLE_SECS`, default 3600.
@@ -63,9 +66,16 @@ impl Settings {
             }
         }
         let store = var("SESSION_STORE").unwrap_or_else(|| "memory".into());
-        if store != "memory" && store != "redis" {
+        if store != "memory" && store != "redis" && store != "sql" {
             return Err(format!(
-                "SESSION_STORE={store:?} is not valid: use memory or redis"
+                "SESSION_STORE={store:?} is not valid: use memory, redis or sql"
+            ));
+        }
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite://sessions.db".into());
+        if store == "sql" && session_sql::SqlStore::new(&database_url).is_err() {
+            return Err(format!(
+                "DATABASE_URL={database_url:?} is not valid: use sqlite://PATH, \
+                 postgres://USER@HOST/DB or mysql://USER@HOST/DB"
             ));
         }
         let secret = var("SESSION_SECRET").unwrap_or_else(random_secret);
@@ -83,6 +93,7 @@ impl Settings {
             )?,
             store,
             redis_url: var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            database_url,
             secret,
             idle_secs: positive("SESSION_IDLE_SECS", 3600, "seconds")?,
             ttl_secs: positive("SESSION_TTL_SECS", 604_800, "seconds")?,
@@ -131,6 +142,13 @@ impl Settings {
                 }
                 Ok(DynStore::new(store))
             }
+            "sql" => {
+                // The file (SQLite) and the tables are made at start.
+                let store = session_sql::SqlStore::new(&self.database_url)?;
+                store.migrate().await?;
+                spawn_sql_sweeper(store.clone());
+                Ok(DynStore::new(store))
+            }
             _ => {
                 let store = MemoryStore::new();
                 spawn_sweeper(store.clone());
@@ -152,6 +170,18 @@ fn spawn_sweeper(store: MemoryStore) {
         loop {
             every.tick().await;
             store.sweep(std::time::SystemTime::now().into());
+        }
+    });
+}
+
+/// Deletes expired sessions from a SQL store once a minute, in batches.
+fn spawn_sql_sweeper(store: session_sql::SqlStore) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let now = std::time::SystemTime::now().into();
+            while let Ok(1000) = store.sweep(now, 1000).await {}
         }
     });
 }

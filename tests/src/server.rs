@@ -8,6 +8,8 @@ use session_examples::Settings;
 use session_examples::serve::Limits;
 use session_redis::RedisStore;
 use session_redis::testing::{LocalRedis, TestRedis, unique_prefix};
+use session_sql::SqlStore;
+use session_sql::testing::{Kind as SqlKind, TestDatabase};
 
 /// The adapters under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +29,12 @@ pub enum Backend {
     Memory,
     /// `RedisStore` on a `redis-server` of the test's own.
     Redis,
+    /// `SqlStore` on a SQLite file of the test's own.
+    Sqlite,
+    /// `SqlStore` on a PostgreSQL database of the test's own.
+    Postgres,
+    /// `SqlStore` on a MySQL/MariaDB database of the test's own.
+    MySql,
 }
 
 /// What one run of a check targets: an adapter on a store.
@@ -54,6 +62,11 @@ impl Target {
             backend: Backend::Redis,
         }
     }
+
+    /// `framework` on a store of `backend`.
+    pub const fn on(framework: Framework, backend: Backend) -> Self {
+        Self { framework, backend }
+    }
 }
 
 impl Backend {
@@ -73,6 +86,26 @@ impl Backend {
                 }
                 here
             }
+            Self::Sqlite => true,
+            Self::Postgres | Self::MySql => {
+                let (kind, what) = self.sql_kind();
+                match session_sql::testing::server_available(kind) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        session_core::testing::skip(what, &why);
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// The test database kind of a SQL backend, and its server's name.
+    fn sql_kind(self) -> (SqlKind, &'static str) {
+        match self {
+            Self::Postgres => (SqlKind::Postgres, "PostgreSQL"),
+            Self::MySql => (SqlKind::MySql, "MySQL/MariaDB"),
+            _ => (SqlKind::Sqlite, "SQLite"),
         }
     }
 }
@@ -87,6 +120,9 @@ pub struct TestStore {
     pub redis: Option<RedisStore>,
     /// The server, stopped on drop.
     pub server: Option<TestRedis>,
+    /// The SQL store and its database (dropped with it), when the backend
+    /// is SQL.
+    pub sql: Option<(SqlStore, TestDatabase)>,
 }
 
 impl TestStore {
@@ -97,6 +133,7 @@ impl TestStore {
                 store: DynStore::new(MemoryStore::new()),
                 redis: None,
                 server: None,
+                sql: None,
             },
             Backend::Redis => {
                 let server = TestRedis::get();
@@ -108,6 +145,20 @@ impl TestStore {
                     store: DynStore::new(redis.clone()),
                     redis: Some(redis),
                     server: Some(server),
+                    sql: None,
+                }
+            }
+            Backend::Sqlite | Backend::Postgres | Backend::MySql => {
+                let (kind, _) = backend.sql_kind();
+                let db = TestDatabase::new(kind, "conformance")
+                    .await
+                    .expect("database server available");
+                let sql = db.store().await;
+                Self {
+                    store: DynStore::new(sql.clone()),
+                    redis: None,
+                    server: None,
+                    sql: Some((sql, db)),
                 }
             }
         }
@@ -155,6 +206,7 @@ pub fn example_config() -> SessionConfig {
         addr: ([127, 0, 0, 1], 0).into(),
         store: "memory".into(),
         redis_url: String::new(),
+        database_url: String::new(),
         secret: SECRET.into(),
         idle_secs: 3600,
         ttl_secs: 604_800,

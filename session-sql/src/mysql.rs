@@ -1,0 +1,272 @@
+//! MySQL and MariaDB: every operation is one prepared statement, so one
+//! round trip once the connection has prepared it; `delete_user` alone
+//! takes two.
+//!
+//! A write's affected-row count is the number of rows its `WHERE` matched,
+//! not the number it changed: sqlx connects with `CLIENT_FOUND_ROWS`, so an
+//! update that happens to change nothing still reads as written.
+
+use std::time::Duration;
+
+use session_core::{BoxFuture, Error, Record, SessionId, Timestamp, Update, WriteOutcome};
+use sqlx::mysql::{MySqlConnectOptions, MySqlRow};
+use sqlx::{Connection, Executor, MySqlConnection, Row};
+
+use crate::codec::{self, Columns, column_error, millis};
+use crate::pool::Pool;
+use crate::schema::{Dialect, LATEST, Sql};
+use crate::store::{is_unique_violation, store_error, wall_clock, written};
+
+pub(crate) type MySqlPool = Pool<MySqlConnection>;
+
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 10;
+
+/// A pool whose connections give up waiting for a row lock after about
+/// the store's timeout (InnoDB's default is 50 seconds): a write whose
+/// call timed out must not land long after.
+pub(crate) fn pool(options: MySqlConnectOptions, max: usize, timeout: Duration) -> MySqlPool {
+    let secs = timeout.as_secs_f64().ceil().max(1.0);
+    Pool::new(options, max, false)
+        .with_init(format!("SET SESSION innodb_lock_wait_timeout = {secs}"))
+}
+
+fn columns(row: &MySqlRow) -> Result<Columns, Error> {
+    let user: Option<Vec<u8>> = row.try_get(3).map_err(column_error)?;
+    let user = user
+        .map(String::from_utf8)
+        .transpose()
+        .map_err(|_| Error::corrupt("column user_name is not UTF-8"))?;
+    Ok(Columns {
+        created_at: row.try_get(0).map_err(column_error)?,
+        last_activity: row.try_get(1).map_err(column_error)?,
+        expires_at: row.try_get(2).map_err(column_error)?,
+        user,
+        idle_ms: row.try_get(4).map_err(column_error)?,
+        lifetime_ms: row.try_get(5).map_err(column_error)?,
+        persistent: row.try_get(6).map_err(column_error)?,
+        // A binary collation: the driver sees bytes.
+        data: String::from_utf8(row.try_get::<Vec<u8>, _>(7).map_err(column_error)?)
+            .map_err(|_| Error::corrupt("column data is not UTF-8"))?,
+    })
+}
+
+pub(crate) async fn load(
+    pool: &MySqlPool,
+    sql: &Sql,
+    id: &SessionId,
+    now: Timestamp,
+) -> Result<Option<Record>, Error> {
+    let row = on_conn!(pool, |conn| sqlx::query(&sql.load)
+        .bind(&id.as_bytes()[..])
+        .bind(millis(now))
+        .fetch_optional(conn))
+    .map_err(store_error)?;
+    row.map(|row| codec::decode(columns(&row)?)).transpose()
+}
+
+pub(crate) async fn create(
+    pool: &MySqlPool,
+    sql: &Sql,
+    id: &SessionId,
+    record: &Record,
+) -> Result<WriteOutcome, Error> {
+    let (idle, lifetime, persistent) = codec::expiry_columns(&record.meta.expiry);
+    let result = on_conn!(pool, |conn| sqlx::query(&sql.create)
+        .bind(&id.as_bytes()[..])
+        .bind(millis(record.meta.created_at))
+        .bind(millis(record.meta.last_activity))
+        .bind(millis(record.expires_at))
+        .bind(record.meta.user.as_deref().map(str::as_bytes))
+        .bind(idle)
+        .bind(lifetime)
+        .bind(persistent)
+        .bind(codec::data_json(&record.data))
+        .execute(conn));
+    match result {
+        Ok(_) => Ok(WriteOutcome::Written),
+        Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
+        Err(err) => Err(store_error(err)),
+    }
+}
+
+/// The update statement with every parameter but the trailing id and
+/// liveness instant bound (and, for renew, the new id).
+fn bind_update<'q>(
+    statement: &'q str,
+    update: &'q Update,
+) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+    let expiry = update.expiry.as_ref().map(codec::expiry_columns);
+    let (idle, lifetime, persistent) = expiry.unwrap_or_default();
+    let changed = expiry.is_some();
+    sqlx::query(statement)
+        .bind(update.cleared)
+        .bind(codec::merge_patch(update))
+        .bind(millis(update.last_activity))
+        .bind(millis(update.expires_at))
+        .bind(update.user.is_some())
+        .bind(
+            update
+                .user
+                .as_ref()
+                .and_then(|u| u.as_deref())
+                .map(str::as_bytes),
+        )
+        .bind(changed)
+        .bind(idle)
+        .bind(changed)
+        .bind(lifetime)
+        .bind(changed)
+        .bind(persistent)
+}
+
+pub(crate) async fn update(
+    pool: &MySqlPool,
+    sql: &Sql,
+    id: &SessionId,
+    update: &Update,
+) -> Result<WriteOutcome, Error> {
+    let done = on_conn!(pool, |conn| bind_update(&sql.update, update)
+        .bind(&id.as_bytes()[..])
+        .bind(millis(update.last_activity))
+        .execute(conn))
+    .map_err(store_error)?;
+    Ok(written(done.rows_affected()))
+}
+
+pub(crate) async fn renew(
+    pool: &MySqlPool,
+    sql: &Sql,
+    old_id: &SessionId,
+    new_id: &SessionId,
+    update: &Update,
+) -> Result<WriteOutcome, Error> {
+    let result = on_conn!(pool, |conn| bind_update(&sql.renew, update)
+        .bind(&new_id.as_bytes()[..])
+        .bind(&old_id.as_bytes()[..])
+        .bind(millis(update.last_activity))
+        .execute(conn));
+    match result {
+        Ok(done) => Ok(written(done.rows_affected())),
+        Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
+        Err(err) => Err(store_error(err)),
+    }
+}
+
+pub(crate) async fn delete(pool: &MySqlPool, sql: &Sql, id: &SessionId) -> Result<bool, Error> {
+    let done = on_conn!(pool, |conn| sqlx::query(&sql.delete)
+        .bind(&id.as_bytes()[..])
+        .execute(conn))
+    .map_err(store_error)?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub(crate) async fn user_sessions(
+    pool: &MySqlPool,
+    sql: &Sql,
+    user: &str,
+    now: Timestamp,
+) -> Result<Vec<SessionId>, Error> {
+    let rows = on_conn!(pool, |conn| sqlx::query(&sql.user_sessions)
+        .bind(user.as_bytes())
+        .bind(millis(now))
+        .fetch_all(conn))
+    .map_err(store_error)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let bytes: Vec<u8> = row.try_get(0).map_err(column_error)?;
+        ids.extend(codec::id_from_bytes(&bytes));
+    }
+    Ok(ids)
+}
+
+/// Two statements: the user's expired rows go first, uncounted, then the
+/// rest are deleted and counted. (MySQL has no `DELETE ... RETURNING`.)
+pub(crate) async fn delete_user(pool: &MySqlPool, sql: &Sql, user: &str) -> Result<usize, Error> {
+    let done = on_conn!(pool, |conn| async {
+        sqlx::query(&sql.delete_user_expired)
+            .bind(user.as_bytes())
+            .bind(millis(wall_clock()))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&sql.delete_user)
+            .bind(user.as_bytes())
+            .execute(&mut *conn)
+            .await
+    })
+    .map_err(store_error)?;
+    Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+}
+
+pub(crate) async fn sweep(
+    pool: &MySqlPool,
+    sql: &Sql,
+    now: Timestamp,
+    batch: u32,
+) -> Result<u64, Error> {
+    let done = on_conn!(pool, |conn| sqlx::query(&sql.sweep)
+        .bind(millis(now))
+        .bind(batch)
+        .execute(conn))
+    .map_err(store_error)?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn ping(pool: &MySqlPool) -> Result<(), Error> {
+    on_conn!(pool, |conn| conn.ping()).map_err(store_error)
+}
+
+pub(crate) fn migrate<'a>(
+    pool: &'a MySqlPool,
+    sql: &'a Sql,
+    prefix: &'a str,
+) -> BoxFuture<'a, Result<(), Error>> {
+    // Boxed: the compiler cannot see that this future of many awaits on a
+    // generic executor is `Send` for every lifetime.
+    Box::pin(async move {
+        // DDL commits on its own in MySQL, so a named lock (held by this
+        // connection, released when it closes) makes processes take turns.
+        let lock = format!("session-sql:{}", sql.sessions);
+        let mut lease = pool.acquire().await.map_err(store_error)?;
+        let conn = &mut *lease;
+        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 30)")
+            .bind(&lock)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(store_error)?;
+        if got != Some(1) {
+            return Err(Error::store("another process holds the migration lock"));
+        }
+        (&mut *conn)
+            .execute(sql.create_migrations.as_str())
+            .await
+            .map_err(store_error)?;
+        let version: i64 = sqlx::query_scalar(&sql.schema_version)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(store_error)?;
+        if version > LATEST {
+            return Err(crate::schema::too_new(version));
+        }
+        for next in version + 1..=LATEST {
+            for statement in sql.migration(Dialect::MySql, prefix, next) {
+                (&mut *conn)
+                    .execute(statement.as_str())
+                    .await
+                    .map_err(store_error)?;
+            }
+            sqlx::query(&sql.record_version)
+                .bind(next)
+                .bind(millis(wall_clock()))
+                .execute(&mut *conn)
+                .await
+                .map_err(store_error)?;
+        }
+        sqlx::query("SELECT RELEASE_LOCK(?)")
+            .bind(&lock)
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
+        lease.release::<()>(&Ok(()));
+        Ok(())
+    })
+}
