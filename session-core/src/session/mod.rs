@@ -24,6 +24,12 @@ use crate::time::Timestamp;
 /// Keys of flash values start with this.
 const FLASH_PREFIX: &str = "_flash.";
 
+/// Whether `key` holds the engine's own bookkeeping (flash values, the CSRF
+/// token), which [`Session::keys`] and [`Session::len`] leave out.
+fn is_internal(key: &str) -> bool {
+    key.starts_with(FLASH_PREFIX) || key.starts_with("_csrf.")
+}
+
 /// A visitor's session, as a handler sees it.
 ///
 /// The API is sync: values live in memory for the length of the request and
@@ -289,21 +295,23 @@ impl Session {
     }
 
     /// The keys that hold values, in no particular order. Flash values
-    /// (see [`flash`](Self::flash)) are not among them.
+    /// (see [`flash`](Self::flash)) and the CSRF token
+    /// ([`csrf::TOKEN_KEY`](crate::csrf::TOKEN_KEY)) are not among them.
     pub fn keys(&self) -> Vec<String> {
         let mut s = self.0.lock();
         s.accessed = true;
         s.keys()
-            .filter(|k| !k.starts_with(FLASH_PREFIX))
+            .filter(|k| !is_internal(k))
             .map(str::to_owned)
             .collect()
     }
 
-    /// How many keys hold values, flash values not counted.
+    /// How many keys hold values, flash values and the CSRF token not
+    /// counted.
     pub fn len(&self) -> usize {
         let mut s = self.0.lock();
         s.accessed = true;
-        s.keys().filter(|k| !k.starts_with(FLASH_PREFIX)).count()
+        s.keys().filter(|k| !is_internal(k)).count()
     }
 
     /// The value under `key`, or `default()` stored there first if there is
@@ -654,7 +662,12 @@ mod tests {
         let s = Session::detached();
         s.insert("kept", &1).unwrap();
         s.flash("notice", "saved").unwrap();
-        assert_eq!(s.keys(), ["kept"], "flash values are not listed");
+        crate::csrf::token(&s).unwrap();
+        assert_eq!(
+            s.keys(),
+            ["kept"],
+            "flash values and the CSRF token are not listed"
+        );
         assert_eq!(s.len(), 1);
         assert_eq!(
             s.take_flash::<String>("notice").unwrap().as_deref(),
