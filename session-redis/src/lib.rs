@@ -152,15 +152,18 @@
 //! (RDB or AOF); with persistence off, a restarted Redis has none and
 //! visitors get fresh sessions.
 
+mod cache;
 mod cluster;
 mod connection;
 mod layout;
+mod pool;
 mod scripts;
 mod store;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use cache::{CacheConfig, CacheStats};
 pub use store::RedisStore;
 
 /// Decodes a session hash as `HGETALL` returns it (field, value pairs):

@@ -81,6 +81,13 @@ local function index_touch(index, member, score)
   end
 end
 
+-- A read after the writes, so that a caller with client tracking tracks
+-- the key again: a write ends every client's tracking of the key, and the
+-- caller's cache now holds what it wrote (see cache.rs). Costs one command.
+local function retrack(key)
+  redis.call('EXISTS', key)
+end
+
 -- WRITTEN and the session's user if the session at `key` is live at `now`.
 local function check_live(key, now)
   local kind = redis.call('TYPE', key).ok
@@ -166,6 +173,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 hset_range(KEYS[1], ARGV, 3)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 if KEYS[2] then index_add(KEYS[2], ARGV[2], ARGV[1], false) end
+retrack(KEYS[1])
 return 1
 "#,
         &[LIB],
@@ -180,6 +188,7 @@ pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
 local code, last, old_user = check_live(KEYS[1], ARGV[1])
 if code ~= 1 then return {code} end
 local user = apply_update(KEYS[1], last, old_user)
+retrack(KEYS[1])
 if ARGV[11] ~= '1' then return {1, old_user, user} end
 if old_user and old_user ~= user then
   redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13])

@@ -15,13 +15,13 @@ use session_redis::RedisStore;
 use session_redis::testing::{admin, own_cluster, own_server};
 
 /// Every line MONITOR reports, in order, on each of some servers.
-struct Monitor {
+pub(crate) struct Monitor {
     nodes: Vec<(String, Arc<Mutex<Vec<String>>>)>,
     next_mark: usize,
 }
 
 impl Monitor {
-    async fn start(urls: Vec<String>) -> Self {
+    pub(crate) async fn start(urls: Vec<String>) -> Self {
         let mut nodes = Vec::new();
         for url in urls {
             let client = redis::Client::open(url.as_str()).unwrap();
@@ -50,7 +50,7 @@ impl Monitor {
     /// Runs `op` between two markers and returns its result, the commands
     /// the client sent (round trips), and all commands the servers ran
     /// (scripts' included, from `INFO commandstats`).
-    async fn count<T>(&mut self, op: impl Future<Output = T>) -> (T, usize, u64) {
+    pub(crate) async fn count<T>(&mut self, op: impl Future<Output = T>) -> (T, usize, u64) {
         self.next_mark += 1;
         let (begin, end) = (
             format!("mark-begin-{}", self.next_mark),
@@ -110,7 +110,7 @@ fn commands_run(stats: &str) -> u64 {
 }
 
 /// Connects, and loads each script into every server once.
-async fn warm_up(store: &RedisStore, now: Timestamp) {
+pub(crate) async fn warm_up(store: &RedisStore, now: Timestamp) {
     for _ in 0..3 {
         let (a, b) = (SessionId::generate(), SessionId::generate());
         store
