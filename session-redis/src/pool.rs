@@ -4,7 +4,9 @@
 //! reply (a session of the maximum size) delays every reply queued behind
 //! it. With several connections, and each call sent on the least busy one,
 //! an unrelated request waits for at most the replies queued on its own
-//! connection.
+//! connection; and loads of sessions known to be large all take the first
+//! connection ([`Route::Bulk`]), which the others then avoid while it is
+//! busy.
 //!
 //! With the client-side cache on, each connection speaks RESP3 and has
 //! `CLIENT TRACKING ON NOLOOP`: Redis remembers the keys it read and pushes
@@ -39,6 +41,10 @@ pub(crate) enum Route {
     Key(u64),
     /// The least busy connection.
     Any,
+    /// The first connection: loads of sessions known to be large, so that
+    /// their replies queue behind each other and not in front of small
+    /// ones (least busy avoids it while they are in flight).
+    Bulk,
 }
 
 #[derive(Clone)]
@@ -126,6 +132,7 @@ impl Pool {
                 .enumerate()
                 .min_by_key(|(_, slot)| slot.busy.load(Ordering::Relaxed))
                 .map_or(0, |(i, _)| i),
+            Route::Bulk => 0,
         }
     }
 

@@ -41,6 +41,40 @@ pub struct RedisStore {
     pub(crate) conn: Arc<Connection>,
     pub(crate) prefix: Arc<str>,
     settings: Settings,
+    large: Arc<LargeSessions>,
+}
+
+/// Sessions whose values took at least [`LargeSessions::SIZE`] bytes when
+/// last loaded: their loads take the pool's bulk connection (without the
+/// cache; with it, each session has its own connection anyway).
+#[derive(Debug, Default)]
+struct LargeSessions(std::sync::Mutex<std::collections::HashSet<SessionId>>);
+
+impl LargeSessions {
+    const SIZE: usize = 64 * 1024;
+    const MAX: usize = 4096;
+
+    fn route(&self, id: &SessionId) -> Route {
+        let set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if set.contains(id) {
+            Route::Bulk
+        } else {
+            Route::Any
+        }
+    }
+
+    fn note(&self, id: &SessionId, record: Option<&Record>) {
+        let size = record.map_or(0, |r| r.data.iter().map(|(k, v)| k.len() + v.len()).sum());
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if size < Self::SIZE {
+            set.remove(id);
+            return;
+        }
+        if set.len() >= Self::MAX {
+            set.clear(); // a hint only
+        }
+        set.insert(*id);
+    }
 }
 
 /// What the connection is built from; every setter rebuilds it.
@@ -129,6 +163,7 @@ impl RedisStore {
             conn: Arc::new(Self::connection(target, &prefix, settings)),
             prefix,
             settings,
+            large: Arc::default(),
         }
     }
 
@@ -266,21 +301,22 @@ impl RedisStore {
         user_key(&self.prefix, user)
     }
 
-    /// The connection of a session's calls.
-    pub(crate) fn route(id: &SessionId) -> Route {
+    /// The connection of a session's calls: with the cache, always the
+    /// same one (see `pool.rs`); without, the least busy.
+    fn route(&self, id: &SessionId) -> Route {
+        if self.conn.cache().is_none() {
+            return Route::Any;
+        }
         let mut hasher = std::hash::DefaultHasher::new();
         id.hash(&mut hasher);
         Route::Key(hasher.finish())
     }
 
-    /// `HGETALL` of a session, decoded.
-    async fn fetch(&self, id: &SessionId) -> Result<Option<Record>, Error> {
+    /// `HGETALL` of a session, decoded, on `route`.
+    async fn fetch(&self, id: &SessionId, route: Route) -> Result<Option<Record>, Error> {
         let reply = self
             .conn
-            .query_on(
-                Self::route(id),
-                redis::cmd("HGETALL").arg(self.session_key(id)),
-            )
+            .query_on(route, redis::cmd("HGETALL").arg(self.session_key(id)))
             .await?;
         decode_record(hash_pairs(reply)?)
     }
@@ -417,14 +453,15 @@ pub(crate) fn ids(reply: Value) -> Result<Vec<SessionId>, Error> {
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Record>, Error> {
         let Some(cache) = self.conn.cache() else {
-            let record = self.fetch(id).await?;
+            let record = self.fetch(id, self.large.route(id)).await?;
+            self.large.note(id, record.as_ref());
             return Ok(record.filter(|record| record.expires_at > now));
         };
         let ticket = match cache.lookup(id, now) {
             Lookup::Hit(record) => return Ok(Some(record)),
             Lookup::Miss(ticket) => ticket,
         };
-        match self.fetch(id).await {
+        match self.fetch(id, self.route(id)).await {
             Ok(record) => {
                 let record = record.filter(|record| record.expires_at > now);
                 cache.fill(id, ticket, record.as_ref());
@@ -444,10 +481,10 @@ impl SessionStore for RedisStore {
         let index = record.meta.user.as_deref().map(|user| self.user_key(user));
         let call = self.create_call(id, record, index);
         let Some(cache) = self.conn.cache() else {
-            return outcome(int(&self.conn.invoke_on(Self::route(id), &call).await?)?);
+            return outcome(int(&self.conn.invoke_on(self.route(id), &call).await?)?);
         };
         let ticket = cache.begin_create(id);
-        let result = match self.conn.invoke_on(Self::route(id), &call).await {
+        let result = match self.conn.invoke_on(self.route(id), &call).await {
             Ok(reply) => int(&reply).and_then(outcome),
             Err(err) => Err(err),
         };
@@ -465,11 +502,11 @@ impl SessionStore for RedisStore {
         let key = self.session_key(id);
         let call = self.update_call(&scripts::UPDATE, &[&key], &update, true, (id, None));
         let Some(cache) = self.conn.cache() else {
-            let reply = self.conn.invoke_on(Self::route(id), &call).await?;
+            let reply = self.conn.invoke_on(self.route(id), &call).await?;
             return outcome(status(reply)?.0);
         };
         let from = cache.begin_update(id);
-        let result = match self.conn.invoke_on(Self::route(id), &call).await {
+        let result = match self.conn.invoke_on(self.route(id), &call).await {
             Ok(reply) => status(reply).and_then(|(code, _)| outcome(code)),
             Err(err) => Err(err),
         };
@@ -499,7 +536,7 @@ impl SessionStore for RedisStore {
                 true,
                 (old_id, Some(new_id)),
             );
-            match self.conn.invoke_on(Self::route(old_id), &call).await {
+            match self.conn.invoke_on(self.route(old_id), &call).await {
                 Ok(reply) => status(reply).and_then(|(code, _)| outcome(code)),
                 Err(err) => Err(err),
             }
@@ -519,7 +556,7 @@ impl SessionStore for RedisStore {
             .arg(flag(!cluster))
             .arg(&*self.prefix)
             .arg(id.to_string());
-        let reply = self.conn.invoke_on(Self::route(id), &call).await;
+        let reply = self.conn.invoke_on(self.route(id), &call).await;
         if let Some(cache) = self.conn.cache() {
             cache.remove(id);
         }

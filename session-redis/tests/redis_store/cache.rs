@@ -50,6 +50,7 @@ async fn a_cached_read_costs_no_round_trip_and_a_write_one() {
     };
     let store = cached(&server.url(), "session:");
     let now = now();
+    store.ping().await.unwrap(); // opens every connection of the pool
     warm_up(&store, now).await;
     let mut monitor = Monitor::start(vec![server.url()]).await;
     let id = SessionId::generate();

@@ -140,6 +140,7 @@ pub(crate) async fn warm_up(store: &RedisStore, now: Timestamp) {
 /// without), prints the counts, and returns the round trips of each.
 async fn measure(store: &RedisStore, urls: Vec<String>) -> Vec<(&'static str, usize)> {
     let now = Timestamp::from(SystemTime::now());
+    store.ping().await.unwrap(); // opens every connection
     warm_up(store, now).await;
     let mut monitor = Monitor::start(urls).await;
     let (id, renewed, anonymous) = (
