@@ -25,6 +25,9 @@ pub struct Settings {
     pub ttl_secs: u64,
     /// `SESSION_SECURE`, default `true`.
     pub secure: bool,
+    /// `SESSION_REDIS_CACHE`: `true` or `false`, default `false` (the
+    /// library's default: the client-side cache is opt-in).
+    pub redis_cache: bool,
 }
 
 impl Settings {
@@ -53,6 +56,15 @@ impl Settings {
             idle_secs: parsed("SESSION_IDLE_SECS", 3600)?,
             ttl_secs: parsed("SESSION_TTL_SECS", 604_800)?,
             secure: parsed("SESSION_SECURE", true)?,
+            redis_cache: match var("SESSION_REDIS_CACHE").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(v) => {
+                    return Err(format!(
+                        "SESSION_REDIS_CACHE={v:?}: use \"true\" or \"false\""
+                    ));
+                }
+            },
         })
     }
 
@@ -77,7 +89,10 @@ impl Settings {
     pub async fn store(&self) -> Result<DynStore, Error> {
         match self.store.as_str() {
             "redis" => {
-                let store = session_redis::RedisStore::new(self.redis_url.as_str())?;
+                let mut store = session_redis::RedisStore::new(self.redis_url.as_str())?;
+                if self.redis_cache {
+                    store = store.with_cache(session_redis::CacheConfig::default())?;
+                }
                 // Connections are made on first use; say now if Redis is not
                 // there, but start anyway: requests answer 503 until it is.
                 if let Err(e) = store.ping().await {
