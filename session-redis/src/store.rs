@@ -335,7 +335,8 @@ impl RedisStore {
             call.key(index);
         }
         call.arg(redis_millis(record.expires_at))
-            .arg(id.to_string());
+            .arg(id.to_string())
+            .arg(flag(self.is_cached()));
         for (field, value) in record_fields(record) {
             call.arg(field).arg(value);
         }
@@ -377,6 +378,7 @@ impl RedisStore {
             .arg(&*self.prefix)
             .arg(ids.0.to_string())
             .arg(ids.1.map(ToString::to_string).unwrap_or_default())
+            .arg(flag(self.is_cached()))
             .arg(update.removed.len());
         for key in &update.removed {
             call.arg(layout::data_field(key));
@@ -384,6 +386,8 @@ impl RedisStore {
         for (key, value) in &update.set {
             call.arg(layout::data_field(key)).arg(value);
         }
+        call.arg(layout::EXPIRES)
+            .arg(update.expires_at.unix_millis());
         call
     }
 }

@@ -6,6 +6,5 @@ mod cache;
 mod concurrency;
 mod contract;
 mod corrupt;
-mod head_of_line;
 mod outage;
 mod round_trips;

@@ -1,6 +1,9 @@
 //! Head-of-line blocking: while 40 clients read a session of the maximum
 //! size (256 KiB), an unrelated visitor's loads stay fast (p99 under
 //! 50 ms on loopback), with the cache off and on.
+//!
+//! A test binary of its own, so that cargo runs it alone: the other tests
+//! running beside it would measure the CPU they take, not the store.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
