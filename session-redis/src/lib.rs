@@ -179,8 +179,12 @@
 //!
 //! With the cache on, a lost connection drops the whole cache at once (an
 //! invalidation may have been lost with it), and so does a restarted or
-//! flushed Redis. A Redis that hangs changes nothing, so cached sessions
-//! are still served while it does; writes fail with the timeout.
+//! flushed Redis. Since cached reads send nothing, each connection is also
+//! checked every second (a `PING` that must answer within the timeout): a
+//! connection that died without a word (a network partition) or a Redis
+//! that hangs drops the cache within about a second plus the timeout.
+//! Until then cached sessions are served (a hung Redis changes nothing);
+//! writes fail with the timeout.
 //!
 //! # Client-side cache
 //!
@@ -219,7 +223,8 @@
 //!   apply only what changed to what Redis holds, so a write from a stale
 //!   cached copy is refused (the session ended) or merged, never a copy.
 //! - **Whole drops**: a connection lost (or replaced), a restarted Redis, or
-//!   `FLUSHALL` drops everything cached.
+//!   `FLUSHALL` drops everything cached; so does a connection that stops
+//!   answering its once-a-second `PING` within the timeout.
 //!
 //! How it stays coherent: each pooled connection speaks RESP3 and runs
 //! `CLIENT TRACKING ON NOLOOP`, so Redis remembers which keys it read and

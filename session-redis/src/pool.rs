@@ -229,6 +229,7 @@ impl Pool {
             if generation > self.slots.len() as u64 {
                 cache.clear();
             }
+            tokio::spawn(heartbeat(self.me.clone(), index, generation, conn.clone()));
         }
         Ok(Live { generation, conn })
     }
@@ -265,6 +266,41 @@ impl Pool {
             },
             PushKind::Disconnection => self.lost(index, generation),
             _ => {}
+        }
+    }
+}
+
+/// How often a tracking connection is checked when nothing else would
+/// notice it died.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// With the cache on, hits send nothing, so a connection that dies without
+/// a word (a network partition, a dropped NAT entry) would go unnoticed
+/// while Redis's invalidations for it are lost. Every [`HEARTBEAT`], a
+/// `PING` must come back within the store's timeout, or the connection is
+/// given up and the cache dropped. Ends with the connection or the pool.
+async fn heartbeat(
+    pool: Weak<Pool>,
+    index: usize,
+    generation: u64,
+    mut conn: MultiplexedConnection,
+) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let Some(timeout) = pool.upgrade().and_then(|pool| {
+            let live = lock(&pool.slots[index].live);
+            let current = live.as_ref().is_some_and(|l| l.generation == generation);
+            current.then_some(pool.timeout)
+        }) else {
+            return;
+        };
+        let ping = redis::cmd("PING");
+        let answered = tokio::time::timeout(timeout, ping.query_async::<Value>(&mut conn)).await;
+        if !matches!(answered, Ok(Ok(_))) {
+            if let Some(pool) = pool.upgrade() {
+                pool.lost(index, generation);
+            }
+            return;
         }
     }
 }

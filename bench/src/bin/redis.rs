@@ -649,8 +649,8 @@ impl Monitor {
                 .next()
                 .unwrap_or_default()
                 .to_ascii_lowercase();
-            if name == "info" || name == "echo" {
-                continue; // ours, from the admin connection
+            if name == "info" || name == "echo" || name == "ping" {
+                continue; // ours (the admin connection's, or the cache's heartbeat)
             }
             let map = if origin.ends_with(" lua") {
                 &mut lua
@@ -735,7 +735,7 @@ async fn counted_run(
     let mut delta = HashMap::new();
     for (name, (calls, usec)) in after {
         let (calls0, usec0) = before.get(&name).copied().unwrap_or((0, 0));
-        if calls > calls0 && name != "info" && name != "echo" {
+        if calls > calls0 && name != "info" && name != "echo" && name != "ping" {
             delta.insert(name, (calls - calls0, usec - usec0));
         }
     }

@@ -81,6 +81,8 @@ impl Monitor {
                         break lines[start + 1..stop]
                             .iter()
                             .filter(|line| !line.contains(" lua] "))
+                            // The cache's heartbeat, not an operation's.
+                            .filter(|line| !line.contains("\"PING\""))
                             .count();
                     }
                 }
@@ -98,7 +100,7 @@ fn commands_run(stats: &str) -> u64 {
         .lines()
         .filter_map(|line| line.strip_prefix("cmdstat_"))
         .filter(|line| {
-            !["echo:", "info:", "config|", "monitor:"]
+            !["echo:", "info:", "config|", "monitor:", "ping:"]
                 .iter()
                 .any(|skip| line.starts_with(skip))
         })
