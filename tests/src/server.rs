@@ -137,6 +137,7 @@ pub fn example_config() -> SessionConfig {
         idle_secs: 3600,
         ttl_secs: 604_800,
         secure: true,
+        redis_cache: false,
     }
     .config()
 }
