@@ -349,3 +349,114 @@ async fn the_cache_is_refused_on_a_cluster() {
         Err(Error::Config(_))
     ));
 }
+
+/// The environment that makes [`two_process_child`] the other process.
+const CHILD_VAR: &str = "SESSION_REDIS_COHERENCE_CHILD";
+
+fn unix_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}
+
+/// The other process of [`a_change_and_a_logout_reach_another_process`]
+/// (ignored: it only runs when that test starts it). It caches the
+/// session, says `ready`, then polls every 5 ms and prints when (Unix µs)
+/// it saw each change.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "the child process of a_change_and_a_logout_reach_another_process"]
+async fn two_process_child() {
+    let Ok(spec) = std::env::var(CHILD_VAR) else {
+        return;
+    };
+    let mut parts = spec.split(' ');
+    let (url, prefix, id) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        SessionId::parse(parts.next().unwrap().as_bytes()).unwrap(),
+    );
+    let store = cached(url, prefix);
+    let limit = Duration::from_secs(5);
+    assert!(store.load(&id, now()).await.unwrap().is_some());
+    println!("ready");
+    for round in 1..=5 {
+        let n = round.to_string();
+        seen_within(&store, &id, limit, |r| value(r, "n") == Some(n.as_str())).await;
+        println!("seen update {round} at {}", unix_micros());
+    }
+    seen_within(&store, &id, limit, Option::is_none).await;
+    println!("seen logout at {}", unix_micros());
+    let stats = store.cache_stats().unwrap();
+    println!("child cache: {} hits, {} misses", stats.hits, stats.misses);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_and_a_logout_reach_another_process() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let Some(redis) = TestRedis::try_get() else {
+        return;
+    };
+    let prefix = unique_prefix("two-process");
+    let store = cached(&redis.url(), &prefix);
+    let id = SessionId::generate();
+    store
+        .create(&id, &record_at(now(), Some("ann"), &[("n", "0")]))
+        .await
+        .unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["cache::two_process_child", "--exact", "--ignored"])
+        .args(["--nocapture", "--test-threads", "1"])
+        .env(CHILD_VAR, format!("{} {prefix} {id}", redis.url()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let expect = |prefix: &str| loop {
+        let line = received
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the child never said {prefix:?}"));
+        // libtest may print the test's name on the same line first.
+        if let Some(at) = line.find(prefix) {
+            return line[at + prefix.len()..].to_owned();
+        }
+    };
+    expect("ready");
+    let mut delays = Vec::new();
+    for round in 1..=5 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let n = round.to_string();
+        store
+            .update(&id, update_at(now(), &[("n", &n)], &[]))
+            .await
+            .unwrap();
+        let written = unix_micros();
+        let seen: u128 = expect(&format!("seen update {round} at ")).parse().unwrap();
+        delays.push(Duration::from_micros(
+            seen.saturating_sub(written).try_into().unwrap(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(store.delete(&id).await.unwrap());
+    let written = unix_micros();
+    let seen: u128 = expect("seen logout at ").parse().unwrap();
+    let logout = Duration::from_micros(seen.saturating_sub(written).try_into().unwrap());
+    println!("{}", expect("child cache: "));
+    assert!(child.wait().unwrap().success(), "the child failed");
+    println!(
+        "another process saw the updates after: {}",
+        summary(&mut delays)
+    );
+    println!("another process saw the logout after {logout:?}");
+    let limit = Duration::from_millis(100);
+    assert!(delays.iter().all(|d| *d < limit) && logout < limit);
+}
