@@ -134,6 +134,37 @@ fn as_stored(mut record: Record) -> Record {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ticket(u64);
 
+/// Abandons a ticket when dropped before [`Pending::done`]: a request
+/// cancelled while its load or create was in flight leaves nothing behind.
+pub(crate) struct Pending<'a> {
+    cache: &'a Cache,
+    id: SessionId,
+    ticket: Option<Ticket>,
+}
+
+impl<'a> Pending<'a> {
+    pub(crate) fn new(cache: &'a Cache, id: &SessionId, ticket: Ticket) -> Self {
+        Self {
+            cache,
+            id: *id,
+            ticket: Some(ticket),
+        }
+    }
+
+    /// The ticket, now handled by the caller.
+    pub(crate) fn done(mut self) -> Ticket {
+        self.ticket.take().unwrap_or(Ticket(0))
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.cache.abandon(&self.id, ticket);
+        }
+    }
+}
+
 /// What a lookup found.
 pub(crate) enum Lookup {
     /// A live cached record.
@@ -385,6 +416,15 @@ impl Cache {
         self.fill(id, ticket, Some(&as_stored(record.clone())));
     }
 
+    /// Forgets `ticket` if its command never finished (its future was
+    /// dropped, or it failed), so that no ticket stays behind.
+    pub(crate) fn abandon(&self, id: &SessionId, ticket: Ticket) {
+        let mut state = self.state();
+        if matches!(state.slots.get(id), Some(Slot::Pending(t)) if *t == ticket) {
+            state.slots.remove(id);
+        }
+    }
+
     /// Forgets a session (and any ticket for it): after a write whose
     /// result is not known, a delete, or a renew.
     pub(crate) fn remove(&self, id: &SessionId) {
@@ -508,6 +548,23 @@ mod tests {
         cache.invalidate_key(&key(&id));
         cache.fill(&id, ticket, Some(&record_at(NOW, None, &[])));
         assert_eq!(hit(&cache, &id, NOW), None);
+    }
+
+    #[test]
+    fn a_cancelled_load_leaves_no_ticket() {
+        let cache = cache();
+        let id = SessionId::generate();
+        let Lookup::Miss(ticket) = cache.lookup(&id, NOW) else {
+            panic!()
+        };
+        drop(Pending::new(&cache, &id, ticket));
+        assert!(cache.state().slots.is_empty());
+        let Lookup::Miss(ticket) = cache.lookup(&id, NOW) else {
+            panic!()
+        };
+        let ticket = Pending::new(&cache, &id, ticket).done();
+        cache.fill(&id, ticket, Some(&record_at(NOW, None, &[])));
+        assert!(hit(&cache, &id, NOW).is_some());
     }
 
     #[test]

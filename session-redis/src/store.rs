@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, Script, ScriptInvocation, Value};
 use session_core::{Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome};
 
-use crate::cache::{Cache, CacheConfig, CacheStats, Lookup};
+use crate::cache::{Cache, CacheConfig, CacheStats, Lookup, Pending};
 use crate::connection::{Connection, Target};
 use crate::layout::{
     self, decode_record, duration_text, flag, hash_pairs, record_fields, redis_millis, session_key,
@@ -461,21 +461,15 @@ impl SessionStore for RedisStore {
             self.large.note(id, record.as_ref());
             return Ok(record.filter(|record| record.expires_at > now));
         };
-        let ticket = match cache.lookup(id, now) {
+        let pending = match cache.lookup(id, now) {
             Lookup::Hit(record) => return Ok(Some(record)),
-            Lookup::Miss(ticket) => ticket,
+            Lookup::Miss(ticket) => Pending::new(cache, id, ticket),
         };
-        match self.fetch(id, self.route(id)).await {
-            Ok(record) => {
-                let record = record.filter(|record| record.expires_at > now);
-                cache.fill(id, ticket, record.as_ref());
-                Ok(record)
-            }
-            Err(err) => {
-                cache.remove(id);
-                Err(err)
-            }
-        }
+        // Dropped with this future, `pending` abandons the ticket.
+        let record = self.fetch(id, self.route(id)).await?;
+        let record = record.filter(|record| record.expires_at > now);
+        cache.fill(id, pending.done(), record.as_ref());
+        Ok(record)
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
@@ -487,11 +481,12 @@ impl SessionStore for RedisStore {
         let Some(cache) = self.conn.cache() else {
             return outcome(int(&self.conn.invoke_on(self.route(id), &call).await?)?);
         };
-        let ticket = cache.begin_create(id);
+        let pending = Pending::new(cache, id, cache.begin_create(id));
         let result = match self.conn.invoke_on(self.route(id), &call).await {
             Ok(reply) => int(&reply).and_then(outcome),
             Err(err) => Err(err),
         };
+        let ticket = pending.done();
         match result {
             Ok(WriteOutcome::Written) => cache.finish_create(id, ticket, record),
             _ => cache.remove(id),
@@ -510,11 +505,14 @@ impl SessionStore for RedisStore {
             return outcome(status(reply)?.0);
         };
         let from = cache.begin_update(id);
+        // A future dropped after sending may or may not have been applied.
+        let unsure = OnDrop::new(|| cache.remove(id));
         let result = match self.conn.invoke_on(self.route(id), &call).await {
             Ok(reply) => status(reply).and_then(|(code, _)| outcome(code)),
             Err(err) => Err(err),
         };
         drop(call);
+        unsure.disarm();
         match result {
             Ok(WriteOutcome::Written) => cache.finish_update(id, from, update),
             // Missing, or a failure that may or may not have been applied.
@@ -529,6 +527,14 @@ impl SessionStore for RedisStore {
         new_id: &SessionId,
         update: &Update,
     ) -> Result<WriteOutcome, Error> {
+        let forget = || {
+            if let Some(cache) = self.conn.cache() {
+                // The new id is loaded (and tracked) on its own connection.
+                cache.remove(old_id);
+                cache.remove(new_id);
+            }
+        };
+        let unsure = OnDrop::new(forget);
         let result = if self.is_cluster() {
             self.cluster_renew(old_id, new_id, update).await
         } else {
@@ -545,11 +551,8 @@ impl SessionStore for RedisStore {
                 Err(err) => Err(err),
             }
         };
-        if let Some(cache) = self.conn.cache() {
-            // The new id is loaded (and tracked) on its own connection.
-            cache.remove(old_id);
-            cache.remove(new_id);
-        }
+        unsure.disarm();
+        forget();
         result
     }
 
@@ -560,10 +563,15 @@ impl SessionStore for RedisStore {
             .arg(flag(!cluster))
             .arg(&*self.prefix)
             .arg(id.to_string());
+        let forget = || {
+            if let Some(cache) = self.conn.cache() {
+                cache.remove(id);
+            }
+        };
+        let unsure = OnDrop::new(forget);
         let reply = self.conn.invoke_on(self.route(id), &call).await;
-        if let Some(cache) = self.conn.cache() {
-            cache.remove(id);
-        }
+        unsure.disarm();
+        forget();
         let (code, rest) = status(reply?)?;
         if cluster && code == 1 {
             self.cluster_unindex(rest.into_iter().next(), id).await;
@@ -592,13 +600,42 @@ impl SessionStore for RedisStore {
         }
         let mut call = scripts::DELETE_USER.prepare_invoke();
         call.key(self.user_key(user)).arg(&*self.prefix).arg(user);
+        let forget = || {
+            if let Some(cache) = self.conn.cache() {
+                // Redis tells no connection about its own writes (NOLOOP),
+                // and this one may track some of these sessions.
+                cache.remove_user(user);
+            }
+        };
+        let unsure = OnDrop::new(forget);
         let reply = self.conn.invoke(&call).await;
-        if let Some(cache) = self.conn.cache() {
-            // Redis tells no connection about its own writes (NOLOOP), and
-            // this one may track some of these sessions.
-            cache.remove_user(user);
-        }
+        unsure.disarm();
+        forget();
         let ended = int(&reply?)?;
         usize::try_from(ended).map_err(|_| unexpected("a negative count"))
+    }
+}
+
+/// Runs a closure when dropped, unless disarmed: with the cache on, a write
+/// whose future is dropped after its command was sent may or may not have
+/// been applied, and Redis tells this process nothing about its own writes,
+/// so the sessions it touched are forgotten.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> OnDrop<F> {
+    fn new(f: F) -> Self {
+        Self(Some(f))
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
     }
 }

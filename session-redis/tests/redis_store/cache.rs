@@ -460,3 +460,38 @@ async fn a_change_and_a_logout_reach_another_process() {
     let limit = Duration::from_millis(100);
     assert!(delays.iter().all(|d| *d < limit) && logout < limit);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_dropped_in_flight_leaves_no_stale_entry() {
+    use futures_util::FutureExt;
+
+    let Some(redis) = TestRedis::try_get() else {
+        return;
+    };
+    let prefix = unique_prefix("cache-cancel");
+    let store = cached(&redis.url(), &prefix);
+    let plain = RedisStore::new(redis.url()).unwrap().with_prefix(&prefix);
+    let now = now();
+    for round in 0..20 {
+        let id = SessionId::generate();
+        store
+            .create(&id, &record_at(now, None, &[("n", "0")]))
+            .await
+            .unwrap();
+        assert!(store.load(&id, now).await.unwrap().is_some());
+        // Polled once (the command may be on its way) and dropped.
+        let n = round.to_string();
+        let polled = store
+            .update(&id, update_at(now, &[("n", &n)], &[]))
+            .now_or_never();
+        assert!(polled.is_none(), "the update finished in one poll");
+        let deleted = store.delete(&id).now_or_never();
+        assert!(deleted.is_none());
+        // Whatever Redis applied, the cache says the same.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            store.load(&id, now).await.unwrap(),
+            plain.load(&id, now).await.unwrap()
+        );
+    }
+}
