@@ -223,6 +223,9 @@
 //!   Writes are the same scripts, which check the session is still live and
 //!   apply only what changed to what Redis holds, so a write from a stale
 //!   cached copy is refused (the session ended) or merged, never a copy.
+//! - **Uncertain writes are forgotten**: a write that fails, times out, or
+//!   whose request is cancelled after its command was sent may or may not
+//!   have been applied, so the sessions it touched leave the cache.
 //! - **Whole drops**: a connection lost (or replaced), a restarted Redis, or
 //!   `FLUSHALL` drops everything cached; so does a connection that stops
 //!   answering its once-a-second `PING` within the timeout.
