@@ -104,8 +104,8 @@
 //! connection, and loads of sessions that were large (64 KiB or more) when
 //! last loaded all take the first one, which the others then avoid. While
 //! 40 clients read a 256 KiB session back to back, another visitor's load
-//! took (p99, debug build, this crate's `head_of_line` test) 31-33 ms on
-//! one connection, 12-16 ms on the pool, and well under a millisecond with
+//! took (p99, debug build, this crate's `head_of_line` test) 31-45 ms on
+//! one connection, 12-19 ms on the pool, and well under a millisecond with
 //! the cache on.
 //!
 //! # Cluster
@@ -214,8 +214,8 @@
 //! - **Coherence**: a change or logout (delete, `delete_user`, renew) made
 //!   through any process is seen by every other process as soon as Redis's
 //!   invalidation message reaches it. In the tests, a second process
-//!   (polling every 5 ms) saw updates after 3.4-6 ms and a logout after
-//!   1.4 ms, and two stores in one process saw every change, delete,
+//!   (polling every 5 ms) saw updates after 1.7-6 ms and a logout after
+//!   1.4-2.8 ms, over several runs, and two stores in one process saw every change, delete,
 //!   `delete_user` and renew on their first or second poll: far within
 //!   100 ms, the 5 ms polls included. This process's own writes update or
 //!   drop its entry at once.
