@@ -30,6 +30,9 @@ pub struct Settings {
     pub secure: bool,
     /// `SESSION_MAX_BYTES`, default 262144 (256 KiB).
     pub max_bytes: usize,
+    /// `SESSION_REDIS_CACHE`: `true` or `false`, default `false` (the
+    /// library's default: the client-side cache is opt-in).
+    pub redis_cache: bool,
 }
 
 impl Settings {
@@ -103,6 +106,7 @@ impl Settings {
                 session_core::DEFAULT_MAX_SESSION_BYTES,
                 "bytes",
             )?,
+            redis_cache: parsed("SESSION_REDIS_CACHE", false, "true or false")?,
         })
     }
 
@@ -128,7 +132,10 @@ impl Settings {
     pub async fn store(&self) -> Result<DynStore, Error> {
         match self.store.as_str() {
             "redis" => {
-                let store = session_redis::RedisStore::new(self.redis_url.as_str())?;
+                let mut store = session_redis::RedisStore::new(self.redis_url.as_str())?;
+                if self.redis_cache {
+                    store = store.with_cache(session_redis::CacheConfig::default())?;
+                }
                 // Connections are made on first use; say now if Redis is not
                 // there, but start anyway: requests answer 503 until it is.
                 if let Err(e) = store.ping().await {

@@ -3,14 +3,17 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Client, Cmd, ConnectionInfo, RedisError, RedisResult, ScriptInvocation, Value};
 use session_core::Error;
 use tokio::sync::OnceCell;
+
+use crate::cache::Cache;
+use crate::pool::{Pool, Route};
 
 /// Where to connect.
 #[derive(Clone)]
@@ -21,27 +24,30 @@ pub(crate) enum Target {
     Cluster(Vec<ConnectionInfo>),
 }
 
-#[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Single(Arc<Pool>),
+    Cluster(OnceCell<ClusterConnection>),
 }
 
-/// A lazily opened connection whose calls time out.
+/// The connections of a store, whose calls time out.
 pub(crate) struct Connection {
     target: Target,
     timeout: Duration,
-    conn: OnceCell<Conn>,
+    conn: Conn,
+    cache: Option<Arc<Cache>>,
 }
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Connection details may carry a password: show only the shape.
-        f.debug_struct("Connection")
-            .field("cluster", &self.is_cluster())
-            .field("timeout", &self.timeout)
-            .field("connected", &self.conn.initialized())
-            .finish()
+        let mut out = f.debug_struct("Connection");
+        out.field("cluster", &self.is_cluster())
+            .field("timeout", &self.timeout);
+        match &self.conn {
+            Conn::Single(pool) => out.field("pool", pool),
+            Conn::Cluster(conn) => out.field("connected", &conn.initialized()),
+        };
+        out.field("cache", &self.cache).finish()
     }
 }
 
@@ -57,15 +63,26 @@ impl fmt::Display for TimedOut {
 
 impl std::error::Error for TimedOut {}
 
-/// How long a failed connection waits at most before trying again.
-const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
-
 impl Connection {
-    pub(crate) fn new(target: Target, timeout: Duration) -> Self {
+    /// Connections to `target` (opened on first use): on one server a pool
+    /// of `pool_size`, tracking keys for `cache` if there is one.
+    pub(crate) fn new(
+        target: Target,
+        timeout: Duration,
+        pool_size: usize,
+        cache: Option<Arc<Cache>>,
+    ) -> Self {
+        let conn = match &target {
+            Target::Single(client) => {
+                Conn::Single(Pool::new(client.clone(), pool_size, timeout, cache.clone()))
+            }
+            Target::Cluster(_) => Conn::Cluster(OnceCell::new()),
+        };
         Self {
             target,
             timeout,
-            conn: OnceCell::new(),
+            conn,
+            cache,
         }
     }
 
@@ -75,6 +92,17 @@ impl Connection {
 
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    pub(crate) fn cache(&self) -> Option<&Cache> {
+        self.cache.as_deref()
+    }
+
+    pub(crate) fn pool_size(&self) -> usize {
+        match &self.conn {
+            Conn::Single(pool) => pool.size(),
+            Conn::Cluster(_) => 1,
+        }
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
@@ -90,53 +118,87 @@ impl Connection {
         }
     }
 
-    /// The connection, opened now if it is not yet.
-    async fn conn(&self) -> Result<Conn, Error> {
-        self.conn
-            .get_or_try_init(|| async {
-                match &self.target {
-                    Target::Single(client) => {
-                        // The manager connects on its first command and
-                        // reconnects by itself after a failure.
-                        let config = ConnectionManagerConfig::new()
-                            .set_connection_timeout(Some(self.timeout))
-                            .set_response_timeout(Some(self.timeout))
-                            .set_number_of_retries(3)
-                            .set_min_delay(Duration::from_millis(50))
-                            .set_max_delay(MAX_RECONNECT_DELAY);
-                        ConnectionManager::new_lazy_with_config(client.clone(), config)
-                            .map(Conn::Single)
-                            .map_err(redis_error)
-                    }
-                    Target::Cluster(nodes) => {
-                        let client = ClusterClient::builder(nodes.iter().cloned())
-                            .connection_timeout(self.timeout)
-                            .response_timeout(self.timeout)
-                            .build()
-                            .map_err(redis_error)?;
-                        self.timed(client.get_async_connection())
-                            .await
-                            .map(Conn::Cluster)
-                    }
-                }
-            })
-            .await
-            .cloned()
+    /// The Cluster connection, opened now if it is not yet.
+    async fn cluster(
+        &self,
+        cell: &OnceCell<ClusterConnection>,
+    ) -> Result<ClusterConnection, Error> {
+        let Target::Cluster(nodes) = &self.target else {
+            unreachable!("a cluster cell on a single-node target")
+        };
+        cell.get_or_try_init(|| async {
+            let client = ClusterClient::builder(nodes.iter().cloned())
+                .connection_timeout(self.timeout)
+                .response_timeout(self.timeout)
+                .build()
+                .map_err(redis_error)?;
+            self.timed(client.get_async_connection()).await
+        })
+        .await
+        .cloned()
     }
 
-    /// Runs a script (`EVALSHA`, loading it first if the server lacks it).
-    pub(crate) async fn invoke(&self, script: &ScriptInvocation<'_>) -> Result<Value, Error> {
-        match self.conn().await? {
-            Conn::Single(mut conn) => self.timed(script.invoke_async(&mut conn)).await,
-            Conn::Cluster(mut conn) => self.timed(script.invoke_async(&mut conn)).await,
+    /// Runs a script (`EVALSHA`, loading it first if the server lacks it)
+    /// on the connection of `route`.
+    pub(crate) async fn invoke_on(
+        &self,
+        route: Route,
+        script: &ScriptInvocation<'_>,
+    ) -> Result<Value, Error> {
+        match &self.conn {
+            Conn::Single(pool) => {
+                self.timed(pool.run(route, |mut conn| async move {
+                    script.invoke_async(&mut conn).await
+                }))
+                .await
+            }
+            Conn::Cluster(cell) => {
+                let mut conn = self.cluster(cell).await?;
+                self.timed(script.invoke_async(&mut conn)).await
+            }
         }
     }
 
-    /// Runs one command.
+    /// Runs one command on the connection of `route`.
+    pub(crate) async fn query_on(&self, route: Route, cmd: &Cmd) -> Result<Value, Error> {
+        match &self.conn {
+            Conn::Single(pool) => {
+                self.timed(pool.run(
+                    route,
+                    |mut conn| async move { cmd.query_async(&mut conn).await },
+                ))
+                .await
+            }
+            Conn::Cluster(cell) => {
+                let mut conn = self.cluster(cell).await?;
+                self.timed(cmd.query_async(&mut conn)).await
+            }
+        }
+    }
+
+    /// Runs a script on the least busy connection.
+    pub(crate) async fn invoke(&self, script: &ScriptInvocation<'_>) -> Result<Value, Error> {
+        self.invoke_on(Route::Any, script).await
+    }
+
+    /// Runs one command on the least busy connection.
     pub(crate) async fn query(&self, cmd: &Cmd) -> Result<Value, Error> {
-        match self.conn().await? {
-            Conn::Single(mut conn) => self.timed(cmd.query_async(&mut conn)).await,
-            Conn::Cluster(mut conn) => self.timed(cmd.query_async(&mut conn)).await,
+        self.query_on(Route::Any, cmd).await
+    }
+
+    /// Opens every connection (on Cluster, to every primary) and checks
+    /// that Redis answers on each.
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        let ping = redis::cmd("PING");
+        match &self.conn {
+            Conn::Single(pool) => {
+                self.timed(pool.run_all(|mut conn| {
+                    let ping = &ping;
+                    async move { ping.query_async::<Value>(&mut conn).await.map(drop) }
+                }))
+                .await
+            }
+            Conn::Cluster(_) => self.query(&ping).await.map(drop),
         }
     }
 }

@@ -81,16 +81,30 @@ local function index_touch(index, member, score)
   end
 end
 
--- WRITTEN and the session's user if the session at `key` is live at `now`.
+-- A read after the writes, so that a caller with client tracking tracks
+-- the key again: a write ends every client's tracking of the key, and the
+-- caller's cache now holds what it wrote (see cache.rs). `flag` is `1`
+-- for a caller with a cache; one command then.
+local function retrack(key, flag)
+  if flag == '1' then redis.call('EXISTS', key) end
+end
+
+-- WRITTEN, the last activity and the session's user if the session at
+-- `key` is live at `now`; MISSING or CORRUPT otherwise. One HMGET on the
+-- common path (a live session); a key of another type fails it (pcall).
 local function check_live(key, now)
-  local kind = redis.call('TYPE', key).ok
-  if kind == 'none' then return 0 end
-  if kind ~= 'hash' then return -2 end
-  local meta = redis.call('HMGET', key, 'm:exp', 'm:last', 'm:created', 'm:user')
-  local exp = tonumber(meta[1])
-  if not exp or not tonumber(meta[2]) or not tonumber(meta[3]) then return -2 end
+  local ok, meta = pcall(redis.call, 'HMGET', key, 'm:exp', 'm:last', 'm:created', 'm:user')
+  if not ok then return -2 end
+  local exp, last, created = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
+  if not exp or not last or not created then
+    if not meta[1] and not meta[2] and not meta[3]
+        and redis.call('EXISTS', key) == 0 then
+      return 0
+    end
+    return -2
+  end
   if exp <= tonumber(now) then return 0 end
-  return 1, tonumber(meta[2]), meta[4]
+  return 1, last, meta[4]
 end
 "#;
 
@@ -101,8 +115,10 @@ end
 /// 4 cleared (`1`/`0`), 5 user change (`0` none, `1` to no user, `2` to
 /// argument 6), 6 user, 7 expiry change (`1`/`0`), 8 idle, 9 lifetime,
 /// 10 persistent (each empty for none), 11 keep the index here (`1`/`0`),
-/// 12 prefix, 13 the id, 14 the new id (renew), 15 the number of removed
-/// fields, then the removed fields, then field-value pairs to set.
+/// 12 prefix, 13 the id, 14 the new id (renew), 15 read the key again at
+/// the end (`1`/`0`, see `retrack`), 16 the number of removed fields, then
+/// the removed fields, then field-value pairs to set, `m:exp` (argument 2)
+/// last among them, so one `HSET` writes the values and the expiry.
 const APPLY_UPDATE: &str = r#"
 local function set_or_clear(key, field, value)
   if value == '' then
@@ -121,13 +137,11 @@ local function apply_update(key, last, old_user)
     end
     hdel_range(key, values, 1, #values)
   end
-  local removed = tonumber(ARGV[15])
-  hdel_range(key, ARGV, 16, 15 + removed)
-  hset_range(key, ARGV, 16 + removed)
+  local removed = tonumber(ARGV[16])
+  hdel_range(key, ARGV, 17, 16 + removed)
+  hset_range(key, ARGV, 17 + removed)
   if tonumber(ARGV[1]) > last then
-    redis.call('HSET', key, 'm:exp', ARGV[2], 'm:last', ARGV[1])
-  else
-    redis.call('HSET', key, 'm:exp', ARGV[2])
+    redis.call('HSET', key, 'm:last', ARGV[1])
   end
   local user = old_user
   if ARGV[5] == '1' then
@@ -157,15 +171,16 @@ fn script(body: &str, parts: &[&str]) -> Script {
 }
 
 /// Create if absent. KEYS: session[, index (single node)].
-/// ARGV: expires at for Redis, id, then field-value pairs.
-/// Returns WRITTEN or TAKEN.
+/// ARGV: expires at for Redis, id, read the key again (`1`/`0`), then
+/// field-value pairs. Returns WRITTEN or TAKEN.
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-hset_range(KEYS[1], ARGV, 3)
+hset_range(KEYS[1], ARGV, 4)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 if KEYS[2] then index_add(KEYS[2], ARGV[2], ARGV[1], false) end
+retrack(KEYS[1], ARGV[3])
 return 1
 "#,
         &[LIB],
@@ -180,6 +195,7 @@ pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
 local code, last, old_user = check_live(KEYS[1], ARGV[1])
 if code ~= 1 then return {code} end
 local user = apply_update(KEYS[1], last, old_user)
+retrack(KEYS[1], ARGV[15])
 if ARGV[11] ~= '1' then return {1, old_user, user} end
 if old_user and old_user ~= user then
   redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13])

@@ -2,17 +2,20 @@
 //! each store operation (one script, one round trip).
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Client, IntoConnectionInfo, Script, ScriptInvocation, Value};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, Script, ScriptInvocation, Value};
 use session_core::{Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome};
 
+use crate::cache::{Cache, CacheConfig, CacheStats, Lookup, Pending};
 use crate::connection::{Connection, Target};
 use crate::layout::{
     self, decode_record, duration_text, flag, hash_pairs, record_fields, redis_millis, session_key,
     unexpected, user_key,
 };
+use crate::pool::Route;
 use crate::scripts::{self, CORRUPT, MISSING, TAKEN, WRITTEN};
 
 /// A [`SessionStore`] on Redis: one server, or a Redis Cluster.
@@ -25,12 +28,61 @@ use crate::scripts::{self, CORRUPT, MISSING, TAKEN, WRITTEN};
 /// Redis is down), and on one server it reconnects by itself after a
 /// failure. [`ping`](Self::ping) checks the connection now.
 ///
-/// Clones share the connection. See the [crate docs](crate) for the key
-/// layout, the round trips per operation, and what an outage does.
+/// On one server, [`with_cache`](Self::with_cache) keeps the sessions this
+/// process reads in memory, kept coherent by Redis (see the crate docs,
+/// "Client-side cache"), and [`with_connections`](Self::with_connections)
+/// sets how many connections the store spreads its calls over.
+///
+/// Clones share the connections and the cache. See the [crate docs](crate)
+/// for the key layout, the round trips per operation, and what an outage
+/// does.
 #[derive(Clone)]
 pub struct RedisStore {
     pub(crate) conn: Arc<Connection>,
     pub(crate) prefix: Arc<str>,
+    settings: Settings,
+    large: Arc<LargeSessions>,
+}
+
+/// Sessions whose values took at least [`LargeSessions::SIZE`] bytes when
+/// last loaded: their loads take the pool's bulk connection (without the
+/// cache; with it, each session has its own connection anyway).
+#[derive(Debug, Default)]
+struct LargeSessions(std::sync::Mutex<std::collections::HashSet<SessionId>>);
+
+impl LargeSessions {
+    const SIZE: usize = 64 * 1024;
+    const MAX: usize = 4096;
+
+    fn route(&self, id: &SessionId) -> Route {
+        let set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if set.contains(id) {
+            Route::Bulk
+        } else {
+            Route::Any
+        }
+    }
+
+    fn note(&self, id: &SessionId, record: Option<&Record>) {
+        let size = record.map_or(0, |r| r.data.iter().map(|(k, v)| k.len() + v.len()).sum());
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if size < Self::SIZE {
+            set.remove(id);
+            return;
+        }
+        if set.len() >= Self::MAX {
+            set.clear(); // a hint only
+        }
+        set.insert(*id);
+    }
+}
+
+/// What the connection is built from; every setter rebuilds it.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    timeout: Duration,
+    connections: usize,
+    cache: Option<CacheConfig>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -50,6 +102,10 @@ impl RedisStore {
     /// The time one call to Redis may take unless
     /// [`with_timeout`](Self::with_timeout) sets another.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// The connections to one server unless
+    /// [`with_connections`](Self::with_connections) sets another number.
+    pub const DEFAULT_CONNECTIONS: usize = 4;
 
     /// A store on one Redis server, such as `"redis://127.0.0.1:6379"`
     /// (`rediss://` for TLS if the `redis` crate is built with it, and
@@ -97,10 +153,32 @@ impl RedisStore {
     }
 
     fn with_target(target: Target) -> Self {
+        let settings = Settings {
+            timeout: Self::DEFAULT_TIMEOUT,
+            connections: Self::DEFAULT_CONNECTIONS,
+            cache: None,
+        };
+        let prefix: Arc<str> = Arc::from(Self::DEFAULT_PREFIX);
         Self {
-            conn: Arc::new(Connection::new(target, Self::DEFAULT_TIMEOUT)),
-            prefix: Arc::from(Self::DEFAULT_PREFIX),
+            conn: Arc::new(Self::connection(target, &prefix, settings)),
+            prefix,
+            settings,
+            large: Arc::default(),
         }
+    }
+
+    fn connection(target: Target, prefix: &str, settings: Settings) -> Connection {
+        let cache = settings
+            .cache
+            .map(|config| Arc::new(Cache::new(config, prefix)));
+        Connection::new(target, settings.timeout, settings.connections, cache)
+    }
+
+    /// A new connection (and cache) with the current settings.
+    fn rebuild(mut self) -> Self {
+        let target = self.conn.target().clone();
+        self.conn = Arc::new(Self::connection(target, &self.prefix, self.settings));
+        self
     }
 
     /// Puts every key under `prefix` (default `"session:"`), so that
@@ -108,7 +186,76 @@ impl RedisStore {
     /// or `}`, which would change how Cluster assigns keys to slots.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Arc::from(prefix.into());
+        if self.settings.cache.is_some() {
+            // The cache reads the prefix in Redis's invalidation messages.
+            self = self.rebuild();
+        }
         self
+    }
+
+    /// Turns on the client-side cache (off by default), with its limits:
+    /// loads of sessions this process has read are answered from memory,
+    /// and Redis tells the store (RESP3 client tracking) when any other
+    /// client changes or deletes one. See the crate docs, "Client-side
+    /// cache", for what it guarantees and what it needs. Set it before the
+    /// first operation: a store changed after use opens connections of its
+    /// own.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] on a Redis Cluster, where the cache is not
+    /// supported (see the crate docs, "Cluster").
+    pub fn with_cache(mut self, config: CacheConfig) -> Result<Self, Error> {
+        let Target::Single(client) = self.conn.target() else {
+            return Err(Error::Config(
+                "the Redis client-side cache is not supported on Redis Cluster: \
+                 build the store without `with_cache` (SESSION_REDIS_CACHE=false)"
+                    .into(),
+            ));
+        };
+        // Invalidations arrive as RESP3 push messages on the connection
+        // that read the key.
+        let info = client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(settings))
+            .map_err(|e| config_error("address", &e))?;
+        self.settings.cache = Some(config);
+        self.conn = Arc::new(Self::connection(
+            Target::Single(client),
+            &self.prefix,
+            self.settings,
+        ));
+        Ok(self)
+    }
+
+    /// How many connections the store opens to one server (default
+    /// [`DEFAULT_CONNECTIONS`](Self::DEFAULT_CONNECTIONS), at least 1).
+    /// Each connection answers in order, so a large reply delays only the
+    /// calls queued on its own connection; calls go to the least busy one
+    /// (with the cache on, each session's calls go to one connection picked
+    /// by its id, which keeps the cache coherent with this process's own
+    /// writes). Ignored on Cluster, which keeps one connection per node.
+    pub fn with_connections(mut self, connections: usize) -> Self {
+        self.settings.connections = connections.max(1);
+        self.rebuild()
+    }
+
+    /// Whether the client-side cache is on.
+    pub fn is_cached(&self) -> bool {
+        self.conn.cache().is_some()
+    }
+
+    /// What the client-side cache has done so far, if it is on.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.conn.cache().map(Cache::stats)
+    }
+
+    /// The number of connections to one server.
+    pub fn connections(&self) -> usize {
+        self.conn.pool_size()
     }
 
     /// Bounds every call to Redis (default 2 seconds): a call that takes
@@ -117,8 +264,8 @@ impl RedisStore {
     /// timeout. Set it before the first operation: a store changed after
     /// use opens a connection of its own.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.conn = Arc::new(Connection::new(self.conn.target().clone(), timeout));
-        self
+        self.settings.timeout = timeout;
+        self.rebuild()
     }
 
     /// The key prefix.
@@ -143,7 +290,7 @@ impl RedisStore {
     ///
     /// [`Error::Store`] if Redis cannot be reached in time.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.conn.query(&redis::cmd("PING")).await.map(drop)
+        self.conn.ping().await
     }
 
     pub(crate) fn session_key(&self, id: &SessionId) -> String {
@@ -152,6 +299,26 @@ impl RedisStore {
 
     pub(crate) fn user_key(&self, user: &str) -> String {
         user_key(&self.prefix, user)
+    }
+
+    /// The connection of a session's calls: with the cache, always the
+    /// same one (see `pool.rs`); without, the least busy.
+    fn route(&self, id: &SessionId) -> Route {
+        if self.conn.cache().is_none() {
+            return Route::Any;
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        id.hash(&mut hasher);
+        Route::Key(hasher.finish())
+    }
+
+    /// `HGETALL` of a session, decoded, on `route`.
+    async fn fetch(&self, id: &SessionId, route: Route) -> Result<Option<Record>, Error> {
+        let reply = self
+            .conn
+            .query_on(route, redis::cmd("HGETALL").arg(self.session_key(id)))
+            .await?;
+        decode_record(hash_pairs(reply)?)
     }
 
     /// The [`scripts::CREATE`] call for a record (the index key only on a
@@ -168,7 +335,8 @@ impl RedisStore {
             call.key(index);
         }
         call.arg(redis_millis(record.expires_at))
-            .arg(id.to_string());
+            .arg(id.to_string())
+            .arg(flag(self.is_cached()));
         for (field, value) in record_fields(record) {
             call.arg(field).arg(value);
         }
@@ -210,6 +378,7 @@ impl RedisStore {
             .arg(&*self.prefix)
             .arg(ids.0.to_string())
             .arg(ids.1.map(ToString::to_string).unwrap_or_default())
+            .arg(flag(self.is_cached()))
             .arg(update.removed.len());
         for key in &update.removed {
             call.arg(layout::data_field(key));
@@ -217,6 +386,8 @@ impl RedisStore {
         for (key, value) in &update.set {
             call.arg(layout::data_field(key)).arg(value);
         }
+        call.arg(layout::EXPIRES)
+            .arg(update.expires_at.unix_millis());
         call
     }
 }
@@ -285,12 +456,20 @@ pub(crate) fn ids(reply: Value) -> Result<Vec<SessionId>, Error> {
 
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Record>, Error> {
-        let reply = self
-            .conn
-            .query(redis::cmd("HGETALL").arg(self.session_key(id)))
-            .await?;
-        let record = decode_record(hash_pairs(reply)?)?;
-        Ok(record.filter(|record| record.expires_at > now))
+        let Some(cache) = self.conn.cache() else {
+            let record = self.fetch(id, self.large.route(id)).await?;
+            self.large.note(id, record.as_ref());
+            return Ok(record.filter(|record| record.expires_at > now));
+        };
+        let pending = match cache.lookup(id, now) {
+            Lookup::Hit(record) => return Ok(Some(record)),
+            Lookup::Miss(ticket) => Pending::new(cache, id, ticket),
+        };
+        // Dropped with this future, `pending` abandons the ticket.
+        let record = self.fetch(id, self.route(id)).await?;
+        let record = record.filter(|record| record.expires_at > now);
+        cache.fill(id, pending.done(), record.as_ref());
+        Ok(record)
     }
 
     async fn create(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
@@ -298,11 +477,21 @@ impl SessionStore for RedisStore {
             return self.cluster_create(id, record).await;
         }
         let index = record.meta.user.as_deref().map(|user| self.user_key(user));
-        let reply = self
-            .conn
-            .invoke(&self.create_call(id, record, index))
-            .await?;
-        outcome(int(&reply)?)
+        let call = self.create_call(id, record, index);
+        let Some(cache) = self.conn.cache() else {
+            return outcome(int(&self.conn.invoke_on(self.route(id), &call).await?)?);
+        };
+        let pending = Pending::new(cache, id, cache.begin_create(id));
+        let result = match self.conn.invoke_on(self.route(id), &call).await {
+            Ok(reply) => int(&reply).and_then(outcome),
+            Err(err) => Err(err),
+        };
+        let ticket = pending.done();
+        match result {
+            Ok(WriteOutcome::Written) => cache.finish_create(id, ticket, record),
+            _ => cache.remove(id),
+        }
+        result
     }
 
     async fn update(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
@@ -311,7 +500,25 @@ impl SessionStore for RedisStore {
         }
         let key = self.session_key(id);
         let call = self.update_call(&scripts::UPDATE, &[&key], &update, true, (id, None));
-        outcome(status(self.conn.invoke(&call).await?)?.0)
+        let Some(cache) = self.conn.cache() else {
+            let reply = self.conn.invoke_on(self.route(id), &call).await?;
+            return outcome(status(reply)?.0);
+        };
+        let from = cache.begin_update(id);
+        // A future dropped after sending may or may not have been applied.
+        let unsure = OnDrop::new(|| cache.remove(id));
+        let result = match self.conn.invoke_on(self.route(id), &call).await {
+            Ok(reply) => status(reply).and_then(|(code, _)| outcome(code)),
+            Err(err) => Err(err),
+        };
+        drop(call);
+        unsure.disarm();
+        match result {
+            Ok(WriteOutcome::Written) => cache.finish_update(id, from, update),
+            // Missing, or a failure that may or may not have been applied.
+            _ => cache.remove(id),
+        }
+        result
     }
 
     async fn renew(
@@ -320,18 +527,33 @@ impl SessionStore for RedisStore {
         new_id: &SessionId,
         update: &Update,
     ) -> Result<WriteOutcome, Error> {
-        if self.is_cluster() {
-            return self.cluster_renew(old_id, new_id, update).await;
-        }
-        let keys = [self.session_key(old_id), self.session_key(new_id)];
-        let call = self.update_call(
-            &scripts::RENEW,
-            &[&keys[0], &keys[1]],
-            update,
-            true,
-            (old_id, Some(new_id)),
-        );
-        outcome(status(self.conn.invoke(&call).await?)?.0)
+        let forget = || {
+            if let Some(cache) = self.conn.cache() {
+                // The new id is loaded (and tracked) on its own connection.
+                cache.remove(old_id);
+                cache.remove(new_id);
+            }
+        };
+        let unsure = OnDrop::new(forget);
+        let result = if self.is_cluster() {
+            self.cluster_renew(old_id, new_id, update).await
+        } else {
+            let keys = [self.session_key(old_id), self.session_key(new_id)];
+            let call = self.update_call(
+                &scripts::RENEW,
+                &[&keys[0], &keys[1]],
+                update,
+                true,
+                (old_id, Some(new_id)),
+            );
+            match self.conn.invoke_on(self.route(old_id), &call).await {
+                Ok(reply) => status(reply).and_then(|(code, _)| outcome(code)),
+                Err(err) => Err(err),
+            }
+        };
+        unsure.disarm();
+        forget();
+        result
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, Error> {
@@ -341,7 +563,16 @@ impl SessionStore for RedisStore {
             .arg(flag(!cluster))
             .arg(&*self.prefix)
             .arg(id.to_string());
-        let (code, rest) = status(self.conn.invoke(&call).await?)?;
+        let forget = || {
+            if let Some(cache) = self.conn.cache() {
+                cache.remove(id);
+            }
+        };
+        let unsure = OnDrop::new(forget);
+        let reply = self.conn.invoke_on(self.route(id), &call).await;
+        unsure.disarm();
+        forget();
+        let (code, rest) = status(reply?)?;
         if cluster && code == 1 {
             self.cluster_unindex(rest.into_iter().next(), id).await;
         }
@@ -369,7 +600,42 @@ impl SessionStore for RedisStore {
         }
         let mut call = scripts::DELETE_USER.prepare_invoke();
         call.key(self.user_key(user)).arg(&*self.prefix).arg(user);
-        let ended = int(&self.conn.invoke(&call).await?)?;
+        let forget = || {
+            if let Some(cache) = self.conn.cache() {
+                // Redis tells no connection about its own writes (NOLOOP),
+                // and this one may track some of these sessions.
+                cache.remove_user(user);
+            }
+        };
+        let unsure = OnDrop::new(forget);
+        let reply = self.conn.invoke(&call).await;
+        unsure.disarm();
+        forget();
+        let ended = int(&reply?)?;
         usize::try_from(ended).map_err(|_| unexpected("a negative count"))
+    }
+}
+
+/// Runs a closure when dropped, unless disarmed: with the cache on, a write
+/// whose future is dropped after its command was sent may or may not have
+/// been applied, and Redis tells this process nothing about its own writes,
+/// so the sessions it touched are forgotten.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> OnDrop<F> {
+    fn new(f: F) -> Self {
+        Self(Some(f))
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
     }
 }

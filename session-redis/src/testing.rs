@@ -4,6 +4,24 @@
 //! drop), or the server at `REDIS_URL` when `redis-server` is not installed.
 //! A shared server is never flushed: every test uses fresh ids and its own
 //! key prefix.
+//!
+//! When neither is there, the `try_` constructors, [`own_server`] and
+//! [`own_cluster`] call [`session_core::testing::skip`] and return `None`,
+//! so the test can return: the run passes, saying what it skipped (or,
+//! with `SESSION_TEST_STRICT=1`, fails). [`TestRedis::get`] and
+//! [`LocalRedis::start`] panic instead, telling how to install Redis.
+//!
+//! ```no_run
+//! # async fn test() {
+//! use session_redis::testing::TestRedis;
+//!
+//! let Some(redis) = TestRedis::try_get() else {
+//!     return; // skipped, and said so
+//! };
+//! let store = session_redis::RedisStore::new(redis.url()).unwrap();
+//! # drop(store);
+//! # }
+//! ```
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -66,6 +84,17 @@ impl LocalRedis {
     /// Redis.
     pub fn start() -> Self {
         Self::start_with(Vec::new())
+    }
+
+    /// Starts a server on a free port, or, when `redis-server` is not on
+    /// PATH, skips ([`session_core::testing::skip`]) and returns `None`.
+    /// Panics if `redis-server` is there but does not start.
+    pub fn try_start() -> Option<Self> {
+        if !Self::available() {
+            session_core::testing::skip("redis-server", "not on PATH");
+            return None;
+        }
+        Some(Self::start())
     }
 
     /// As [`start`](Self::start), with more `redis-server` arguments.
@@ -211,10 +240,21 @@ impl TestRedis {
         if LocalRedis::available() {
             return Self::Own(LocalRedis::start());
         }
-        match std::env::var("REDIS_URL") {
-            Ok(url) if !url.is_empty() => Self::Shared(url),
-            _ => panic!("{INSTALL}"),
+        match shared_url() {
+            Some(url) => Self::Shared(url),
+            None => panic!("{INSTALL}"),
         }
+    }
+
+    /// As [`get`](Self::get), but when there is neither `redis-server` nor
+    /// `REDIS_URL`, skips ([`session_core::testing::skip`]) and returns
+    /// `None` instead of panicking.
+    pub fn try_get() -> Option<Self> {
+        if LocalRedis::available() || shared_url().is_some() {
+            return Some(Self::get());
+        }
+        session_core::testing::skip("redis-server", NEITHER);
+        None
     }
 
     /// Its `redis://` URL.
@@ -226,30 +266,43 @@ impl TestRedis {
     }
 }
 
-/// Whether tests that need their own servers should be skipped: when
-/// `redis-server` (and `redis-cli`) are missing but `REDIS_URL` is set, they
-/// say so and pass; when both are missing they fail, telling how to install
-/// Redis.
-fn skip_without(programs: &[&str], test: &str) -> bool {
-    if programs.iter().all(|p| on_path(p)) {
-        return false;
-    }
-    if std::env::var("REDIS_URL").is_ok_and(|url| !url.is_empty()) {
-        eprintln!(
-            "SKIPPED {test}: it needs its own {programs:?} (REDIS_URL is not enough); {INSTALL}"
-        );
-        return true;
-    }
-    panic!("{INSTALL}");
+const NEITHER: &str = "not on PATH and REDIS_URL unset";
+
+/// `REDIS_URL`, if set and not empty.
+fn shared_url() -> Option<String> {
+    std::env::var("REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
 }
 
-/// Our own server, or `None` (with a note) when only `REDIS_URL` is there:
-/// for tests that must own the server (restart it, read its statistics).
+/// Whether tests that need their own servers should be skipped: when
+/// `redis-server` (and `redis-cli`) are missing they say so
+/// ([`session_core::testing::skip`]: one line, or a failure with
+/// `SESSION_TEST_STRICT=1`) and pass, whether or not `REDIS_URL` is set
+/// (a shared server is not enough for them).
+fn skip_without(programs: &[&str], test: &str) -> bool {
+    let missing: Vec<&str> = programs.iter().copied().filter(|p| !on_path(p)).collect();
+    if missing.is_empty() {
+        return false;
+    }
+    let why = if shared_url().is_some() {
+        format!("not on PATH ({test} needs its own; REDIS_URL is not enough)")
+    } else {
+        format!("not on PATH and REDIS_URL unset ({test})")
+    };
+    session_core::testing::skip(&missing.join(" and "), &why);
+    true
+}
+
+/// Our own server, or `None` (having said so) when `redis-server` is not
+/// on PATH: for tests that must own the server (restart it, read its
+/// statistics).
 pub fn own_server(test: &str) -> Option<LocalRedis> {
     (!skip_without(&["redis-server"], test)).then(LocalRedis::start)
 }
 
-/// Our own Cluster, or `None` (with a note) when only `REDIS_URL` is there.
+/// Our own Cluster, or `None` (having said so) when `redis-server` or
+/// `redis-cli` is not on PATH.
 pub fn own_cluster(test: &str) -> Option<LocalCluster> {
     (!skip_without(&["redis-server", "redis-cli"], test)).then(LocalCluster::start)
 }

@@ -212,6 +212,7 @@ pub fn example_config() -> SessionConfig {
         ttl_secs: 604_800,
         secure: true,
         max_bytes: session_core::DEFAULT_MAX_SESSION_BYTES,
+        redis_cache: false,
     }
     .config()
 }

@@ -6,7 +6,8 @@
 //!   and `sweep` over all of them.
 //! - session-axum on session-redis under load: requests per second with 32
 //!   concurrent keep-alive HTTP/1.1 clients over loopback, against the bare
-//!   handler in the same run (tower-sessions on its Redis store alongside).
+//!   handler in the same run, with session-redis's client-side cache on
+//!   and off (tower-sessions on its Redis store alongside).
 //!
 //! `SCALE_PART=memory` or `SCALE_PART=redis` runs one of the two. See
 //! README.md for the other variables.
@@ -539,6 +540,12 @@ fn redis_throughput(out: &mut String) {
             .unwrap()
             .with_prefix("bench:load:");
         store.ping().await.unwrap();
+        let cached_store = session_redis::RedisStore::new(url.clone())
+            .unwrap()
+            .with_prefix("bench:load-cache:")
+            .with_cache(session_redis::CacheConfig::default())
+            .unwrap();
+        cached_store.ping().await.unwrap();
         let fred = tower_sessions_redis_store::fred::prelude::Client::new(
             Config::from_url(&url).unwrap(),
             None,
@@ -549,10 +556,11 @@ fn redis_throughput(out: &mut String) {
         let bare = http_load::serve(http_load::bare()).await;
         let ours = http_load::serve(http_load::ours(store)).await;
         let ts = http_load::serve(http_load::tower_sessions(fred)).await;
+        let cached = http_load::serve(http_load::ours(cached_store)).await;
 
         // One session per client and app.
         let mut cookies: Vec<Vec<String>> = Vec::new();
-        for addr in [bare, ours, ts] {
+        for addr in [bare, ours, ts, cached] {
             let mut sender = http_load::connect(addr).await;
             let mut list = Vec::new();
             for _ in 0..clients {
@@ -578,6 +586,18 @@ fn redis_throughput(out: &mut String) {
                 "/c",
                 ours,
                 1,
+            ),
+            (
+                "axum + session-axum (session-redis, client-side cache): (b) cookie, read",
+                "/b",
+                cached,
+                3,
+            ),
+            (
+                "axum + session-axum (session-redis, client-side cache): (c) cookie, read+write",
+                "/c",
+                cached,
+                3,
             ),
             (
                 "axum + tower-sessions 0.14 (redis-store): (b) cookie, read",

@@ -46,7 +46,9 @@ async fn sixteen_writers_keep_sixteen_keys(store: RedisStore) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_updates_on_one_node_all_land() {
-    let redis = TestRedis::get();
+    let Some(redis) = TestRedis::try_get() else {
+        return;
+    };
     let store = RedisStore::new(redis.url())
         .unwrap()
         .with_prefix(unique_prefix("concurrency"));

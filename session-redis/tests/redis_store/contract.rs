@@ -7,7 +7,9 @@ use session_redis::testing::{TestRedis, own_cluster, unique_prefix};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn single_node_meets_the_store_contract() {
-    let redis = TestRedis::get();
+    let Some(redis) = TestRedis::try_get() else {
+        return;
+    };
     let store = RedisStore::new(redis.url())
         .unwrap()
         .with_prefix(unique_prefix("contract"));

@@ -14,7 +14,9 @@ fn is_corrupt<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn corrupt_records_are_errors_not_panics() {
-    let redis = TestRedis::get();
+    let Some(redis) = TestRedis::try_get() else {
+        return;
+    };
     let prefix = unique_prefix("corrupt");
     let store = RedisStore::new(redis.url()).unwrap().with_prefix(&prefix);
     let mut conn = admin(&redis.url());

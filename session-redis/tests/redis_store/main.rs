@@ -2,6 +2,7 @@
 //! single node and on a Cluster, round trips per operation, outages,
 //! corrupt records and concurrent writers.
 
+mod cache;
 mod concurrency;
 mod contract;
 mod corrupt;

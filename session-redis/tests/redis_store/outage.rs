@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use session_core::testing::{record_at, update_at};
 use session_core::{Error, SessionId, SessionStore, Timestamp, WriteOutcome};
-use session_redis::RedisStore;
+use session_redis::{CacheConfig, RedisStore};
 
 use session_redis::testing::{own_server, unique_prefix};
 
@@ -27,6 +27,20 @@ async fn every_operation_fails_in_time(store: &RedisStore, live: &SessionId, pha
             let result = $op.await.map(drop);
             results.push(($name, started.elapsed(), result));
         }};
+    }
+    if store.is_cached() && phase == "stopped" {
+        // A hung Redis changes nothing: the cached session is still what
+        // Redis holds, and is served from memory, until the heartbeat gives
+        // the connections up (then the cache goes, and loads fail).
+        let record = store.load(live, now).await.unwrap();
+        assert!(record.is_some(), "{phase}: a cached load failed");
+        println!("{phase}: load answered from the cache");
+        let started = Instant::now();
+        while store.cache_stats().is_some_and(|stats| stats.entries > 0) {
+            assert!(started.elapsed() < Duration::from_secs(3), "cache kept");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        println!("{phase}: cache dropped after {:?}", started.elapsed());
     }
     time!("load", store.load(live, now));
     time!("update", store.update(live, update.clone()));
@@ -68,13 +82,25 @@ async fn until_back(store: &RedisStore, id: &SessionId) -> Duration {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn outages_fail_in_time_and_the_store_recovers() {
+    outage(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outages_fail_in_time_and_the_store_recovers_with_the_cache() {
+    outage(true).await;
+}
+
+async fn outage(cached: bool) {
     let Some(mut server) = own_server("outage") else {
         return;
     };
-    let store = RedisStore::new(server.url())
+    let mut store = RedisStore::new(server.url())
         .unwrap()
         .with_prefix(unique_prefix("outage"))
         .with_timeout(TIMEOUT);
+    if cached {
+        store = store.with_cache(CacheConfig::default()).unwrap();
+    }
     assert_eq!(store.timeout(), TIMEOUT);
     let now = Timestamp::from(SystemTime::now());
     let id = SessionId::generate();
@@ -96,8 +122,17 @@ async fn outages_fail_in_time_and_the_store_recovers() {
         "session lost"
     );
 
-    // A dead server: every call fails, fast.
+    // A dead server: every call fails, fast; the cache is dropped as soon
+    // as the connections report their end.
     server.kill();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while store.cache_stats().is_some_and(|stats| stats.entries > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "cache kept after the server died"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     every_operation_fails_in_time(&store, &id, "killed").await;
 
     // A new (empty) server on the same port: the same store reconnects.

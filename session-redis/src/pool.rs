@@ -1,0 +1,315 @@
+//! A small pool of multiplexed connections to one Redis server.
+//!
+//! Why a pool: one multiplexed connection answers in order, so a large
+//! reply (a session of the maximum size) delays every reply queued behind
+//! it. With several connections, and each call sent on the least busy one,
+//! an unrelated request waits for at most the replies queued on its own
+//! connection; and loads of sessions known to be large all take the first
+//! connection ([`Route::Bulk`]), which the others then avoid while it is
+//! busy.
+//!
+//! With the client-side cache on, each connection speaks RESP3 and has
+//! `CLIENT TRACKING ON NOLOOP`: Redis remembers the keys it read and pushes
+//! an `invalidate` message on the same connection when any *other* client
+//! changes one. Calls on a session's key then go to the connection picked
+//! by the session id, so a session is tracked by one connection of this
+//! process, which also makes its writes (NOLOOP: no message for its own
+//! writes). The pushes are handled in the connection's read loop, before
+//! any reply behind them reaches its caller. A connection that fails or
+//! closes drops the whole cache; its replacement turns tracking on before
+//! it carries a command.
+//!
+//! Each connection opens on first use and is replaced after a connection
+//! error, on the next call that needs it.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, RedisError, Value};
+
+use crate::cache::Cache;
+
+/// Which connection a call takes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Route {
+    /// The connection of this hash (a session's or a user's key).
+    Key(u64),
+    /// The least busy connection.
+    Any,
+    /// The first connection: loads of sessions known to be large, so that
+    /// their replies queue behind each other and not in front of small
+    /// ones (least busy avoids it while they are in flight).
+    Bulk,
+}
+
+#[derive(Clone)]
+struct Live {
+    generation: u64,
+    conn: MultiplexedConnection,
+}
+
+struct Slot {
+    live: Mutex<Option<Live>>,
+    connecting: tokio::sync::Mutex<()>,
+    busy: AtomicUsize,
+}
+
+pub(crate) struct Pool {
+    client: Client,
+    timeout: Duration,
+    cache: Option<Arc<Cache>>,
+    slots: Box<[Slot]>,
+    generations: AtomicU64,
+    me: Weak<Pool>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let open = self
+            .slots
+            .iter()
+            .filter(|s| lock(&s.live).is_some())
+            .count();
+        f.debug_struct("Pool")
+            .field("connections", &self.slots.len())
+            .field("open", &open)
+            .field("tracking", &self.cache.is_some())
+            .finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether an error means the connection is gone (as opposed to a command
+/// that Redis refused).
+fn connection_lost(err: &RedisError) -> bool {
+    err.is_unrecoverable_error() || err.is_connection_dropped() || err.is_io_error()
+}
+
+impl Pool {
+    /// `size` connections to the server of `client`; with `cache`, each one
+    /// tracks the keys it reads and feeds invalidations to the cache (the
+    /// client must then speak RESP3).
+    pub(crate) fn new(
+        client: Client,
+        size: usize,
+        timeout: Duration,
+        cache: Option<Arc<Cache>>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            client,
+            timeout,
+            cache,
+            slots: (0..size.max(1))
+                .map(|_| Slot {
+                    live: Mutex::new(None),
+                    connecting: tokio::sync::Mutex::new(()),
+                    busy: AtomicUsize::new(0),
+                })
+                .collect(),
+            generations: AtomicU64::new(0),
+            me: me.clone(),
+        })
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn pick(&self, route: Route) -> usize {
+        match route {
+            Route::Key(hash) => (hash % self.slots.len() as u64) as usize,
+            Route::Any => self
+                .slots
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, slot)| slot.busy.load(Ordering::Relaxed))
+                .map_or(0, |(i, _)| i),
+            Route::Bulk => 0,
+        }
+    }
+
+    /// Runs `call` on the routed connection (opening it if need be). The
+    /// caller bounds the whole with its timeout.
+    pub(crate) async fn run<T, F, Fut>(&self, route: Route, call: F) -> Result<T, RedisError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let index = self.pick(route);
+        let slot = &self.slots[index];
+        slot.busy.fetch_add(1, Ordering::Relaxed);
+        let _done = Done(&slot.busy);
+        let live = self.live(index).await?;
+        let result = call(live.conn).await;
+        if let Err(err) = &result
+            && connection_lost(err)
+        {
+            self.lost(index, live.generation);
+        }
+        result
+    }
+
+    /// Runs `call` on every connection (opening them), concurrently.
+    pub(crate) async fn run_all<F, Fut>(&self, call: F) -> Result<(), RedisError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<(), RedisError>>,
+    {
+        let calls = (0..self.slots.len()).map(|index| {
+            let call = &call;
+            async move {
+                let live = self.live(index).await?;
+                let result = call(live.conn).await;
+                if let Err(err) = &result
+                    && connection_lost(err)
+                {
+                    self.lost(index, live.generation);
+                }
+                result
+            }
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn live(&self, index: usize) -> Result<Live, RedisError> {
+        let slot = &self.slots[index];
+        if let Some(live) = lock(&slot.live).clone() {
+            return Ok(live);
+        }
+        let _one_at_a_time = slot.connecting.lock().await;
+        if let Some(live) = lock(&slot.live).clone() {
+            return Ok(live);
+        }
+        let live = self.connect(index).await?;
+        *lock(&slot.live) = Some(live.clone());
+        Ok(live)
+    }
+
+    async fn connect(&self, index: usize) -> Result<Live, RedisError> {
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        // Our caller's timeout bounds the whole call; the connection's own
+        // timeout only bounds the connect.
+        let mut config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(None);
+        if self.cache.is_some() {
+            let pool = self.me.clone();
+            config = config.set_push_sender(move |push: PushInfo| {
+                if let Some(pool) = pool.upgrade() {
+                    pool.on_push(index, generation, push);
+                }
+                Ok::<(), Infallible>(())
+            });
+        }
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        if let Some(cache) = &self.cache {
+            redis::cmd("CLIENT")
+                .arg("TRACKING")
+                .arg("ON")
+                .arg("NOLOOP")
+                .query_async::<()>(&mut conn)
+                .await?;
+            // Entries tracked by the connection this one replaces may have
+            // missed invalidations (it was dropped when it failed; this
+            // also covers a failure nobody noticed).
+            if generation > self.slots.len() as u64 {
+                cache.clear();
+            }
+            tokio::spawn(heartbeat(self.me.clone(), index, generation, conn.clone()));
+        }
+        Ok(Live { generation, conn })
+    }
+
+    /// The connection of `generation` in `index` is gone: forget it (the
+    /// next call opens another), and with it everything it tracked.
+    fn lost(&self, index: usize, generation: u64) {
+        let mut live = lock(&self.slots[index].live);
+        if live.as_ref().is_some_and(|l| l.generation == generation) {
+            *live = None;
+        }
+        drop(live);
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+    }
+
+    /// A push message, in the read loop of connection `index`.
+    fn on_push(&self, index: usize, generation: u64, push: PushInfo) {
+        let Some(cache) = &self.cache else { return };
+        match push.kind {
+            PushKind::Invalidate => match push.data.first() {
+                Some(Value::Array(keys)) => {
+                    for key in keys {
+                        if let Value::BulkString(key) = key {
+                            cache.invalidate_key(key);
+                        } else {
+                            cache.clear();
+                        }
+                    }
+                }
+                // Nil: FLUSHALL or FLUSHDB (or a message we do not know).
+                _ => cache.clear(),
+            },
+            PushKind::Disconnection => self.lost(index, generation),
+            _ => {}
+        }
+    }
+}
+
+/// How often a tracking connection is checked when nothing else would
+/// notice it died.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// With the cache on, hits send nothing, so a connection that dies without
+/// a word (a network partition, a dropped NAT entry) would go unnoticed
+/// while Redis's invalidations for it are lost. Every [`HEARTBEAT`], a
+/// `PING` must come back within the store's timeout, or the connection is
+/// given up and the cache dropped. Ends with the connection or the pool.
+async fn heartbeat(
+    pool: Weak<Pool>,
+    index: usize,
+    generation: u64,
+    mut conn: MultiplexedConnection,
+) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let Some(timeout) = pool.upgrade().and_then(|pool| {
+            let live = lock(&pool.slots[index].live);
+            let current = live.as_ref().is_some_and(|l| l.generation == generation);
+            current.then_some(pool.timeout)
+        }) else {
+            return;
+        };
+        let ping = redis::cmd("PING");
+        let answered = tokio::time::timeout(timeout, ping.query_async::<Value>(&mut conn)).await;
+        if !matches!(answered, Ok(Ok(_))) {
+            if let Some(pool) = pool.upgrade() {
+                pool.lost(index, generation);
+            }
+            return;
+        }
+    }
+}
+
+/// Decrements a busy count when a call ends (or is dropped).
+struct Done<'a>(&'a AtomicUsize);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
