@@ -21,6 +21,12 @@ struct App {
 
 impl App {
     fn start(bin: &str, redis_url: &str) -> Self {
+        Self::start_with_cache(bin, redis_url, false)
+    }
+
+    /// As [`start`](Self::start), with the client-side cache on or off
+    /// (set either way, whatever the test's own environment says).
+    fn start_with_cache(bin: &str, redis_url: &str, cache: bool) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -33,6 +39,7 @@ impl App {
             .env("REDIS_URL", redis_url)
             .env("SESSION_SECRET", SECRET)
             .env("SESSION_SECURE", "true")
+            .env("SESSION_REDIS_CACHE", cache.to_string())
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
@@ -153,61 +160,66 @@ async fn redis_commands_per_request() {
     let Some(redis) = own_redis() else {
         return;
     };
-    let apps = start_all(&redis).await;
-    let mut admin = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let mut browser = Browser::new(apps[0].addr);
-    browser.login("ada", json!({})).await;
-    // Scripts are loaded on first use: warm every kind once.
-    browser.post("/session/update", r#"{"warm": 1}"#).await;
-    browser.get("/session/profile").await;
+    // Without the client-side cache a read costs 1 round trip and a write
+    // 2; with it, a read of a cached session costs none and a write 1.
+    for (cache, read, write) in [(false, 1, 2), (true, 0, 1)] {
+        let app = App::start_with_cache(bins()[0], &redis.url(), cache);
+        app.wait_ready().await;
+        let mut admin = redis::Client::open(redis.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let mut browser = Browser::new(app.addr);
+        browser.login("ada", json!({})).await;
+        // Scripts are loaded on first use: warm every kind once.
+        browser.post("/session/update", r#"{"warm": 1}"#).await;
+        browser.get("/session/profile").await;
 
-    let mut measure =
-        async |label: &str, browser: &mut Browser, method: &str, path: &str, body: &str| {
+        let mut measure = async |label: &str,
+                                 browser: &mut Browser,
+                                 method: &str,
+                                 path: &str,
+                                 body: &str| {
             let before = commands(&mut admin);
             let res = browser.request(method, path, body.as_bytes()).await;
             assert!(res.status < 500, "{label}: {}", res.status);
             let after = commands(&mut admin);
             let (trips, inside) = (after.0 - before.0, after.1 - before.1);
-            println!("{label}: {trips} round trip(s), {inside} command(s) executed in Redis");
+            println!(
+                "cache {cache}: {label}: {trips} round trip(s), {inside} command(s) executed in Redis"
+            );
             trips
         };
-    assert_eq!(
-        measure(
-            "read-only request (profile)",
-            &mut browser,
-            "GET",
-            "/session/profile",
-            ""
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        measure(
+        let profile = ("read-only request (profile)", "GET", "/session/profile", "");
+        let update = (
             "writing request (update)",
-            &mut browser,
             "POST",
             "/session/update",
-            r#"{"k": 1}"#
-        )
-        .await,
-        2
-    );
-    let mut anonymous = Browser::new(apps[0].addr);
-    assert_eq!(
-        measure(
-            "request without a cookie",
-            &mut anonymous,
-            "GET",
-            "/healthz",
-            ""
-        )
-        .await,
-        0
-    );
+            r#"{"k": 1}"#,
+        );
+        assert_eq!(
+            measure(profile.0, &mut browser, profile.1, profile.2, profile.3).await,
+            read,
+            "cache {cache}"
+        );
+        assert_eq!(
+            measure(update.0, &mut browser, update.1, update.2, update.3).await,
+            write,
+            "cache {cache}"
+        );
+        let mut anonymous = Browser::new(app.addr);
+        assert_eq!(
+            measure(
+                "request without a cookie",
+                &mut anonymous,
+                "GET",
+                "/healthz",
+                ""
+            )
+            .await,
+            0
+        );
+    }
 }
 
 /// (client round trips, all commands executed) so far, leaving out the
@@ -291,4 +303,55 @@ async fn a_redis_outage_is_503_and_the_app_recovers_without_restart() {
         browser.get("/session/profile").await.json()["data"],
         json!({ "back": true })
     );
+}
+
+/// With the client-side cache on in every process: a change and a logout
+/// made through one process are seen by another within 100 ms (Redis's
+/// invalidation message), polled every 5 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_cache_a_change_and_a_logout_reach_other_processes_within_100_ms() {
+    let Some(redis) = own_redis() else {
+        return;
+    };
+    let writer = App::start_with_cache(bins()[0], &redis.url(), true);
+    let reader = App::start_with_cache(bins()[1], &redis.url(), true);
+    writer.wait_ready().await;
+    reader.wait_ready().await;
+    let mut on_writer = Browser::new(writer.addr);
+    on_writer.login("ada", json!({ "v": 0 })).await;
+    let mut on_reader = on_writer.at(reader.addr);
+    // The reader caches the session.
+    for _ in 0..3 {
+        assert_eq!(
+            on_reader.get("/session/profile").await.json()["data"]["v"],
+            0
+        );
+    }
+    let poll = async |browser: &mut Browser,
+                      done: &dyn Fn(&session_conformance::Response) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            let res = browser.get("/session/profile").await;
+            if done(&res) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_millis(100),
+                "not seen within 100 ms"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    assert_eq!(
+        on_writer
+            .post("/session/update", r#"{"v": 1}"#)
+            .await
+            .status,
+        200
+    );
+    let seen = poll(&mut on_reader, &|res| res.json()["data"]["v"] == 1).await;
+    println!("update seen by the other process after {seen:?}");
+    assert_eq!(on_writer.post("/session/logout", "").await.status, 200);
+    let seen = poll(&mut on_reader, &|res| res.status == 401).await;
+    println!("logout seen by the other process after {seen:?}");
 }
