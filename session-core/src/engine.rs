@@ -488,6 +488,40 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(ended)
     }
 
+    /// The live sessions of this session's user, most recently active
+    /// first, with what a "your devices" page shows: times, whether the
+    /// cookie is persistent, whether it is this very session, and the
+    /// values (say, a device name the app stored at login). Ids are left
+    /// out: they are credentials. Empty for a session without a user. Costs
+    /// one store call, plus one load per session of that user.
+    pub async fn user_sessions(&self, session: &Session) -> Result<Vec<SessionInfo>, Error> {
+        let Some(user) = session.user() else {
+            return Ok(Vec::new());
+        };
+        let this = session.id().map(|id| self.store_key(&id));
+        let now = self.now();
+        let store = &self.inner.store;
+        let mut sessions = Vec::new();
+        for key in store.user_sessions(&user, now).await? {
+            let record = match store.load(&key, now).await {
+                Ok(Some(record)) => record,
+                // Ended meanwhile, or unreadable: not a live session.
+                Ok(None) | Err(Error::Corrupt(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            sessions.push(SessionInfo {
+                current: Some(key) == this,
+                created_at: record.meta.created_at,
+                last_activity: record.meta.last_activity,
+                expires_at: self.inner.defaults.expires_at(&record.meta),
+                persistent: self.inner.defaults.persistent(&record.meta),
+                data: record.data,
+            });
+        }
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_activity));
+        Ok(sessions)
+    }
+
     /// Runs `write` with fresh ids until it is not [`WriteOutcome::IdTaken`].
     /// `Some(id)` when written, `None` when the session was missing.
     async fn with_fresh_id<F, Fut>(&self, write: F) -> Result<Option<SessionId>, Error>
@@ -526,6 +560,25 @@ impl<S: SessionStore> SessionManager<S> {
         bytes.copy_from_slice(&digest[..16]);
         SessionId::from_bytes(bytes)
     }
+}
+
+/// One of a user's live sessions, as [`SessionManager::user_sessions`]
+/// lists them for a "your devices" page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// Whether this is the session of the request that asked.
+    pub current: bool,
+    /// When it was created (signing in).
+    pub created_at: Timestamp,
+    /// Its last request that refreshed the idle timeout.
+    pub last_activity: Timestamp,
+    /// When it ends unless used again.
+    pub expires_at: Timestamp,
+    /// Whether its cookie outlives the browser ("remember me").
+    pub persistent: bool,
+    /// Its values, for what the app chose to keep (a device name, say).
+    pub data: crate::Data,
 }
 
 /// A cookie's `Max-Age`: whole seconds, rounded down so the cookie never

@@ -634,6 +634,50 @@ fn end_other_sessions_keeps_only_the_current_one() {
     );
 }
 
+#[test]
+fn user_sessions_lists_the_devices_newest_first_with_this_one_marked() {
+    let h = Harness::default();
+    let laptop = h
+        .request(None, |s| {
+            s.set_user("ada");
+            s.insert("device", "laptop").unwrap();
+        })
+        .cookie()
+        .unwrap();
+    h.clock.advance(Duration::from_secs(60));
+    let phone = h
+        .request(None, |s| {
+            s.set_user("ada");
+            s.set_persistent(Some(true));
+            s.insert("device", "phone").unwrap();
+        })
+        .cookie()
+        .unwrap();
+    h.request(None, |s| s.set_user("bob"));
+    let current = h.open(Some(&laptop));
+    let listed = block_on(h.manager.user_sessions(&current)).unwrap();
+    let seen: Vec<_> = listed
+        .iter()
+        .map(|s| (s.data.get("device").unwrap(), s.current, s.persistent))
+        .collect();
+    assert_eq!(
+        seen,
+        [("\"phone\"", false, true), ("\"laptop\"", true, false)],
+        "newest activity first, this one marked, bob's left out"
+    );
+    assert_eq!(listed[1].created_at, T0);
+    assert_eq!(
+        listed[1].expires_at,
+        T0.saturating_add(Duration::from_secs(3600))
+    );
+    let _ = phone;
+    assert!(
+        block_on(h.manager.user_sessions(&Session::detached()))
+            .unwrap()
+            .is_empty()
+    );
+}
+
 mod model {
     //! Random request sequences against a model: after every request, what
     //! the browser's session holds is exactly what a plain map says, and

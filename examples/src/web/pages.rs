@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use askama::Template;
 use session_core::csrf::form_value;
-use session_core::{DynStore, Session, SessionManager, SessionStore};
+use session_core::{DynStore, Session, SessionManager};
 
 use super::users::{self, User};
 use super::views::{
@@ -346,41 +346,28 @@ pub async fn sessions(manager: &Manager, session: &Session) -> Page {
     let Some(user) = user_of(session) else {
         return Page::Redirect("/login");
     };
-    let this = session.id().map(|id| manager.store_key(&id));
-    let now = manager.now();
-    let store = manager.store();
-    let mut rows = Vec::new();
-    let keys = match store.user_sessions(user.username, now).await {
-        Ok(keys) => keys,
+    let listed = match manager.user_sessions(session).await {
+        Ok(listed) => listed,
         Err(e) => return store_failure(manager, session, &e),
     };
-    for key in keys {
-        let record = match store.load(&key, now).await {
-            Ok(Some(record)) => record,
-            Ok(None) => continue,
-            Err(e) => return store_failure(manager, session, &e),
-        };
-        let device = record
-            .data
-            .get(DEVICE)
-            .and_then(|json| serde_json::from_str::<String>(json).ok())
-            .unwrap_or_else(|| "unknown".into());
-        rows.push((
-            record.meta.last_activity,
-            SessionRow {
-                created: utc(record.meta.created_at),
-                last_active: utc(record.meta.last_activity),
-                device,
-                remembered: record.meta.expiry.persistent == Some(true),
-                current: Some(key) == this,
-            },
-        ));
-    }
-    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    let rows: Vec<SessionRow> = listed
+        .into_iter()
+        .map(|info| SessionRow {
+            created: utc(info.created_at),
+            last_active: utc(info.last_activity),
+            device: info
+                .data
+                .get(DEVICE)
+                .and_then(|json| serde_json::from_str::<String>(json).ok())
+                .unwrap_or_else(|| "unknown".into()),
+            remembered: info.persistent,
+            current: info.current,
+        })
+        .collect();
     let page = SessionsPage {
         layout: layout(session, "Your sessions"),
         username: user.username.to_owned(),
-        sessions: rows.into_iter().map(|(_, row)| row).collect(),
+        sessions: rows,
     };
     Page::render(200, &page)
 }
