@@ -619,6 +619,19 @@ mod tests {
     use super::*;
     use crate::testing::{block_on, record_at};
 
+    /// The store contract again on a deferred memory store (pending once
+    /// per call, as stores that do IO are).
+    mod deferred_contract {
+        use super::MemoryStore;
+        use crate::testing::Deferred;
+
+        async fn store() -> Option<Deferred<MemoryStore>> {
+            Some(Deferred(MemoryStore::new()))
+        }
+
+        crate::store_contract_tests!(block_on, store);
+    }
+
     /// The store contract, a test per point.
     mod contract {
         use super::MemoryStore;

@@ -475,3 +475,60 @@ pub async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timest
     );
     assert_eq!(must_load(store, &id, now).await.meta.user, None);
 }
+
+/// Any store made to behave like one that does IO: every future it returns
+/// is pending on its first poll (after waking its task), then runs the
+/// wrapped store's. It is not [immediate](SessionStore::is_immediate), so
+/// wrapping a [`MemoryStore`](crate::MemoryStore) runs the engine and the
+/// adapters down the path that Redis and SQL stores take, without a server.
+#[derive(Clone, Debug, Default)]
+pub struct Deferred<S>(pub S);
+
+/// Pending once, then `inner`.
+async fn yield_once<T>(inner: impl Future<Output = T>) -> T {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
+    inner.await
+}
+
+impl<S: SessionStore> SessionStore for Deferred<S> {
+    async fn load(&self, id: &SessionId, now: Timestamp) -> Result<Option<Record>, crate::Error> {
+        yield_once(self.0.load(id, now)).await
+    }
+    async fn create(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, crate::Error> {
+        yield_once(self.0.create(id, record)).await
+    }
+    async fn update(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, crate::Error> {
+        yield_once(self.0.update(id, update)).await
+    }
+    async fn renew(
+        &self,
+        old_id: &SessionId,
+        new_id: &SessionId,
+        update: &Update,
+    ) -> Result<WriteOutcome, crate::Error> {
+        yield_once(self.0.renew(old_id, new_id, update)).await
+    }
+    async fn delete(&self, id: &SessionId) -> Result<bool, crate::Error> {
+        yield_once(self.0.delete(id)).await
+    }
+    async fn user_sessions(
+        &self,
+        user: &str,
+        now: Timestamp,
+    ) -> Result<Vec<SessionId>, crate::Error> {
+        yield_once(self.0.user_sessions(user, now)).await
+    }
+    async fn delete_user(&self, user: &str) -> Result<usize, crate::Error> {
+        yield_once(self.0.delete_user(user)).await
+    }
+}

@@ -27,6 +27,10 @@ pub enum Framework {
 pub enum Backend {
     /// `MemoryStore`.
     Memory,
+    /// `MemoryStore` behind [`Deferred`](session_core::testing::Deferred):
+    /// every store call is pending once, so the engine and the adapters take
+    /// the path of stores that do IO, without a server.
+    Deferred,
     /// `RedisStore` on a `redis-server` of the test's own.
     Redis,
     /// `SqlStore` on a SQLite file of the test's own.
@@ -75,7 +79,7 @@ impl Backend {
     /// without running), or, with `SESSION_TEST_STRICT=1`, fails the test.
     pub fn available(self) -> bool {
         match self {
-            Self::Memory => true,
+            Self::Memory | Self::Deferred => true,
             Self::Redis => {
                 let here = LocalRedis::available() || std::env::var_os("REDIS_URL").is_some();
                 if !here {
@@ -131,6 +135,12 @@ impl TestStore {
         match backend {
             Backend::Memory => Self {
                 store: DynStore::new(MemoryStore::new()),
+                redis: None,
+                server: None,
+                sql: None,
+            },
+            Backend::Deferred => Self {
+                store: DynStore::new(session_core::testing::Deferred(MemoryStore::new())),
                 redis: None,
                 server: None,
                 sql: None,

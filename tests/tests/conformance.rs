@@ -8,6 +8,18 @@ use session_conformance::{Backend, Framework, Target, checks, conformance_suite}
 conformance_suite!(axum_memory, Target::memory(Framework::Axum));
 conformance_suite!(actix_memory, Target::memory(Framework::Actix));
 conformance_suite!(hyper_memory, Target::memory(Framework::Hyper));
+conformance_suite!(
+    axum_deferred,
+    Target::on(Framework::Axum, session_conformance::Backend::Deferred)
+);
+conformance_suite!(
+    actix_deferred,
+    Target::on(Framework::Actix, session_conformance::Backend::Deferred)
+);
+conformance_suite!(
+    hyper_deferred,
+    Target::on(Framework::Hyper, session_conformance::Backend::Deferred)
+);
 conformance_suite!(axum_redis, Target::redis(Framework::Axum));
 conformance_suite!(actix_redis, Target::redis(Framework::Actix));
 conformance_suite!(hyper_redis, Target::redis(Framework::Hyper));
