@@ -264,6 +264,8 @@
 //! 6.0 or later, or a server that implements RESP3 client tracking) and
 //! reads dominate, as they do for sessions.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod cache;
 mod cluster;
 mod connection;
