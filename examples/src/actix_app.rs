@@ -5,8 +5,8 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
 use actix_web::http::{StatusCode, header};
-use actix_web::{App, FromRequest, HttpRequest, HttpResponse, HttpServer, web};
-use session_actix::{Session, SessionManager, SessionMiddleware, UserSession};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use session_actix::{Session, SessionManager, UserSession};
 use session_core::DynStore;
 
 use crate::app::{self, BODY_LIMIT, Reply};
@@ -100,31 +100,14 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
     }
 }
 
-/// An actix server for the app on `listener`, with the same [`Limits`] as
-/// the other frameworks: a client that has not sent a request's header
-/// within the header-read timeout gets 408 and loses its connection, and an
-/// idle keep-alive connection is closed after the same time. actix-server
-/// pauses after a failed `accept` (out of file descriptors, say) and goes
-/// on. Run it inside an actix system (`#[actix_web::main]` or
-/// `actix_web::rt::System`); it handles no signals itself: call
-/// [`ServerHandle::stop`](actix_web::dev::ServerHandle::stop) to shut down.
+/// The app's actix server on `listener` (see
+/// [`actix_server`](crate::serve::actix_server)).
 pub fn server(
     listener: std::net::TcpListener,
     manager: Manager,
     workers: usize,
     limits: Limits,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(SessionMiddleware::new(manager.clone()))
-            .configure(configure(manager.clone()))
-    })
-    .workers(workers)
-    .client_request_timeout(limits.header_read_timeout)
-    .keep_alive(limits.header_read_timeout)
-    .shutdown_timeout(limits.shutdown_grace.as_secs())
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    Ok(server)
+    let routes = configure(manager.clone());
+    crate::serve::actix_server(listener, manager, routes, workers, limits)
 }

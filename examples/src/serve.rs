@@ -169,3 +169,37 @@ pub fn exit_with(why: &str) -> ! {
     eprintln!("error: {why}");
     std::process::exit(2)
 }
+
+/// An actix-web server on `listener` for an app made of `routes`, behind the
+/// session middleware of `manager`, with the same [`Limits`] as the other
+/// frameworks: a client that has not sent a request's header within the
+/// header-read timeout gets 408 and loses its connection, and an idle
+/// keep-alive connection is closed after the same time. actix-server pauses
+/// after a failed `accept` (out of file descriptors, say) and goes on. Run
+/// it inside an actix system (`#[actix_web::main]` or
+/// `actix_web::rt::System`); it handles no signals itself: call
+/// [`ServerHandle::stop`](actix_web::dev::ServerHandle::stop) to shut down.
+pub fn actix_server<R>(
+    listener: std::net::TcpListener,
+    manager: session_core::SessionManager<session_core::DynStore>,
+    routes: R,
+    workers: usize,
+    limits: Limits,
+) -> io::Result<actix_web::dev::Server>
+where
+    R: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .wrap(session_actix::SessionMiddleware::new(manager.clone()))
+            .configure(routes.clone())
+    })
+    .workers(workers)
+    .client_request_timeout(limits.header_read_timeout)
+    .keep_alive(limits.header_read_timeout)
+    .shutdown_timeout(limits.shutdown_grace.as_secs())
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -2,8 +2,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{LOCATION, USER_AGENT};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use session_actix::{CsrfForm, CsrfPolicy, Session, SessionMiddleware};
+use actix_web::{HttpRequest, HttpResponse, web};
+use session_actix::{CsrfForm, CsrfPolicy, Session};
 
 use super::pages::{self, FORM_LIMIT, Manager, Page};
 use crate::serve::Limits;
@@ -90,26 +90,14 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
     }
 }
 
-/// An actix server for the web app on `listener`, with the same connection
-/// limits as the other frameworks. Run it inside an actix system
-/// (`#[actix_web::main]`).
+/// The app's actix server on `listener` (see
+/// [`actix_server`](crate::serve::actix_server)).
 pub fn server(
     listener: std::net::TcpListener,
     manager: Manager,
     workers: usize,
     limits: Limits,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(SessionMiddleware::new(manager.clone()))
-            .configure(configure(manager.clone()))
-    })
-    .workers(workers)
-    .client_request_timeout(limits.header_read_timeout)
-    .keep_alive(limits.header_read_timeout)
-    .shutdown_timeout(limits.shutdown_grace.as_secs())
-    .disable_signals()
-    .listen(listener)?
-    .run();
-    Ok(server)
+    let routes = configure(manager.clone());
+    crate::serve::actix_server(listener, manager, routes, workers, limits)
 }
