@@ -6,7 +6,7 @@ use serde_json::json;
 use session_core::{SessionId, SessionStore};
 
 use crate::http::send_raw;
-use crate::server::{Framework, Target, TestServer, example_config};
+use crate::server::{Adapter, Target, TestServer, example_config};
 
 fn assert_no_5xx(status: u16, what: &str) {
     assert!(status < 500, "{what}: got {status}");
@@ -410,7 +410,7 @@ pub async fn unknown_routes_are_404_json(target: Target) {
 /// store and a secret: login on the first, read and update on the second,
 /// log out on the third.
 pub async fn sessions_move_between_adapters(
-    order: [Framework; 3],
+    order: [&'static dyn Adapter; 3],
     backend: crate::server::Backend,
 ) {
     let test_store = crate::server::TestStore::new(backend).await;

@@ -1,6 +1,12 @@
 //! The conformance suite: one set of checks of the example app's contract
-//! (the routes and rules listed in the repository README), run over real HTTP on loopback against every adapter
-//! (see `tests/conformance.rs`) and every store.
+//! (the routes and rules listed in the repository README), run over real
+//! HTTP on loopback against every adapter (see `tests/conformance.rs`) and
+//! every store.
+//!
+//! An adapter joins through the [`Adapter`] trait: it serves the contract
+//! with a given engine on a loopback port, and
+//! `conformance_suite!(name, Target::on(&MyAdapter, Backend::Memory))` runs
+//! every check against it. [`Framework`] is this repository's three.
 //!
 //! Time is a [`ManualClock`] shared with the server's engine, so expiry is
 //! tested at exact instants without sleeping.
@@ -10,7 +16,7 @@ pub mod http;
 pub mod server;
 
 pub use http::{Browser, Response};
-pub use server::{Backend, Framework, Target, TestServer};
+pub use server::{Adapter, Backend, Framework, Target, TestServer};
 pub use session_core::ManualClock;
 
 /// Runs every check of [`checks`] against one [`Target`] (an adapter on a

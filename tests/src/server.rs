@@ -1,5 +1,6 @@
 //! Starting an example app on a loopback port, in-process.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,7 +12,23 @@ use session_redis::testing::{LocalRedis, TestRedis, unique_prefix};
 use session_sql::SqlStore;
 use session_sql::testing::{Kind as SqlKind, TestDatabase};
 
-/// The adapters under test.
+/// A framework adapter under test: anything that can serve the example
+/// app's contract (the routes and rules in the repository README) with a
+/// given engine. The suite runs every check through this trait, so a new
+/// adapter (another framework, or a user's own server) joins it by
+/// implementing `start` and naming itself in `conformance_suite!`.
+pub trait Adapter: fmt::Debug + Send + Sync + 'static {
+    /// Serves the example app with `manager` on a fresh loopback port until
+    /// `stop` completes (or is dropped), and returns the address. Called
+    /// from within a tokio runtime.
+    fn start(
+        &self,
+        manager: SessionManager<DynStore>,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> SocketAddr;
+}
+
+/// The adapters of this repository.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framework {
     /// session-axum.
@@ -20,6 +37,58 @@ pub enum Framework {
     Actix,
     /// session-hyper.
     Hyper,
+}
+
+impl Adapter for Framework {
+    fn start(
+        &self,
+        manager: SessionManager<DynStore>,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> SocketAddr {
+        match self {
+            Self::Axum | Self::Hyper => {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let (limits, until) = (Limits::default(), async {
+                    let _ = stop.await;
+                });
+                if *self == Self::Axum {
+                    tokio::spawn(session_examples::axum_app::serve(
+                        listener, manager, limits, until,
+                    ));
+                } else {
+                    tokio::spawn(session_examples::hyper_app::serve(
+                        listener, manager, limits, until,
+                    ));
+                }
+                addr
+            }
+            Self::Actix => {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                std::thread::spawn(move || {
+                    actix_web::rt::System::new().block_on(async move {
+                        let server = session_examples::actix_app::server(
+                            listener,
+                            manager,
+                            1,
+                            Limits::default(),
+                        )
+                        .unwrap();
+                        let handle = server.handle();
+                        actix_web::rt::spawn(async move {
+                            let _ = stop.await;
+                            handle.stop(false).await;
+                        });
+                        let _ = server.await;
+                    });
+                });
+                addr
+            }
+        }
+    }
 }
 
 /// The stores under test.
@@ -42,17 +111,17 @@ pub enum Backend {
 }
 
 /// What one run of a check targets: an adapter on a store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Target {
     /// The adapter.
-    pub framework: Framework,
+    pub framework: &'static dyn Adapter,
     /// The store.
     pub backend: Backend,
 }
 
 impl Target {
     /// `framework` on the memory store.
-    pub const fn memory(framework: Framework) -> Self {
+    pub const fn memory(framework: &'static dyn Adapter) -> Self {
         Self {
             framework,
             backend: Backend::Memory,
@@ -60,7 +129,7 @@ impl Target {
     }
 
     /// `framework` on Redis.
-    pub const fn redis(framework: Framework) -> Self {
+    pub const fn redis(framework: &'static dyn Adapter) -> Self {
         Self {
             framework,
             backend: Backend::Redis,
@@ -68,7 +137,7 @@ impl Target {
     }
 
     /// `framework` on a store of `backend`.
-    pub const fn on(framework: Framework, backend: Backend) -> Self {
+    pub const fn on(framework: &'static dyn Adapter, backend: Backend) -> Self {
         Self { framework, backend }
     }
 }
@@ -247,62 +316,12 @@ impl TestServer {
 
     /// The example app on `framework` with this engine.
     pub async fn start_manager(
-        framework: Framework,
+        framework: &dyn Adapter,
         manager: SessionManager<DynStore>,
         clock: ManualClock,
     ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let addr = match framework {
-            Framework::Axum | Framework::Hyper => {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let addr = listener.local_addr().unwrap();
-                let app = manager.clone();
-                tokio::spawn(async move {
-                    let serve = async {
-                        let limits = Limits::default();
-                        let forever = std::future::pending();
-                        match framework {
-                            Framework::Axum => {
-                                session_examples::axum_app::serve(listener, app, limits, forever)
-                                    .await;
-                            }
-                            _ => {
-                                session_examples::hyper_app::serve(listener, app, limits, forever)
-                                    .await;
-                            }
-                        }
-                    };
-                    tokio::select! {
-                        _ = serve => {}
-                        _ = stopped => {}
-                    }
-                });
-                addr
-            }
-            Framework::Actix => {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = listener.local_addr().unwrap();
-                let app = manager.clone();
-                std::thread::spawn(move || {
-                    actix_web::rt::System::new().block_on(async move {
-                        let server = session_examples::actix_app::server(
-                            listener,
-                            app,
-                            1,
-                            Limits::default(),
-                        )
-                        .unwrap();
-                        let handle = server.handle();
-                        actix_web::rt::spawn(async move {
-                            let _ = stopped.await;
-                            handle.stop(false).await;
-                        });
-                        let _ = server.await;
-                    });
-                });
-                addr
-            }
-        };
+        let addr = framework.start(manager.clone(), stopped);
         wait_until_listening(addr).await;
         Self {
             addr,

@@ -3,67 +3,70 @@
 //! PostgreSQL and MariaDB/MySQL through session-sql (each test makes a
 //! database of its own).
 
-use session_conformance::{Backend, Framework, Target, checks, conformance_suite};
+use session_conformance::{Adapter, Backend, Framework, Target, checks, conformance_suite};
 
-conformance_suite!(axum_memory, Target::memory(Framework::Axum));
-conformance_suite!(actix_memory, Target::memory(Framework::Actix));
-conformance_suite!(hyper_memory, Target::memory(Framework::Hyper));
+conformance_suite!(axum_memory, Target::memory(&Framework::Axum));
+conformance_suite!(actix_memory, Target::memory(&Framework::Actix));
+conformance_suite!(hyper_memory, Target::memory(&Framework::Hyper));
 conformance_suite!(
     axum_deferred,
-    Target::on(Framework::Axum, session_conformance::Backend::Deferred)
+    Target::on(&Framework::Axum, session_conformance::Backend::Deferred)
 );
 conformance_suite!(
     actix_deferred,
-    Target::on(Framework::Actix, session_conformance::Backend::Deferred)
+    Target::on(&Framework::Actix, session_conformance::Backend::Deferred)
 );
 conformance_suite!(
     hyper_deferred,
-    Target::on(Framework::Hyper, session_conformance::Backend::Deferred)
+    Target::on(&Framework::Hyper, session_conformance::Backend::Deferred)
 );
-conformance_suite!(axum_redis, Target::redis(Framework::Axum));
-conformance_suite!(actix_redis, Target::redis(Framework::Actix));
-conformance_suite!(hyper_redis, Target::redis(Framework::Hyper));
+conformance_suite!(axum_redis, Target::redis(&Framework::Axum));
+conformance_suite!(actix_redis, Target::redis(&Framework::Actix));
+conformance_suite!(hyper_redis, Target::redis(&Framework::Hyper));
 conformance_suite!(
     axum_sqlite,
-    Target::on(Framework::Axum, session_conformance::Backend::Sqlite)
+    Target::on(&Framework::Axum, session_conformance::Backend::Sqlite)
 );
 conformance_suite!(
     actix_sqlite,
-    Target::on(Framework::Actix, session_conformance::Backend::Sqlite)
+    Target::on(&Framework::Actix, session_conformance::Backend::Sqlite)
 );
 conformance_suite!(
     hyper_sqlite,
-    Target::on(Framework::Hyper, session_conformance::Backend::Sqlite)
+    Target::on(&Framework::Hyper, session_conformance::Backend::Sqlite)
 );
 conformance_suite!(
     axum_postgres,
-    Target::on(Framework::Axum, session_conformance::Backend::Postgres)
+    Target::on(&Framework::Axum, session_conformance::Backend::Postgres)
 );
 conformance_suite!(
     actix_postgres,
-    Target::on(Framework::Actix, session_conformance::Backend::Postgres)
+    Target::on(&Framework::Actix, session_conformance::Backend::Postgres)
 );
 conformance_suite!(
     hyper_postgres,
-    Target::on(Framework::Hyper, session_conformance::Backend::Postgres)
+    Target::on(&Framework::Hyper, session_conformance::Backend::Postgres)
 );
 conformance_suite!(
     axum_mysql,
-    Target::on(Framework::Axum, session_conformance::Backend::MySql)
+    Target::on(&Framework::Axum, session_conformance::Backend::MySql)
 );
 conformance_suite!(
     actix_mysql,
-    Target::on(Framework::Actix, session_conformance::Backend::MySql)
+    Target::on(&Framework::Actix, session_conformance::Backend::MySql)
 );
 conformance_suite!(
     hyper_mysql,
-    Target::on(Framework::Hyper, session_conformance::Backend::MySql)
+    Target::on(&Framework::Hyper, session_conformance::Backend::MySql)
 );
 
-const ORDERS: [[Framework; 3]; 3] = [
-    [Framework::Axum, Framework::Actix, Framework::Hyper],
-    [Framework::Hyper, Framework::Axum, Framework::Actix],
-    [Framework::Actix, Framework::Hyper, Framework::Axum],
+const AXUM: &dyn Adapter = &Framework::Axum;
+const ACTIX: &dyn Adapter = &Framework::Actix;
+const HYPER: &dyn Adapter = &Framework::Hyper;
+const ORDERS: [[&dyn Adapter; 3]; 3] = [
+    [AXUM, ACTIX, HYPER],
+    [HYPER, AXUM, ACTIX],
+    [ACTIX, HYPER, AXUM],
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +102,7 @@ async fn a_corrupt_record_on_redis_is_no_session() {
     if !Backend::Redis.available() {
         return;
     }
-    for framework in [Framework::Axum, Framework::Actix, Framework::Hyper] {
+    for framework in [AXUM, ACTIX, HYPER] {
         checks::a_corrupt_record_is_no_session(Target::redis(framework)).await;
     }
 }
@@ -115,7 +118,7 @@ async fn a_corrupt_row_in_sql_is_no_session() {
         if !backend.available() {
             continue;
         }
-        for framework in [Framework::Axum, Framework::Actix, Framework::Hyper] {
+        for framework in [AXUM, ACTIX, HYPER] {
             let server = TestServer::start(Target::on(framework, backend)).await;
             let mut victim = server.browser();
             victim.login("ada", json!({ "a": 1 })).await;
