@@ -137,11 +137,12 @@ impl Data {
         removed: &[String],
         set: Vec<(String, String)>,
     ) -> Self {
+        let removed: std::collections::HashSet<&str> = removed.iter().map(String::as_str).collect();
         let kept = self
             .iter()
             .filter(|_| !cleared)
-            .filter(|(k, _)| !removed.iter().any(|r| r == k))
-            .filter(|(k, _)| !set.iter().any(|(s, _)| s == k));
+            .filter(|(k, _)| !removed.contains(k));
+        // `build` keeps the last of equal keys: a set key overrides a kept one.
         let mut entries: Vec<(&str, &str)> = kept.collect();
         entries.extend(set.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         Self::build(entries)

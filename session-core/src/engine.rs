@@ -154,7 +154,13 @@ impl<S: SessionStore> SessionManager<S> {
     /// As [`new`](Self::new), with time from `clock` (tests use
     /// [`ManualClock`](crate::ManualClock)).
     pub fn with_clock(store: S, config: SessionConfig, clock: impl Clock) -> Result<Self, Error> {
-        Self::build(store, config, Box::new(clock), EventHook(None))
+        Self::build(
+            store,
+            config,
+            Box::new(clock),
+            Box::new(OsRandom),
+            EventHook(None),
+        )
     }
 
     /// As [`with_clock`](Self::with_clock), calling `hook` with every
@@ -170,6 +176,7 @@ impl<S: SessionStore> SessionManager<S> {
             store,
             config,
             Box::new(clock),
+            Box::new(OsRandom),
             EventHook(Some(Arc::new(hook))),
         )
     }
@@ -183,22 +190,25 @@ impl<S: SessionStore> SessionManager<S> {
         clock: impl Clock,
         random: impl RandomSource,
     ) -> Result<Self, Error> {
-        let mut manager = Self::with_clock(store, config, clock)?;
-        if let Some(inner) = Arc::get_mut(&mut manager.inner) {
-            inner.random = Box::new(random);
-        }
-        Ok(manager)
+        Self::build(
+            store,
+            config,
+            Box::new(clock),
+            Box::new(random),
+            EventHook(None),
+        )
     }
 
     fn build(
         store: S,
         config: SessionConfig,
         clock: Box<dyn Clock>,
+        random: Box<dyn RandomSource>,
         events: EventHook,
     ) -> Result<Self, Error> {
         config.validate()?;
         let inner = Inner {
-            random: Box::new(OsRandom),
+            random,
             policy: CookiePolicy::new(&config),
             defaults: SessionPolicy::of(&config),
             store,

@@ -71,7 +71,7 @@ impl Error {
             Self::TooLarge { .. } => r#"{"error":"session too large"}"#,
             Self::Value(_) | Self::Config(_) | Self::Committed => r#"{"error":"internal error"}"#,
             Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => {
-                r#"{"error":"session store unavailable"}"#
+                crate::STORE_ERROR_BODY
             }
         }
     }

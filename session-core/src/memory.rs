@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::data::Data;
 use crate::error::Error;
@@ -395,14 +395,22 @@ impl MemoryStore {
             }
         }
         // Expired: drop it while we are here.
-        let mut shard = self.shard(id).write();
-        if shard.sessions.get(id).is_some_and(|s| s.expires_at <= now)
-            && let Some(slot) = shard.remove(id)
-        {
-            drop(shard);
-            self.forget(1, slot.bytes());
+        let shard = self.shard(id).write();
+        if shard.sessions.get(id).is_some_and(|s| s.expires_at <= now) {
+            self.remove_in(shard, id);
         }
         None
+    }
+
+    /// Removes `id` from the shard held by `shard`, lets the lock go, then
+    /// does the bookkeeping. Returns whether it was there.
+    fn remove_in(&self, mut shard: RwLockWriteGuard<'_, Shard>, id: &SessionId) -> bool {
+        let Some(slot) = shard.remove(id) else {
+            return false;
+        };
+        drop(shard);
+        self.forget(1, slot.bytes());
+        true
     }
 
     /// When the store is full, sweeps the shard `id` falls in (at most once
@@ -458,10 +466,7 @@ impl MemoryStore {
             return Ok(WriteOutcome::Missing);
         };
         if slot.expires_at <= update.last_activity {
-            if let Some(slot) = shard.remove(id) {
-                drop(shard);
-                self.forget(1, slot.bytes());
-            }
+            self.remove_in(shard, id);
             return Ok(WriteOutcome::Missing);
         }
         let delta = slot.delta(&update);
@@ -495,10 +500,7 @@ impl MemoryStore {
             return Ok(WriteOutcome::Missing);
         };
         if slot.expires_at <= update.last_activity {
-            if let Some(slot) = old_shard.remove(old_id) {
-                drop(old_shard);
-                self.forget(1, slot.bytes());
-            }
+            self.remove_in(old_shard, old_id);
             return Ok(WriteOutcome::Missing);
         }
         let delta = slot.delta(update);
@@ -527,14 +529,7 @@ impl MemoryStore {
     }
 
     fn delete_now(&self, id: &SessionId) -> bool {
-        let slot = self.shard(id).write().remove(id);
-        match slot {
-            Some(slot) => {
-                self.forget(1, slot.bytes());
-                true
-            }
-            None => false,
-        }
+        self.remove_in(self.shard(id).write(), id)
     }
 
     /// The ids of `user`'s sessions, shard by shard.
