@@ -11,7 +11,8 @@ pub use csrf::{CsrfChecked, CsrfForm, CsrfToken, refusal};
 pub use error::SessionError;
 pub use ext::SessionExt;
 pub use extract::{LoadedSession, Session, UserSession};
-pub use middleware::{ResponseFuture, SessionMiddleware, SessionMiddlewareService};
+pub use middleware::{Inner, SessionMiddleware, SessionMiddlewareService};
+pub use session_core::driver::SessionFuture;
 
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;

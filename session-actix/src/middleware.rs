@@ -2,17 +2,15 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::future::{Future, Ready, ready as ready_future};
-use std::pin::Pin;
+use std::future::{Ready, ready as ready_future};
 use std::rc::Rc;
-use std::task::{Context, Poll, ready};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use pin_project_lite::pin_project;
+use session_core::driver::{SessionFuture, Shell};
 use session_core::{ResponseHeaders, STORE_ERROR_BODY, Session, SessionManager, SessionStore};
 
 /// Adds a session to every request: loads it before the inner service runs
@@ -101,155 +99,73 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = ResponseFuture<I::Future, S, B>;
+    type Future = SessionFuture<Inner<I>, ServiceRequest, S>;
 
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let cookies = req.headers().get_all(COOKIE).map(HeaderValue::as_bytes);
         let presented = self.manager.read_cookies(cookies);
-        match self.manager.begin_now(presented) {
-            // An immediate store: the session is loaded already, so the inner
-            // service is called now and no future of ours is boxed.
-            Some(Ok(session)) => {
-                req.extensions_mut().insert(session.clone());
-                let inner = self.inner.call(req);
-                ResponseFuture {
-                    state: State::Direct {
-                        inner,
-                        session,
-                        manager: self.manager.clone(),
-                    },
-                }
-            }
-            Some(Err(status)) => {
-                let response = failure(req.into_parts().0, status);
-                ResponseFuture {
-                    state: State::Ready {
-                        response: Some(response),
-                    },
-                }
-            }
-            None => {
-                let inner = Rc::clone(&self.inner);
-                let manager = self.manager.clone();
-                let future = Box::pin(async move {
-                    let session = match manager.begin(presented).await {
-                        Ok(session) => session,
-                        Err(status) => return Ok(failure(req.into_parts().0, status)),
-                    };
-                    req.extensions_mut().insert(session.clone());
-                    let response = inner.call(req).await?;
-                    let finished = manager.finish(&session).await;
-                    Ok(with_session_headers(response, finished))
-                });
-                ResponseFuture {
-                    state: State::Boxed { future },
-                }
-            }
-        }
+        let mut inner = Inner(Rc::clone(&self.inner));
+        SessionFuture::start(&self.manager, presented, req, &mut inner)
     }
 }
 
-type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+/// The inner service, as the session engine calls it (the actix-web
+/// [`Shell`]).
+pub struct Inner<I>(Rc<I>);
 
-pin_project! {
-    /// The response future of [`SessionMiddlewareService`].
-    pub struct ResponseFuture<F, S, B> {
-        #[pin]
-        state: State<F, S, B>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, S, B> {
-        // An immediate store: the inner service's future, then the commit.
-        Direct {
-            #[pin]
-            inner: F,
-            session: Session,
-            manager: SessionManager<S>,
-        },
-        // Any other store: the whole request in one boxed future.
-        Boxed {
-            future: LocalBoxFuture<Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>,
-        },
-        // Answered already (the session could not be loaded).
-        Ready {
-            response: Option<ServiceResponse<EitherBody<B>>>,
-        },
-    }
-}
-
-impl<F, S, B> Future for ResponseFuture<F, S, B>
-where
-    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
-    S: SessionStore,
-{
-    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Direct {
-                inner,
-                session,
-                manager,
-            } => {
-                let response = ready!(inner.poll(cx))?;
-                // An immediate store stays immediate; answer as for a failing
-                // store if it somehow did not.
-                let finished = manager
-                    .finish_now(session)
-                    .unwrap_or(Err(manager.store_error_status()));
-                Poll::Ready(Ok(with_session_headers(response, finished)))
-            }
-            StateProj::Boxed { future } => future.as_mut().poll(cx),
-            StateProj::Ready { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => Poll::Ready(Err(actix_web::error::ErrorInternalServerError(
-                    "polled after completion",
-                ))),
-            },
-        }
-    }
-}
-
-impl<F, S, B> fmt::Debug for ResponseFuture<F, S, B> {
+impl<I> fmt::Debug for Inner<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.state {
-            State::Direct { .. } => "ResponseFuture(direct)",
-            State::Boxed { .. } => "ResponseFuture(boxed)",
-            State::Ready { .. } => "ResponseFuture(ready)",
-        })
+        f.write_str("Inner")
     }
 }
 
-/// The handler's response with the session's headers, or the failure answer
-/// if the commit failed.
-fn with_session_headers<B>(
-    mut response: ServiceResponse<B>,
-    finished: Result<ResponseHeaders, u16>,
-) -> ServiceResponse<EitherBody<B>> {
-    match finished {
-        Ok(headers) => {
-            let map = response.headers_mut();
-            headers.into_each(map.contains_key(CACHE_CONTROL), |name, value| {
-                let value = match value {
-                    Cow::Borrowed(text) => HeaderValue::from_static(text),
-                    Cow::Owned(text) => match HeaderValue::try_from(text) {
-                        Ok(value) => value,
-                        Err(_) => return,
-                    },
-                };
-                map.append(HeaderName::from_static(name), value);
-            });
-            response.map_into_left_body()
-        }
-        Err(status) => failure(response.into_parts().0, status),
+impl<I, B> Shell<ServiceRequest> for Inner<I>
+where
+    I: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Response = ServiceResponse<B>;
+    type Output = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = I::Future;
+
+    fn call(&mut self, request: ServiceRequest, session: &Session) -> I::Future {
+        request.extensions_mut().insert(session.clone());
+        self.0.call(request)
+    }
+
+    fn defer(&mut self) -> Self {
+        Self(Rc::clone(&self.0))
+    }
+
+    fn respond(mut response: Self::Response, headers: ResponseHeaders) -> Self::Output {
+        let map = response.headers_mut();
+        headers.into_each(map.contains_key(CACHE_CONTROL), |name, value| {
+            let value = match value {
+                Cow::Borrowed(text) => HeaderValue::from_static(text),
+                Cow::Owned(text) => match HeaderValue::try_from(text) {
+                    Ok(value) => value,
+                    // Built from validated parts; never sent broken.
+                    Err(_) => return,
+                },
+            };
+            map.append(HeaderName::from_static(name), value);
+        });
+        response.map_into_left_body()
+    }
+
+    fn refuse(request: ServiceRequest, status: u16) -> Self::Output {
+        failure(request.into_parts().0, status)
+    }
+
+    fn fail(response: Self::Response, status: u16) -> Self::Output {
+        failure(response.into_parts().0, status)
     }
 }
 
+/// The answer to a store failure: `status` with [`STORE_ERROR_BODY`] as
+/// JSON and `Cache-Control: no-store`.
 fn failure<B>(req: HttpRequest, status: u16) -> ServiceResponse<EitherBody<B>> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let res = HttpResponse::build(status)

@@ -9,8 +9,8 @@ mod service;
 pub use csrf::{CsrfFuture, CsrfLayer, CsrfService, CsrfToken, DEFAULT_FORM_LIMIT, refusal};
 pub use error::SessionError;
 pub use extract::{LoadedSession, MissingSessionLayer, NoLiveSession, Session, UserSession};
-pub use service::{SessionLayer, SessionService};
-pub use session_core::http::ResponseFuture;
+pub use service::{Inner, SessionLayer, SessionService};
+pub use session_core::driver::SessionFuture;
 
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
-use session_core::http::{ResponseFuture, Route, route};
-use session_core::{SessionManager, SessionStore};
+use ::http::{Request, Response};
+use session_core::driver::{SessionFuture, Shell};
+use session_core::{ResponseHeaders, Session, SessionManager, SessionStore, http};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -61,7 +61,7 @@ impl<S: SessionStore, I> Layer<I> for SessionLayer<S> {
 
     fn layer(&self, inner: I) -> Self::Service {
         SessionService {
-            inner,
+            inner: Inner(inner),
             manager: self.manager.clone(),
         }
     }
@@ -69,14 +69,14 @@ impl<S: SessionStore, I> Layer<I> for SessionLayer<S> {
 
 /// The service [`SessionLayer`] wraps around an inner service.
 pub struct SessionService<I, S> {
-    inner: I,
+    inner: Inner<I>,
     manager: SessionManager<S>,
 }
 
 impl<I: Clone, S> Clone for SessionService<I, S> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            inner: Inner(self.inner.0.clone()),
             manager: self.manager.clone(),
         }
     }
@@ -100,27 +100,54 @@ where
 {
     type Response = Response<ResBody>;
     type Error = I::Error;
-    type Future = ResponseFuture<I::Future, S, ResBody, I::Error>;
+    type Future = SessionFuture<Inner<I>, Request<ReqBody>, S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.0.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match route(&self.manager, req) {
-            Route::Now(req, session) => {
-                ResponseFuture::direct(self.inner.call(req), session, self.manager.clone())
-            }
-            Route::Later(req, presented) => {
-                // The clone is the one that was not polled ready; keep the
-                // ready one for the request.
-                let ready = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, ready);
-                ResponseFuture::later(self.manager.clone(), presented, req, move |req| {
-                    inner.call(req)
-                })
-            }
-            Route::Failed(status) => ResponseFuture::failed(status),
-        }
+        let presented = self.manager.read_request_cookies(req.headers());
+        SessionFuture::start(&self.manager, presented, req, &mut self.inner)
+    }
+}
+
+/// The inner service, as the session engine calls it (the tower
+/// [`Shell`]).
+#[derive(Debug)]
+pub struct Inner<I>(I);
+
+impl<I, ReqBody, ResBody> Shell<Request<ReqBody>> for Inner<I>
+where
+    I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: From<&'static str>,
+{
+    type Response = Response<ResBody>;
+    type Output = Response<ResBody>;
+    type Error = I::Error;
+    type Future = I::Future;
+
+    fn call(&mut self, mut request: Request<ReqBody>, session: &Session) -> I::Future {
+        request.extensions_mut().insert(session.clone());
+        self.0.call(request)
+    }
+
+    fn defer(&mut self) -> Self {
+        // The clone is the one that was not polled ready; keep the ready
+        // one for the request.
+        let fresh = self.0.clone();
+        Self(std::mem::replace(&mut self.0, fresh))
+    }
+
+    fn respond(response: Self::Response, headers: ResponseHeaders) -> Self::Output {
+        http::respond(response, headers)
+    }
+
+    fn refuse(_: Request<ReqBody>, status: u16) -> Self::Output {
+        http::failure_response(status)
+    }
+
+    fn fail(_: Self::Response, status: u16) -> Self::Output {
+        http::failure_response(status)
     }
 }

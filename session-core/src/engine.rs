@@ -67,31 +67,31 @@ impl<S> fmt::Debug for SessionManager<S> {
     }
 }
 
-/// The future of [`SessionManager::begin`] and [`SessionManager::finish`]:
-/// ready at once for an immediate store, else the store's work, boxed.
-/// `Err` holds the status to answer with.
-#[must_use = "a step does nothing unless awaited"]
-pub struct Step<'a, T>(StepState<'a, T>);
+/// The load or commit of one request, as [`SessionFuture`](crate::driver::SessionFuture)
+/// awaits it: done already for an immediate store, else the store's work
+/// as one boxed future. `Err` holds the status to answer with.
+pub(crate) struct Step<T>(StepState<T>);
 
-enum StepState<'a, T> {
+enum StepState<T> {
     Ready(Option<Result<T, u16>>),
-    Pending(BoxFuture<'a, Result<T, u16>>),
+    Pending(BoxFuture<'static, Result<T, u16>>),
 }
 
-impl<'a, T> Step<'a, T> {
-    fn ready(result: Result<T, u16>) -> Self {
-        Self(StepState::Ready(Some(result)))
-    }
-
-    fn pending(future: BoxFuture<'a, Result<T, u16>>) -> Self {
-        Self(StepState::Pending(future))
+impl<T> Step<T> {
+    /// The outcome if the work is done already, else the step to await.
+    pub(crate) fn into_ready(self) -> Result<Result<T, u16>, Self> {
+        match self.0 {
+            // A ready step is built with its value and never polled.
+            StepState::Ready(Some(result)) => Ok(result),
+            state => Err(Self(state)),
+        }
     }
 }
 
 // The ready value is only ever moved out, never pinned.
-impl<T> Unpin for Step<'_, T> {}
+impl<T> Unpin for Step<T> {}
 
-impl<T> Future for Step<'_, T> {
+impl<T> Future for Step<T> {
     type Output = Result<T, u16>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -101,15 +101,6 @@ impl<T> Future for Step<'_, T> {
             StepState::Ready(result) => Poll::Ready(result.take().unwrap_or(Err(500))),
             StepState::Pending(future) => future.as_mut().poll(cx),
         }
-    }
-}
-
-impl<T> fmt::Debug for Step<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.0 {
-            StepState::Ready(_) => "Step(ready)",
-            StepState::Pending(_) => "Step(pending)",
-        })
     }
 }
 
@@ -404,55 +395,42 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(headers)
     }
 
-    /// Steps 1 to 3 for an adapter: [`load`](Self::load), with a failure
-    /// logged and turned into the status to answer (with
-    /// [`STORE_ERROR_BODY`] and `Cache-Control: no-store`).
-    ///
-    /// With an [immediate](SessionStore::is_immediate) store the work is
-    /// done before this returns and the future is a few bytes; otherwise it
-    /// is one boxed future.
-    pub fn begin(&self, presented: Presented) -> Step<'_, Session> {
-        match self.begin_now(presented) {
-            Some(result) => Step::ready(result),
-            None => Step::pending(Box::pin(async move {
-                self.load(presented)
-                    .await
-                    .map_err(|e| self.failure_status(&e))
-            })),
+    /// Steps 1 to 3 for the driver: [`load`](Self::load), with a failure
+    /// logged and turned into the status to answer. The one place where an
+    /// [immediate](SessionStore::is_immediate) store's work is done on the
+    /// spot; any other store's is one boxed future.
+    pub(crate) fn begin(&self, presented: Presented) -> Step<Session> {
+        if self.inner.store.is_immediate() {
+            return Step(StepState::Ready(Some(
+                self.run_in_place(self.load(presented)),
+            )));
         }
+        let manager = self.clone();
+        Step(StepState::Pending(Box::pin(async move {
+            manager
+                .load(presented)
+                .await
+                .map_err(|e| manager.failure_status(&e))
+        })))
     }
 
-    /// Steps 5 and 6 for an adapter: [`commit`](Self::commit), with a
-    /// failure logged and turned into the status to answer. Immediate stores
-    /// are handled in place, as in [`begin`](Self::begin).
-    pub fn finish<'a>(&'a self, session: &'a Session) -> Step<'a, ResponseHeaders> {
-        match self.finish_now(session) {
-            Some(result) => Step::ready(result),
-            None => Step::pending(Box::pin(async move {
-                self.commit(session)
-                    .await
-                    .map_err(|e| self.failure_status(&e))
-            })),
+    /// Steps 5 and 6 for the driver: [`commit`](Self::commit), with a
+    /// failure logged and turned into the status to answer; immediate
+    /// stores in place, as in [`begin`](Self::begin).
+    pub(crate) fn finish(&self, session: &Session) -> Step<ResponseHeaders> {
+        if self.inner.store.is_immediate() {
+            return Step(StepState::Ready(Some(
+                self.run_in_place(self.commit(session)),
+            )));
         }
-    }
-
-    /// [`begin`](Self::begin) done synchronously, for adapters that can then
-    /// skip a future of their own; `None` when the store is not
-    /// [immediate](SessionStore::is_immediate).
-    pub fn begin_now(&self, presented: Presented) -> Option<Result<Session, u16>> {
-        self.inner
-            .store
-            .is_immediate()
-            .then(|| self.run_in_place(self.load(presented)))
-    }
-
-    /// [`finish`](Self::finish) done synchronously; `None` when the store is
-    /// not [immediate](SessionStore::is_immediate).
-    pub fn finish_now(&self, session: &Session) -> Option<Result<ResponseHeaders, u16>> {
-        self.inner
-            .store
-            .is_immediate()
-            .then(|| self.run_in_place(self.commit(session)))
+        let manager = self.clone();
+        let session = session.clone();
+        Step(StepState::Pending(Box::pin(async move {
+            manager
+                .commit(&session)
+                .await
+                .map_err(|e| manager.failure_status(&e))
+        })))
     }
 
     /// Polls a future of an immediate store once, where it stands.

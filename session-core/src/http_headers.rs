@@ -1,13 +1,13 @@
 //! Glue for the `http` 1.x types (feature `http`), shared by every adapter
 //! built on them (axum, hyper, any tower stack).
 
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
-use http::{HeaderMap, HeaderName, HeaderValue};
-
-use crate::cookie_policy::Presented;
 use std::borrow::Cow;
 
-use crate::engine::{ResponseHeaders, SessionManager};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+
+use crate::cookie_policy::Presented;
+use crate::engine::{ResponseHeaders, STORE_ERROR_BODY, SessionManager};
 use crate::store::SessionStore;
 
 impl<S: SessionStore> SessionManager<S> {
@@ -42,6 +42,28 @@ impl ResponseHeaders {
             headers.append(name, value);
         });
     }
+}
+
+/// `response` with the session's headers added (see
+/// [`ResponseHeaders::apply`]): [`Shell::respond`](crate::driver::Shell::respond)
+/// for adapters on `http` types.
+pub fn respond<B>(mut response: Response<B>, headers: ResponseHeaders) -> Response<B> {
+    headers.apply(response.headers_mut());
+    response
+}
+
+/// The answer to a store failure: `status` with [`STORE_ERROR_BODY`] as
+/// JSON and `Cache-Control: no-store`; [`Shell::refuse`](crate::driver::Shell::refuse)
+/// and [`Shell::fail`](crate::driver::Shell::fail) for adapters on `http`
+/// types.
+pub fn failure_response<B: From<&'static str>>(status: u16) -> Response<B> {
+    let mut res = Response::new(B::from(STORE_ERROR_BODY));
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 #[cfg(test)]

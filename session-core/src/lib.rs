@@ -5,12 +5,11 @@ mod config;
 mod cookie_policy;
 pub mod csrf;
 mod data;
+pub mod driver;
 mod engine;
 mod error;
 mod events;
 mod guard;
-#[cfg(feature = "http")]
-mod http_future;
 #[cfg(feature = "http")]
 mod http_headers;
 mod id;
@@ -39,7 +38,7 @@ pub use guard::Requirement;
 /// Glue for adapters on the `http` 1.x types (feature `http`).
 #[cfg(feature = "http")]
 pub mod http {
-    pub use crate::http_future::{ResponseFuture, Route, failure_response, route};
+    pub use crate::http_headers::{failure_response, respond};
 }
 pub use data::Data;
 pub use id::{EncodedId, LogHash, SessionId};

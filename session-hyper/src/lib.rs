@@ -6,9 +6,9 @@ mod service;
 
 pub use csrf::{check_csrf, csrf_token, refusal};
 pub use service::{
-    NoLiveSession, RequestSessionExt, SessionService, error_response, no_live_session,
+    Inner, NoLiveSession, RequestSessionExt, SessionService, error_response, no_live_session,
 };
-pub use session_core::http::ResponseFuture;
+pub use session_core::driver::SessionFuture;
 
 /// The core crate, for everything not re-exported here.
 pub use session_core as core;

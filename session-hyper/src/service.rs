@@ -3,11 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Request, Response, StatusCode};
+use ::http::header::CONTENT_TYPE;
+use ::http::{HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
-use session_core::http::{ResponseFuture, Route, route};
-use session_core::{NO_SESSION_BODY, Requirement, Session, SessionManager, SessionStore};
+use session_core::driver::{SessionFuture, Shell};
+use session_core::{
+    NO_SESSION_BODY, Requirement, ResponseHeaders, Session, SessionManager, SessionStore, http,
+};
 
 /// Wraps a hyper service: loads the session before it runs (the handler
 /// reads it with [`RequestSessionExt::session`]) and commits it after.
@@ -77,21 +79,49 @@ where
 {
     type Response = Response<ResBody>;
     type Error = I::Error;
-    type Future = ResponseFuture<I::Future, S, ResBody, I::Error>;
+    type Future = SessionFuture<Inner<I>, Request<ReqBody>, S>;
 
     fn call(&self, req: Request<ReqBody>) -> Self::Future {
-        match route(&self.manager, req) {
-            Route::Now(req, session) => {
-                ResponseFuture::direct(self.inner.call(req), session, self.manager.clone())
-            }
-            Route::Later(req, presented) => {
-                let inner = Arc::clone(&self.inner);
-                ResponseFuture::later(self.manager.clone(), presented, req, move |req| {
-                    inner.call(req)
-                })
-            }
-            Route::Failed(status) => ResponseFuture::failed(status),
-        }
+        let presented = self.manager.read_request_cookies(req.headers());
+        let mut inner = Inner(Arc::clone(&self.inner));
+        SessionFuture::start(&self.manager, presented, req, &mut inner)
+    }
+}
+
+/// The inner service, as the session engine calls it (the hyper
+/// [`Shell`]).
+#[derive(Debug)]
+pub struct Inner<I>(Arc<I>);
+
+impl<I, ReqBody, ResBody> Shell<Request<ReqBody>> for Inner<I>
+where
+    I: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<&'static str>,
+{
+    type Response = Response<ResBody>;
+    type Output = Response<ResBody>;
+    type Error = I::Error;
+    type Future = I::Future;
+
+    fn call(&mut self, mut request: Request<ReqBody>, session: &Session) -> I::Future {
+        request.extensions_mut().insert(session.clone());
+        self.0.call(request)
+    }
+
+    fn defer(&mut self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+
+    fn respond(response: Self::Response, headers: ResponseHeaders) -> Self::Output {
+        http::respond(response, headers)
+    }
+
+    fn refuse(_: Request<ReqBody>, status: u16) -> Self::Output {
+        http::failure_response(status)
+    }
+
+    fn fail(_: Self::Response, status: u16) -> Self::Output {
+        http::failure_response(status)
     }
 }
 
@@ -116,7 +146,7 @@ pub fn error_response<B: From<&'static str>>(error: &session_core::Error) -> Res
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res.headers_mut().insert(
-        http::header::CACHE_CONTROL,
+        ::http::header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
     res
