@@ -6,6 +6,7 @@
 //! to zero when every session is gone.
 #![no_main]
 
+use session_core::driver::Engine;
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! carry the configured name and flags.
 #![no_main]
 
+use session_core::driver::Engine;
 use libfuzzer_sys::fuzz_target;
 use session_core::testing::block_on;
 use session_core::{MemoryStore, Presented, SessionConfig, SessionManager};

@@ -4,6 +4,7 @@
 //! issued.
 #![no_main]
 
+use session_core::driver::Engine;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE, VARY};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use session_core::driver::{SessionFuture, Shell};
+use session_core::driver::{Engine, SessionFuture, Shell};
 use session_core::{ResponseHeaders, STORE_ERROR_BODY, Session, SessionManager, SessionStore};
 
 /// Adds a session to every request: loads it before the inner service runs
@@ -140,18 +140,30 @@ where
     }
 
     fn respond(mut response: Self::Response, headers: ResponseHeaders) -> Self::Output {
-        let map = response.headers_mut();
-        headers.into_each(map.contains_key(CACHE_CONTROL), |name, value| {
-            let value = match value {
-                Cow::Borrowed(text) => HeaderValue::from_static(text),
-                Cow::Owned(text) => match HeaderValue::try_from(text) {
-                    Ok(value) => value,
-                    // Built from validated parts; never sent broken.
-                    Err(_) => return,
-                },
-            };
-            map.append(HeaderName::from_static(name), value);
-        });
+        headers.into_each(
+            response.headers_mut(),
+            |map| map.contains_key(CACHE_CONTROL),
+            |map, name, value| {
+                let name = match name {
+                    "set-cookie" => SET_COOKIE,
+                    "cache-control" => CACHE_CONTROL,
+                    "vary" => VARY,
+                    other => match HeaderName::try_from(other) {
+                        Ok(name) => name,
+                        Err(_) => return,
+                    },
+                };
+                let value = match value {
+                    Cow::Borrowed(text) => HeaderValue::from_static(text),
+                    Cow::Owned(text) => match HeaderValue::try_from(text) {
+                        Ok(value) => value,
+                        // Built from validated parts; never sent broken.
+                        Err(_) => return,
+                    },
+                };
+                map.append(name, value);
+            },
+        );
         response.map_into_left_body()
     }
 

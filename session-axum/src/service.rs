@@ -4,7 +4,7 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use ::http::{Request, Response};
-use session_core::driver::{SessionFuture, Shell};
+use session_core::driver::{Engine, SessionFuture, Shell};
 use session_core::{ResponseHeaders, Session, SessionManager, SessionStore, http};
 use tower_layer::Layer;
 use tower_service::Service;

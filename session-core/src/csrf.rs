@@ -653,6 +653,7 @@ mod tests {
 
     #[test]
     fn a_login_through_the_engine_stores_a_new_token_under_the_new_id() {
+        use crate::driver::Engine;
         use crate::testing::block_on;
         use crate::{MemoryStore, Presented, SessionConfig, SessionManager};
         let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default()).unwrap();

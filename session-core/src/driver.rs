@@ -21,8 +21,90 @@ use pin_project_lite::pin_project;
 
 use crate::cookie_policy::Presented;
 use crate::engine::{ResponseHeaders, SessionManager, Step};
+use crate::error::Error;
+use crate::id::SessionId;
+use crate::record::Record;
 use crate::session::Session;
 use crate::store::SessionStore;
+use crate::time::Timestamp;
+
+/// The engine's request-level steps, for adapter authors and custom
+/// servers; applications need none of them. [`SessionManager`]'s own
+/// methods are the application's: building it, and ending or listing a
+/// user's sessions.
+///
+/// The steps, in a request's order:
+///
+/// 1. [`read_cookies`](Self::read_cookies) (pure): what the request's
+///    `Cookie` headers say.
+/// 2. [`load`](Self::load): the session, from the store.
+/// 3. The handler works on the [`Session`].
+/// 4. [`commit`](Self::commit): the session's changes to the store, and the
+///    [`ResponseHeaders`] to send.
+///
+/// [`SessionFuture`] runs steps 2 to 4 for an adapter; a custom server may
+/// call them itself. Every error of `load` and `commit` becomes a status by
+/// [`SessionManager::failure_status`].
+pub trait Engine: sealed::Sealed {
+    /// The cookie's name as sent.
+    fn cookie_name(&self) -> &str;
+
+    /// The status to answer with when the store fails (see
+    /// [`STORE_ERROR_BODY`](crate::STORE_ERROR_BODY)).
+    fn store_error_status(&self) -> u16;
+
+    /// Step 1 (pure): what the request's `Cookie` header values say. Any
+    /// bytes are accepted; see [`Presented`].
+    fn read_cookies<'a, I>(&self, cookie_headers: I) -> Presented
+    where
+        I: IntoIterator<Item = &'a [u8]>;
+
+    /// [`read_cookies`](Self::read_cookies) on a request's `http` header
+    /// map.
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    fn read_request_cookies(&self, headers: &http::HeaderMap) -> Presented {
+        self.read_cookies(
+            headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+        )
+    }
+
+    /// Step 2: loads the presented session and opens it. A missing,
+    /// expired, ended or corrupt session gives a new, empty one (strict
+    /// mode: the presented id is never adopted). Only a store failure is an
+    /// error.
+    fn load(&self, presented: Presented) -> impl Future<Output = Result<Session, Error>> + Send;
+
+    /// Step 2 without the store (pure), for callers that load records
+    /// themselves.
+    fn open(
+        &self,
+        id: Option<SessionId>,
+        record: Option<Record>,
+        stale_cookie: bool,
+        now: Timestamp,
+    ) -> Session;
+
+    /// Step 4: sends the session's changes to the store and returns the
+    /// headers for the response. Call it once, after the handler.
+    fn commit(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<ResponseHeaders, Error>> + Send;
+
+    /// The key a session is stored under: its id, or with
+    /// [`hash_ids_at_rest`](crate::SessionConfig::hash_ids_at_rest) the
+    /// first 16 bytes of its SHA-256, which stores take as they take an id.
+    fn store_key(&self, id: &SessionId) -> SessionId;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<S> Sealed for crate::SessionManager<S> {}
+}
 
 /// What an adapter tells the engine about its framework: how to call the
 /// inner service with the session, and how to shape the three answers.

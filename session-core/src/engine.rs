@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::SessionConfig;
 use crate::cookie_policy::{CookiePolicy, Presented, RejectReason};
+use crate::driver::Engine;
 use crate::error::Error;
 use crate::events::{EventHook, SessionEvent};
 use crate::id::SessionId;
@@ -114,24 +115,27 @@ pub struct ResponseHeaders {
 }
 
 impl ResponseHeaders {
-    /// Calls `add(name, value)` for each header to append (names are
-    /// lowercase; values are borrowed fixed text, or the cookie's text to
-    /// move into the response). A response that sets or removes the cookie must not be
-    /// cached (`Cache-Control: no-store`), unless the application set its own
-    /// `Cache-Control`: `has_cache_control` says whether it did.
-    pub fn into_each(
+    /// Calls `add(headers, name, value)` for each header to append to the
+    /// response's `headers` (names are lowercase; values are borrowed fixed
+    /// text, or the cookie's text to move into the response). A response
+    /// that sets or removes the cookie must not be cached
+    /// (`Cache-Control: no-store`), unless the application set its own
+    /// `Cache-Control`: `has_cache_control` says whether it did, and is
+    /// asked only when the cookie is set.
+    pub fn into_each<M>(
         self,
-        has_cache_control: bool,
-        mut add: impl FnMut(&'static str, Cow<'static, str>),
+        headers: &mut M,
+        has_cache_control: impl FnOnce(&M) -> bool,
+        mut add: impl FnMut(&mut M, &'static str, Cow<'static, str>),
     ) {
         if let Some(cookie) = self.set_cookie {
-            if !has_cache_control {
-                add("cache-control", Cow::Borrowed("no-store"));
+            if !has_cache_control(headers) {
+                add(headers, "cache-control", Cow::Borrowed("no-store"));
             }
-            add("set-cookie", Cow::Owned(cookie));
+            add(headers, "set-cookie", Cow::Owned(cookie));
         }
         if self.vary_cookie {
-            add("vary", Cow::Borrowed("cookie"));
+            add(headers, "vary", Cow::Borrowed("cookie"));
         }
     }
 }
@@ -222,20 +226,12 @@ impl<S: SessionStore> SessionManager<S> {
         &self.inner.config
     }
 
-    /// The cookie's name as sent.
-    pub fn cookie_name(&self) -> &str {
-        self.inner.policy.name()
-    }
-
-    /// The status to answer with when the store fails (see
-    /// [`STORE_ERROR_BODY`]).
-    pub fn store_error_status(&self) -> u16 {
-        self.inner.config.store_error_status
-    }
-
-    /// Logs a failed load or commit (with its source, server-side only) and
-    /// returns the status to answer with. Adapters call this for every error
-    /// of [`load`](Self::load) and [`commit`](Self::commit).
+    /// Logs a failed store call (with its source, server-side only) and
+    /// returns the status to answer with: the configured
+    /// [`store_error_status`](SessionConfig::store_error_status) for a store
+    /// failure, else the error's own [status](Error::status). For errors of
+    /// [`end_user_sessions`](Self::end_user_sessions) and the like, and of
+    /// every load and commit.
     pub fn failure_status(&self, error: &Error) -> u16 {
         #[cfg(feature = "tracing")]
         {
@@ -252,147 +248,6 @@ impl<S: SessionStore> SessionManager<S> {
     /// Now, by the engine's clock.
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
-    }
-
-    /// Step 1 (pure): what the request's `Cookie` header values say. Any
-    /// bytes are accepted; see [`Presented`].
-    pub fn read_cookies<'a, I>(&self, cookie_headers: I) -> Presented
-    where
-        I: IntoIterator<Item = &'a [u8]>,
-    {
-        self.inner.policy.find(cookie_headers)
-    }
-
-    /// Steps 2 and 3: loads the presented session and opens it. A missing,
-    /// expired, ended or corrupt session gives a new, empty one (strict mode:
-    /// the presented id is never adopted). Only a store failure is an error.
-    pub async fn load(&self, presented: Presented) -> Result<Session, Error> {
-        let now = self.now();
-        let id = match presented {
-            Presented::Nothing => return Ok(self.open(None, None, false, now)),
-            Presented::Rejected(reason) => {
-                self.emit(SessionEvent::Rejected { id: None, reason });
-                return Ok(self.open(None, None, true, now));
-            }
-            Presented::Id(id) => id,
-        };
-        let record = match self.inner.store.load(&self.store_key(&id), now).await {
-            Ok(record) => record,
-            Err(Error::Corrupt(_)) => {
-                self.emit(SessionEvent::Rejected {
-                    id: Some(id.log_hash()),
-                    reason: RejectReason::Corrupt,
-                });
-                return Ok(self.open(None, None, true, now));
-            }
-            Err(e) => return Err(e),
-        };
-        match record {
-            Some(r) if self.inner.defaults.expires_at(&r.meta) > now => {
-                Ok(self.open(Some(id), Some(r), false, now))
-            }
-            Some(_) => {
-                self.emit(SessionEvent::Expired { id: id.log_hash() });
-                Ok(self.open(None, None, true, now))
-            }
-            None => {
-                self.emit(SessionEvent::Rejected {
-                    id: Some(id.log_hash()),
-                    reason: RejectReason::Unknown,
-                });
-                Ok(self.open(None, None, true, now))
-            }
-        }
-    }
-
-    /// Step 3 alone (pure), for callers that load records themselves.
-    pub fn open(
-        &self,
-        id: Option<SessionId>,
-        record: Option<crate::Record>,
-        stale_cookie: bool,
-        now: Timestamp,
-    ) -> Session {
-        Session::open(id, record, stale_cookie, self.inner.defaults, now)
-    }
-
-    /// Steps 5 and 6: sends the session's changes to the store and returns
-    /// the headers for the response. Call it once, after the handler.
-    pub async fn commit(&self, session: &Session) -> Result<ResponseHeaders, Error> {
-        let now = self.now();
-        let Plan {
-            delete,
-            write,
-            remove_cookie,
-            vary,
-            persistent,
-        } = session.plan(now);
-        let store = &self.inner.store;
-        if let Some(old) = delete {
-            store.delete(&self.store_key(&old)).await?;
-            self.emit(SessionEvent::Destroyed { id: old.log_hash() });
-        }
-        let mut headers = ResponseHeaders {
-            set_cookie: None,
-            vary_cookie: vary,
-        };
-        let cookie_for = |id: &SessionId, expires_at: Timestamp| {
-            let max_age = persistent.then(|| expires_at.since(now));
-            self.inner.policy.set_cookie(id, max_age.map(whole_seconds))
-        };
-        let wanted_write = !matches!(write, Write::Nothing);
-        let written = match write {
-            Write::Nothing => false,
-            Write::Create(record) => {
-                let record = &record;
-                let id = self
-                    .with_fresh_id(
-                        |id| async move { store.create(&self.store_key(&id), record).await },
-                    )
-                    .await?
-                    .ok_or(Error::IdCollision)?;
-                self.emit(SessionEvent::Created { id: id.log_hash() });
-                headers.set_cookie = Some(cookie_for(&id, record.expires_at));
-                true
-            }
-            Write::Update { id, update, cookie } => {
-                let expires_at = update.expires_at;
-                match store.update(&self.store_key(&id), update).await? {
-                    WriteOutcome::Written => {
-                        if cookie {
-                            headers.set_cookie = Some(cookie_for(&id, expires_at));
-                        }
-                        true
-                    }
-                    _ => self.ended_meanwhile(&id),
-                }
-            }
-            Write::Renew { old, update } => {
-                let old_key = self.store_key(&old);
-                let update = &update;
-                let renewed = self
-                    .with_fresh_id(|new| {
-                        let old_key = &old_key;
-                        async move { store.renew(old_key, &self.store_key(&new), update).await }
-                    })
-                    .await?;
-                match renewed {
-                    Some(new) => {
-                        self.emit(SessionEvent::Renewed {
-                            old: old.log_hash(),
-                            id: new.log_hash(),
-                        });
-                        headers.set_cookie = Some(cookie_for(&new, update.expires_at));
-                        true
-                    }
-                    None => self.ended_meanwhile(&old),
-                }
-            }
-        };
-        if !written && (remove_cookie || wanted_write) {
-            headers.set_cookie = Some(self.inner.policy.removal());
-        }
-        Ok(headers)
     }
 
     /// Steps 1 to 3 for the driver: [`load`](Self::load), with a failure
@@ -536,10 +391,153 @@ impl<S: SessionStore> SessionManager<S> {
     fn emit(&self, event: SessionEvent) {
         self.inner.events.emit(event);
     }
+}
 
-    /// The key a session is stored under: its id, or a hash of it with
-    /// `hash_ids_at_rest`.
-    pub fn store_key(&self, id: &SessionId) -> SessionId {
+/// The request-level steps, for adapters and custom servers (see
+/// [`Engine`]).
+impl<S: SessionStore> Engine for SessionManager<S> {
+    fn cookie_name(&self) -> &str {
+        self.inner.policy.name()
+    }
+
+    fn store_error_status(&self) -> u16 {
+        self.inner.config.store_error_status
+    }
+
+    fn read_cookies<'a, I>(&self, cookie_headers: I) -> Presented
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        self.inner.policy.find(cookie_headers)
+    }
+
+    async fn load(&self, presented: Presented) -> Result<Session, Error> {
+        let now = self.now();
+        let id = match presented {
+            Presented::Nothing => return Ok(self.open(None, None, false, now)),
+            Presented::Rejected(reason) => {
+                self.emit(SessionEvent::Rejected { id: None, reason });
+                return Ok(self.open(None, None, true, now));
+            }
+            Presented::Id(id) => id,
+        };
+        let record = match self.inner.store.load(&self.store_key(&id), now).await {
+            Ok(record) => record,
+            Err(Error::Corrupt(_)) => {
+                self.emit(SessionEvent::Rejected {
+                    id: Some(id.log_hash()),
+                    reason: RejectReason::Corrupt,
+                });
+                return Ok(self.open(None, None, true, now));
+            }
+            Err(e) => return Err(e),
+        };
+        match record {
+            Some(r) if self.inner.defaults.expires_at(&r.meta) > now => {
+                Ok(self.open(Some(id), Some(r), false, now))
+            }
+            Some(_) => {
+                self.emit(SessionEvent::Expired { id: id.log_hash() });
+                Ok(self.open(None, None, true, now))
+            }
+            None => {
+                self.emit(SessionEvent::Rejected {
+                    id: Some(id.log_hash()),
+                    reason: RejectReason::Unknown,
+                });
+                Ok(self.open(None, None, true, now))
+            }
+        }
+    }
+
+    fn open(
+        &self,
+        id: Option<SessionId>,
+        record: Option<crate::Record>,
+        stale_cookie: bool,
+        now: Timestamp,
+    ) -> Session {
+        Session::open(id, record, stale_cookie, self.inner.defaults, now)
+    }
+
+    async fn commit(&self, session: &Session) -> Result<ResponseHeaders, Error> {
+        let Plan {
+            delete,
+            write,
+            remove_cookie,
+            vary,
+            persistent,
+            now,
+        } = session.plan(|| self.now());
+        let store = &self.inner.store;
+        if let Some(old) = delete {
+            store.delete(&self.store_key(&old)).await?;
+            self.emit(SessionEvent::Destroyed { id: old.log_hash() });
+        }
+        let mut headers = ResponseHeaders {
+            set_cookie: None,
+            vary_cookie: vary,
+        };
+        let cookie_for = |id: &SessionId, expires_at: Timestamp| {
+            let max_age = persistent.then(|| expires_at.since(now));
+            self.inner.policy.set_cookie(id, max_age.map(whole_seconds))
+        };
+        let wanted_write = !matches!(write, Write::Nothing);
+        let written = match write {
+            Write::Nothing => false,
+            Write::Create(record) => {
+                let record = &record;
+                let id = self
+                    .with_fresh_id(
+                        |id| async move { store.create(&self.store_key(&id), record).await },
+                    )
+                    .await?
+                    .ok_or(Error::IdCollision)?;
+                self.emit(SessionEvent::Created { id: id.log_hash() });
+                headers.set_cookie = Some(cookie_for(&id, record.expires_at));
+                true
+            }
+            Write::Update { id, update, cookie } => {
+                let expires_at = update.expires_at;
+                match store.update(&self.store_key(&id), update).await? {
+                    WriteOutcome::Written => {
+                        if cookie {
+                            headers.set_cookie = Some(cookie_for(&id, expires_at));
+                        }
+                        true
+                    }
+                    _ => self.ended_meanwhile(&id),
+                }
+            }
+            Write::Renew { old, update } => {
+                let old_key = self.store_key(&old);
+                let update = &update;
+                let renewed = self
+                    .with_fresh_id(|new| {
+                        let old_key = &old_key;
+                        async move { store.renew(old_key, &self.store_key(&new), update).await }
+                    })
+                    .await?;
+                match renewed {
+                    Some(new) => {
+                        self.emit(SessionEvent::Renewed {
+                            old: old.log_hash(),
+                            id: new.log_hash(),
+                        });
+                        headers.set_cookie = Some(cookie_for(&new, update.expires_at));
+                        true
+                    }
+                    None => self.ended_meanwhile(&old),
+                }
+            }
+        };
+        if !written && (remove_cookie || wanted_write) {
+            headers.set_cookie = Some(self.inner.policy.removal());
+        }
+        Ok(headers)
+    }
+
+    fn store_key(&self, id: &SessionId) -> SessionId {
         if !self.inner.config.hash_ids_at_rest {
             return *id;
         }

@@ -4,6 +4,7 @@
 use std::future::{Future, ready};
 use std::time::Duration;
 
+use crate::driver::Engine;
 use crate::testing::block_on;
 use crate::*;
 
@@ -129,10 +130,11 @@ fn a_new_session_gets_a_browser_session_cookie_with_secure_defaults() {
     );
     assert_eq!(h.store().len(), 1);
     let mut headers = Vec::new();
-    reply
-        .headers
-        .clone()
-        .into_each(false, |n, v| headers.push((n, v.into_owned())));
+    reply.headers.clone().into_each(
+        &mut headers,
+        |_| false,
+        |h, n, v| h.push((n, v.into_owned())),
+    );
     assert_eq!(headers[0], ("cache-control", "no-store".into()));
     assert_eq!(headers[1].0, "set-cookie");
     assert_eq!(headers[2], ("vary", "cookie".into()));
@@ -140,7 +142,7 @@ fn a_new_session_gets_a_browser_session_cookie_with_secure_defaults() {
     reply
         .headers
         .clone()
-        .into_each(true, |n, _| headers.push(n));
+        .into_each(&mut headers, |_| true, |h, n, _| h.push(n));
     assert_eq!(
         headers,
         ["set-cookie", "vary"],

@@ -3,44 +3,38 @@
 
 use std::borrow::Cow;
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE, VARY};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use crate::cookie_policy::Presented;
-use crate::engine::{ResponseHeaders, STORE_ERROR_BODY, SessionManager};
-use crate::store::SessionStore;
-
-impl<S: SessionStore> SessionManager<S> {
-    /// [`read_cookies`](Self::read_cookies) on a request's header map.
-    pub fn read_request_cookies(&self, headers: &HeaderMap) -> Presented {
-        self.read_cookies(headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes))
-    }
-}
+use crate::engine::{ResponseHeaders, STORE_ERROR_BODY};
 
 impl ResponseHeaders {
     /// Appends these headers to a response's header map, by the rules of
     /// [`into_each`](Self::into_each), without copying: fixed values are
     /// static and the cookie's text is moved in.
     pub fn apply(self, headers: &mut HeaderMap) {
-        let has_cache_control = headers.contains_key(CACHE_CONTROL);
-        self.into_each(has_cache_control, |name, value| {
-            let name = match name {
-                "set-cookie" => SET_COOKIE,
-                "cache-control" => CACHE_CONTROL,
-                "vary" => VARY,
-                other => HeaderName::from_static(other),
-            };
-            let value = match value {
-                Cow::Borrowed(text) => HeaderValue::from_static(text),
-                // Built from validated parts; a value that is somehow not a
-                // valid header is dropped rather than sent broken.
-                Cow::Owned(text) => match HeaderValue::try_from(text) {
-                    Ok(value) => value,
-                    Err(_) => return,
-                },
-            };
-            headers.append(name, value);
-        });
+        self.into_each(
+            headers,
+            |headers| headers.contains_key(CACHE_CONTROL),
+            |headers, name, value| {
+                let name = match name {
+                    "set-cookie" => SET_COOKIE,
+                    "cache-control" => CACHE_CONTROL,
+                    "vary" => VARY,
+                    other => HeaderName::from_static(other),
+                };
+                let value = match value {
+                    Cow::Borrowed(text) => HeaderValue::from_static(text),
+                    // Built from validated parts; a value that is somehow
+                    // not a valid header is dropped rather than sent broken.
+                    Cow::Owned(text) => match HeaderValue::try_from(text) {
+                        Ok(value) => value,
+                        Err(_) => return,
+                    },
+                };
+                headers.append(name, value);
+            },
+        );
     }
 }
 
@@ -83,9 +77,11 @@ mod tests {
             }
             headers.clone().apply(&mut map);
             let mut expected = Vec::new();
-            headers.clone().into_each(has_cache_control, |n, v| {
-                expected.push((n.to_owned(), v.into_owned()))
-            });
+            headers.clone().into_each(
+                &mut expected,
+                |_| has_cache_control,
+                |expected, n, v| expected.push((n.to_owned(), v.into_owned())),
+            );
             for (name, value) in expected {
                 assert!(
                     map.get_all(name.as_str())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ::http::header::CONTENT_TYPE;
 use ::http::{HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
-use session_core::driver::{SessionFuture, Shell};
+use session_core::driver::{Engine, SessionFuture, Shell};
 use session_core::{
     NO_SESSION_BODY, Requirement, ResponseHeaders, Session, SessionManager, SessionStore, http,
 };

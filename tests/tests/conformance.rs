@@ -4,6 +4,7 @@
 //! database of its own).
 
 use session_conformance::{Adapter, Backend, Framework, Target, checks, conformance_suite};
+use session_core::driver::Engine;
 
 conformance_suite!(axum_memory, Target::memory(&Framework::Axum));
 conformance_suite!(actix_memory, Target::memory(&Framework::Actix));

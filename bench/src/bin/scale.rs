@@ -73,7 +73,9 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// sessions expire in 1 h, odd ones in 2 h (for the half-expired sweep).
 fn record(i: usize, now: Timestamp) -> Record {
     let n = i.to_string();
-    let data = [("theme", "\"dark\""), ("n", n.as_str())].into_iter().collect();
+    let data = [("theme", "\"dark\""), ("n", n.as_str())]
+        .into_iter()
+        .collect();
     Record {
         meta: Metadata {
             created_at: now,

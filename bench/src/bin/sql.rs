@@ -313,10 +313,12 @@ async fn run() {
     let only = std::env::var("BENCH_LIB").ok();
     for (db, test_db) in &dbs {
         for (lib, app) in apps(*db, test_db.url()).await {
-            if only.as_deref().is_some_and(|o| !lib.label().starts_with(match o {
-                "ours" => "session-axum",
-                _ => "tower-sessions",
-            })) {
+            if only.as_deref().is_some_and(|o| {
+                !lib.label().starts_with(match o {
+                    "ours" => "session-axum",
+                    _ => "tower-sessions",
+                })
+            }) {
                 continue;
             }
             let cookie = new_session(&app).await;
@@ -403,7 +405,9 @@ async fn run() {
             println!("| {lib} | {} | {per:.2} |", case.label());
         }
     }
-    println!("\n### Lost updates: {writers} concurrent requests of one visitor, each writing its own key\n");
+    println!(
+        "\n### Lost updates: {writers} concurrent requests of one visitor, each writing its own key\n"
+    );
     println!("| database: library | keys kept | lost |");
     println!("|---|---:|---:|");
     for (label, kept) in &lost {

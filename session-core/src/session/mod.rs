@@ -495,7 +495,7 @@ impl Session {
 
     /// Takes the commit plan out of the handle (see the type's docs: the
     /// handle is spent).
-    pub(crate) fn plan(&self, now: Timestamp) -> Plan {
+    pub(crate) fn plan(&self, now: impl FnOnce() -> Timestamp) -> Plan {
         self.0.lock().take_plan(now)
     }
 }
@@ -680,11 +680,11 @@ mod tests {
     fn a_read_only_request_within_the_touch_interval_plans_nothing() {
         let s = loaded(&[("a", "1")]);
         assert_eq!(s.get::<i32>("a").unwrap(), Some(1));
-        let plan = s.plan(Timestamp::from_unix_secs(1_059));
+        let plan = s.plan(|| Timestamp::from_unix_secs(1_059));
         assert!(matches!(plan.write, Write::Nothing));
         assert!(plan.vary);
         let s = loaded(&[("a", "1")]);
-        let plan = s.plan(Timestamp::from_unix_secs(1_060));
+        let plan = s.plan(|| Timestamp::from_unix_secs(1_060));
         let Write::Update { update, .. } = plan.write else {
             panic!("expected a touch")
         };
@@ -698,7 +698,7 @@ mod tests {
         let s = loaded(&[("a", "1")]);
         s.insert("a", &1).unwrap();
         assert!(matches!(
-            s.plan(Timestamp::from_unix_secs(1_001)).write,
+            s.plan(|| Timestamp::from_unix_secs(1_001)).write,
             Write::Nothing
         ));
     }
@@ -708,7 +708,7 @@ mod tests {
         let s = loaded(&[("a", "1"), ("b", "2")]);
         s.insert("c", &3).unwrap();
         s.remove("a");
-        let Write::Update { update, .. } = s.plan(Timestamp::from_unix_secs(1_001)).write else {
+        let Write::Update { update, .. } = s.plan(|| Timestamp::from_unix_secs(1_001)).write else {
             panic!("expected an update")
         };
         assert_eq!(update.set, [("c".to_owned(), "3".to_owned())]);
@@ -720,7 +720,7 @@ mod tests {
     fn set_user_renews_a_stored_session() {
         let s = loaded(&[]);
         s.set_user("ada");
-        let Write::Renew { update, .. } = s.plan(Timestamp::from_unix_secs(1_001)).write else {
+        let Write::Renew { update, .. } = s.plan(|| Timestamp::from_unix_secs(1_001)).write else {
             panic!("expected a renewal")
         };
         assert_eq!(update.user, Some(Some(Arc::from("ada"))));
@@ -732,7 +732,7 @@ mod tests {
         let old = s.id().unwrap();
         s.destroy();
         assert!(s.is_empty() && s.is_new());
-        let plan = s.plan(Timestamp::from_unix_secs(1_001));
+        let plan = s.plan(|| Timestamp::from_unix_secs(1_001));
         assert_eq!(plan.delete, Some(old));
         assert!(matches!(plan.write, Write::Nothing) && plan.remove_cookie);
 
@@ -740,7 +740,7 @@ mod tests {
         let old = s.id().unwrap();
         s.destroy();
         s.flash("notice", "bye").unwrap();
-        let plan = s.plan(Timestamp::from_unix_secs(1_001));
+        let plan = s.plan(|| Timestamp::from_unix_secs(1_001));
         assert_eq!(plan.delete, Some(old));
         let Write::Create(record) = plan.write else {
             panic!("expected a new session")
@@ -752,7 +752,7 @@ mod tests {
     fn a_committed_handle_is_spent() {
         let s = loaded(&[("a", "1")]);
         s.insert("b", &2).unwrap();
-        let Write::Update { update, .. } = s.plan(Timestamp::from_unix_secs(1_001)).write else {
+        let Write::Update { update, .. } = s.plan(|| Timestamp::from_unix_secs(1_001)).write else {
             panic!("expected an update")
         };
         assert_eq!(update.set, [("b".to_owned(), "2".to_owned())]);
@@ -768,7 +768,7 @@ mod tests {
         s.destroy();
         s.set_user("mallory");
         assert_eq!(s.user(), None);
-        let again = s.plan(Timestamp::from_unix_secs(1_002));
+        let again = s.plan(|| Timestamp::from_unix_secs(1_002));
         assert!(
             matches!(again.write, Write::Nothing) && again.delete.is_none() && !again.remove_cookie
         );
@@ -830,7 +830,7 @@ mod tests {
         session.extend_raw(batch).unwrap();
         assert_eq!(session.size(), 9);
         // The commit carries exactly the accepted writes.
-        let Write::Update { update, .. } = session.plan(Timestamp::from_unix_secs(2_000)).write
+        let Write::Update { update, .. } = session.plan(|| Timestamp::from_unix_secs(2_000)).write
         else {
             panic!("expected an update");
         };

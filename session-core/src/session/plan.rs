@@ -32,13 +32,18 @@ pub(crate) struct Plan {
     pub(crate) remove_cookie: bool,
     pub(crate) vary: bool,
     pub(crate) persistent: bool,
+    /// The instant the plan was made at, if a write needed one (the cookie's
+    /// `Max-Age` counts from it); else the epoch.
+    pub(crate) now: Timestamp,
 }
 
 impl State {
-    /// What committing at `now` asks of the store. It takes this request's
+    /// What committing asks of the store, at the instant `now` gives (asked
+    /// only if something may be written: an untouched new session, the
+    /// anonymous visitor's, costs no clock read). It takes this request's
     /// changes and the loaded values out of the handle (so the store can
     /// update its copy in place rather than copy it): the handle is spent.
-    pub(super) fn take_plan(&mut self, now: Timestamp) -> Plan {
+    pub(super) fn take_plan(&mut self, now: impl FnOnce() -> Timestamp) -> Plan {
         let persistent = self.defaults.persistent(&self.meta);
         let delete = self.destroyed.take();
         let mut plan = Plan {
@@ -47,6 +52,7 @@ impl State {
             write: Write::Nothing,
             vary: self.accessed,
             persistent,
+            now: Timestamp::default(),
         };
         let changes = std::mem::take(&mut self.changes);
         let base = self.base.take();
@@ -59,6 +65,11 @@ impl State {
         }
         let Some(id) = self.id else {
             // Lazy creation: store a new session only once it holds something.
+            if changes.is_empty() && self.meta.user.is_none() {
+                return plan;
+            }
+            let now = now();
+            plan.now = now;
             let data: Data = changes
                 .into_iter()
                 .filter_map(|(k, v)| Some((k, v?)))
@@ -81,6 +92,8 @@ impl State {
         };
         // Let go of the loaded values before the store applies the update.
         drop(base);
+        let now = now();
+        plan.now = now;
         let changed =
             self.cleared || !changes.is_empty() || self.user_changed || self.expiry_changed;
         if !changed && !self.renew && !self.defaults.touch_due(&self.meta, now) {

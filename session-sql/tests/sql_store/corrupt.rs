@@ -1,6 +1,7 @@
 //! Rows that break the schema read as `Error::Corrupt`, never panic, and
 //! the engine treats them as no session.
 
+use session_core::driver::Engine;
 use std::time::SystemTime;
 
 use session_core::testing::record_at;
