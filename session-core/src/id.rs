@@ -5,12 +5,25 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
 /// How many random bytes an id carries (128 bits).
 const ID_BYTES: usize = 16;
 /// How many characters the text form of an id has.
 pub(crate) const ID_LEN: usize = 22;
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// Unpadded base64url with exactly one spelling per value: padding is
+/// refused, and so are set bits below the last byte in the final character
+/// (`…w` and `…x` would otherwise both decode to a final `0xff`).
+const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(false),
+);
 
 /// A session id: 128 random bits from the operating system's CSPRNG.
 ///
@@ -54,52 +67,25 @@ impl SessionId {
     }
 
     /// Parses the 22-character text form. Wrong length, a character outside
-    /// base64url, or a non-canonical final character give `None`.
+    /// base64url, padding, or a non-canonical final character give `None`.
     pub fn parse(text: &[u8]) -> Option<Self> {
-        let text: &[u8; ID_LEN] = text.try_into().ok()?;
-        let mut bytes = [0u8; ID_BYTES];
-        // Five groups of four characters make fifteen bytes...
-        for group in 0..5 {
-            let c = &text[group * 4..group * 4 + 4];
-            let sextets = [
-                DECODE[c[0] as usize],
-                DECODE[c[1] as usize],
-                DECODE[c[2] as usize],
-                DECODE[c[3] as usize],
-            ];
-            if (sextets[0] | sextets[1] | sextets[2] | sextets[3]) & INVALID != 0 {
-                return None;
-            }
-            let n = u32::from(sextets[0]) << 18
-                | u32::from(sextets[1]) << 12
-                | u32::from(sextets[2]) << 6
-                | u32::from(sextets[3]);
-            bytes[group * 3..group * 3 + 3].copy_from_slice(&n.to_be_bytes()[1..]);
-        }
-        // ...and the last two carry the sixteenth byte and four bits that
-        // must be zero, so that each id has exactly one spelling.
-        let (a, b) = (DECODE[text[20] as usize], DECODE[text[21] as usize]);
-        if (a | b) & INVALID != 0 || b & 0x0f != 0 {
+        // The length first: 21 or 23 characters may be valid base64url too.
+        if text.len() != ID_LEN {
             return None;
         }
-        bytes[15] = a << 2 | b >> 4;
-        Some(Self(bytes))
+        let mut bytes = [0u8; ID_BYTES];
+        match BASE64URL.decode_slice(text, &mut bytes) {
+            Ok(ID_BYTES) => Some(Self(bytes)),
+            _ => None,
+        }
     }
 
     /// Writes the text form into a stack buffer and returns it.
     pub fn encode(&self) -> EncodedId {
-        let b = &self.0;
         let mut out = [0u8; ID_LEN];
-        for group in 0..5 {
-            let n = u32::from(b[group * 3]) << 16
-                | u32::from(b[group * 3 + 1]) << 8
-                | u32::from(b[group * 3 + 2]);
-            for (k, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-                out[group * 4 + k] = ALPHABET[(n >> shift & 63) as usize];
-            }
-        }
-        out[20] = ALPHABET[usize::from(b[15] >> 2)];
-        out[21] = ALPHABET[usize::from((b[15] & 3) << 4)];
+        // 16 bytes are always exactly 22 unpadded characters.
+        let written = BASE64URL.encode_slice(self.0, &mut out);
+        debug_assert_eq!(written, Ok(ID_LEN));
         EncodedId(out)
     }
 
@@ -110,20 +96,6 @@ impl SessionId {
         LogHash(KEY.get_or_init(Default::default).hash_one(self.0))
     }
 }
-
-/// Marks a byte outside the alphabet in [`DECODE`].
-const INVALID: u8 = 0x80;
-
-/// Each byte's value in base64url, or [`INVALID`].
-const DECODE: [u8; 256] = {
-    let mut table = [INVALID; 256];
-    let mut i = 0;
-    while i < 64 {
-        table[ALPHABET[i] as usize] = i as u8;
-        i += 1;
-    }
-    table
-};
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,7 +116,7 @@ pub struct EncodedId([u8; ID_LEN]);
 impl EncodedId {
     /// The 22 characters.
     pub fn as_str(&self) -> &str {
-        // Only ALPHABET bytes are ever written.
+        // Only base64url characters are ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
@@ -226,6 +198,18 @@ mod tests {
             if let Some(id) = SessionId::parse(&bytes) {
                 let text = id.to_string();
                 prop_assert_eq!(text.as_bytes(), &bytes[..]);
+            }
+        }
+
+        #[test]
+        fn alphabet_text_is_accepted_exactly_when_canonical(text in "[A-Za-z0-9_-]{22}") {
+            // The last character carries two bits of the sixteenth byte and
+            // four that must be zero: only A (0), Q (16), g (32), w (48).
+            let canonical = matches!(text.as_bytes()[21], b'A' | b'Q' | b'g' | b'w');
+            let parsed = SessionId::parse(text.as_bytes());
+            prop_assert_eq!(parsed.is_some(), canonical);
+            if let Some(id) = parsed {
+                prop_assert_eq!(id.to_string(), text);
             }
         }
 
