@@ -8,8 +8,10 @@
 //! When neither is there, the `try_` constructors, [`own_server`] and
 //! [`own_cluster`] call [`session_core::testing::skip`] and return `None`,
 //! so the test can return: the run passes, saying what it skipped (or,
-//! with `SESSION_TEST_STRICT=1`, fails). [`TestRedis::get`] and
-//! [`LocalRedis::start`] panic instead, telling how to install Redis.
+//! with `SESSION_TEST_STRICT=1`, fails); [`cluster_available`] says so and
+//! returns `false`. [`TestRedis::get`], [`LocalRedis::start`],
+//! [`LocalCluster::start`] and [`LocalCluster::shared`] panic instead,
+//! telling how to install Redis.
 //!
 //! ```no_run
 //! # async fn test() {
@@ -26,6 +28,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -304,8 +307,19 @@ pub fn own_server(test: &str) -> Option<LocalRedis> {
 /// Our own Cluster, or `None` (having said so) when `redis-server` or
 /// `redis-cli` is not on PATH.
 pub fn own_cluster(test: &str) -> Option<LocalCluster> {
-    (!skip_without(&["redis-server", "redis-cli"], test)).then(LocalCluster::start)
+    cluster_available(test).then(LocalCluster::start)
 }
+
+/// Whether [`LocalCluster::start`] and [`LocalCluster::shared`] can run
+/// here: when `redis-server` or `redis-cli` is not on PATH, this says so
+/// ([`session_core::testing::skip`]: one line, or a failure with
+/// `SESSION_TEST_STRICT=1`) and returns `false`. `REDIS_URL` is not
+/// enough: a Cluster test needs its own nodes.
+pub fn cluster_available(test: &str) -> bool {
+    !skip_without(CLUSTER_PROGRAMS, test)
+}
+
+const CLUSTER_PROGRAMS: &[&str] = &["redis-server", "redis-cli"];
 
 /// A local Redis Cluster of three primaries (no replicas).
 #[derive(Debug)]
@@ -318,7 +332,14 @@ impl LocalCluster {
     /// `cluster_state:ok`. Panics telling how to install Redis if it
     /// cannot.
     pub fn start() -> Self {
-        assert!(on_path("redis-server") && on_path("redis-cli"), "{INSTALL}");
+        let cluster = Self::unjoined();
+        cluster.join();
+        cluster
+    }
+
+    /// Three cluster-enabled nodes, not joined yet.
+    fn unjoined() -> Self {
+        assert!(CLUSTER_PROGRAMS.iter().all(|p| on_path(p)), "{INSTALL}");
         let nodes: Vec<LocalRedis> = (0..3)
             .map(|_| {
                 LocalRedis::start_with(vec![
@@ -333,10 +354,15 @@ impl LocalCluster {
                 ])
             })
             .collect();
+        Self { nodes }
+    }
+
+    /// Joins the nodes and waits until every node reports `cluster_state:ok`.
+    fn join(&self) {
         let output = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
-            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
+            .args(self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
@@ -346,9 +372,7 @@ impl LocalCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&output.stdout)
         );
-        let cluster = Self { nodes };
-        cluster.wait_until_ok();
-        cluster
+        self.wait_until_ok();
     }
 
     fn wait_until_ok(&self) {
@@ -377,5 +401,52 @@ impl LocalCluster {
     /// The `redis://` URLs of its nodes.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(LocalRedis::url).collect()
+    }
+
+    /// A plain (blocking) Cluster connection, which routes each command to
+    /// its key's node, for setting up and inspecting.
+    pub fn admin(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.urls())
+            .and_then(|c| c.get_connection())
+            .unwrap_or_else(|e| panic!("cannot connect to the cluster {:?}: {e}", self.urls()))
+    }
+
+    /// The Cluster shared by every test of this process that asks for it,
+    /// started on first use (about two seconds, most of it waiting for the
+    /// nodes to agree) and stopped when the process exits. Its tests keep
+    /// apart by key prefix ([`unique_prefix`]), and must not stop, flush or
+    /// reconfigure it. Panics as [`start`](Self::start) does.
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<(LocalCluster, Child)> = OnceLock::new();
+        &SHARED
+            .get_or_init(|| {
+                // The watchdog first: joining takes the two seconds.
+                let cluster = Self::unjoined();
+                let watchdog = cluster.stop_at_exit();
+                cluster.join();
+                (cluster, watchdog)
+            })
+            .0
+    }
+
+    /// A static is never dropped, so `Drop` cannot stop a shared Cluster:
+    /// a watchdog (`sh`) waits for the end of its standard input, which the
+    /// kernel closes when this process exits, however it exits, and then
+    /// kills the nodes and removes their directories. Returns the watchdog,
+    /// with that input's write end, to keep for as long as the nodes are to
+    /// live.
+    fn stop_at_exit(&self) -> Child {
+        let pids: Vec<String> = self.nodes.iter().map(|n| n.pid().to_string()).collect();
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"read -r _; kill -9 $1; shift; rm -rf -- "$@""#)
+            .arg("sh")
+            .arg(pids.join(" "))
+            .args(self.nodes.iter().map(LocalRedis::dir))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run sh (to stop the shared cluster when this process exits)")
     }
 }

@@ -490,9 +490,14 @@ pub async fn a_slow_write_during_logout_does_not_resurrect(target: Target) {
 
 /// A record the store cannot decode, planted under a live cookie's id, is
 /// "no session" (401), never a 5xx; a real session keeps working beside it.
-/// Redis only: the memory store holds typed records that cannot be corrupt.
+/// Redis (and Redis Cluster) only: the memory store holds typed records
+/// that cannot be corrupt.
 pub async fn a_corrupt_record_is_no_session(target: Target) {
-    assert_eq!(target.backend, crate::server::Backend::Redis);
+    use crate::server::Backend;
+    assert!(matches!(
+        target.backend,
+        Backend::Redis | Backend::RedisCluster
+    ));
     let server = TestServer::start(target).await;
     let mut victim = server.browser();
     victim.login("ada", json!({ "a": 1 })).await;
@@ -500,18 +505,10 @@ pub async fn a_corrupt_record_is_no_session(target: Target) {
     bystander.login("bob", json!({ "b": 2 })).await;
     let cookie = victim.cookie.clone().unwrap();
     let id = SessionId::parse(&cookie.as_bytes()[44..]).expect("signed cookie ends with the id");
-    let redis = server.store.as_ref().and_then(|s| s.redis.clone()).unwrap();
+    let store = server.store.as_ref().unwrap();
+    let redis = store.redis.clone().unwrap();
     let key = format!("{}{{{id}}}", redis.prefix());
-    let url = server
-        .store
-        .as_ref()
-        .and_then(|s| s.server.as_ref())
-        .unwrap()
-        .url();
-    let mut admin = session_redis::redis::Client::open(url)
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut admin = store.redis_admin();
     for garbage in [
         &["SET", "x"][..],
         &["HSET", "m:exp", "soon"],
@@ -519,11 +516,11 @@ pub async fn a_corrupt_record_is_no_session(target: Target) {
     ] {
         let _: () = session_redis::redis::cmd("DEL")
             .arg(&key)
-            .query(&mut admin)
+            .query(&mut *admin)
             .unwrap();
         let mut cmd = session_redis::redis::cmd(garbage[0]);
         cmd.arg(&key).arg(&garbage[1..]);
-        let _: () = cmd.query(&mut admin).unwrap();
+        let _: () = cmd.query(&mut *admin).unwrap();
         let mut again = victim.clone();
         let res = again.get("/session/profile").await;
         assert_eq!(res.status, 401, "corrupt record {garbage:?}");

@@ -8,7 +8,7 @@ use session_core::{DynStore, ManualClock, MemoryStore, SessionConfig, SessionMan
 use session_examples::Settings;
 use session_examples::serve::Limits;
 use session_redis::RedisStore;
-use session_redis::testing::{LocalRedis, TestRedis, unique_prefix};
+use session_redis::testing::{LocalCluster, LocalRedis, TestRedis, unique_prefix};
 use session_sql::SqlStore;
 use session_sql::testing::{Kind as SqlKind, TestDatabase};
 
@@ -102,6 +102,10 @@ pub enum Backend {
     Deferred,
     /// `RedisStore` on a `redis-server` of the test's own.
     Redis,
+    /// `RedisStore` on a Redis Cluster of three primaries, one for the whole
+    /// test binary ([`LocalCluster::shared`]: starting one takes about two
+    /// seconds), each test under a key prefix of its own.
+    RedisCluster,
     /// `SqlStore` on a SQLite file of the test's own.
     Sqlite,
     /// `SqlStore` on a PostgreSQL database of the test's own.
@@ -159,6 +163,7 @@ impl Backend {
                 }
                 here
             }
+            Self::RedisCluster => session_redis::testing::cluster_available("Redis Cluster"),
             Self::Sqlite => true,
             Self::Postgres | Self::MySql => {
                 let (kind, what) = self.sql_kind();
@@ -189,10 +194,13 @@ impl Backend {
 pub struct TestStore {
     /// The store.
     pub store: DynStore,
-    /// The Redis store, when the backend is Redis (for planting records).
+    /// The Redis store, when the backend is Redis or Redis Cluster (for
+    /// planting records).
     pub redis: Option<RedisStore>,
-    /// The server, stopped on drop.
+    /// The server, stopped on drop, when the backend is Redis.
     pub server: Option<TestRedis>,
+    /// The shared Cluster, when the backend is Redis Cluster.
+    pub cluster: Option<&'static LocalCluster>,
     /// The SQL store and its database (dropped with it), when the backend
     /// is SQL.
     pub sql: Option<(SqlStore, TestDatabase)>,
@@ -202,29 +210,24 @@ impl TestStore {
     /// A fresh store of `backend`.
     pub async fn new(backend: Backend) -> Self {
         match backend {
-            Backend::Memory => Self {
-                store: DynStore::new(MemoryStore::new()),
-                redis: None,
-                server: None,
-                sql: None,
-            },
-            Backend::Deferred => Self {
-                store: DynStore::new(session_core::testing::Deferred(MemoryStore::new())),
-                redis: None,
-                server: None,
-                sql: None,
-            },
+            Backend::Memory => Self::of(DynStore::new(MemoryStore::new())),
+            Backend::Deferred => Self::of(DynStore::new(session_core::testing::Deferred(
+                MemoryStore::new(),
+            ))),
             Backend::Redis => {
                 let server = TestRedis::get();
-                let redis = RedisStore::new(server.url())
-                    .expect("redis url")
-                    .with_prefix(unique_prefix("conformance"));
-                redis.ping().await.expect("redis answers");
+                let store = Self::on_redis(RedisStore::new(server.url())).await;
                 Self {
-                    store: DynStore::new(redis.clone()),
-                    redis: Some(redis),
                     server: Some(server),
-                    sql: None,
+                    ..store
+                }
+            }
+            Backend::RedisCluster => {
+                let cluster = LocalCluster::shared();
+                let store = Self::on_redis(RedisStore::cluster(cluster.urls())).await;
+                Self {
+                    cluster: Some(cluster),
+                    ..store
                 }
             }
             Backend::Sqlite | Backend::Postgres | Backend::MySql => {
@@ -234,12 +237,44 @@ impl TestStore {
                     .expect("database server available");
                 let sql = db.store().await;
                 Self {
-                    store: DynStore::new(sql.clone()),
-                    redis: None,
-                    server: None,
-                    sql: Some((sql, db)),
+                    sql: Some((sql.clone(), db)),
+                    ..Self::of(DynStore::new(sql))
                 }
             }
+        }
+    }
+
+    /// `store` alone.
+    fn of(store: DynStore) -> Self {
+        Self {
+            store,
+            redis: None,
+            server: None,
+            cluster: None,
+            sql: None,
+        }
+    }
+
+    /// A Redis store under a key prefix no other test uses, once it answers.
+    async fn on_redis(redis: Result<RedisStore, session_core::Error>) -> Self {
+        let redis = redis
+            .expect("redis url")
+            .with_prefix(unique_prefix("conformance"));
+        redis.ping().await.expect("redis answers");
+        Self {
+            redis: Some(redis.clone()),
+            ..Self::of(DynStore::new(redis))
+        }
+    }
+
+    /// A plain (blocking) connection to the Redis server or Cluster behind
+    /// the store, for planting and inspecting records. Panics if the
+    /// backend is not Redis.
+    pub fn redis_admin(&self) -> Box<dyn session_redis::redis::ConnectionLike> {
+        match (&self.server, self.cluster) {
+            (Some(server), _) => Box::new(session_redis::testing::admin(&server.url())),
+            (None, Some(cluster)) => Box::new(cluster.admin()),
+            (None, None) => panic!("not a Redis backend"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The conformance suite against each adapter, on the memory store, on
-//! Redis (each Redis test starts its own `redis-server`), and on SQLite,
-//! PostgreSQL and MariaDB/MySQL through session-sql (each test makes a
-//! database of its own).
+//! Redis (each Redis test starts its own `redis-server`), on Redis Cluster
+//! (one Cluster for the whole run, each test under a key prefix of its
+//! own), and on SQLite, PostgreSQL and MariaDB/MySQL through session-sql
+//! (each test makes a database of its own).
 
 use session_conformance::{Adapter, Backend, Framework, Target, checks, conformance_suite};
 use session_core::driver::Engine;
@@ -24,6 +25,24 @@ conformance_suite!(
 conformance_suite!(axum_redis, Target::redis(&Framework::Axum));
 conformance_suite!(actix_redis, Target::redis(&Framework::Actix));
 conformance_suite!(hyper_redis, Target::redis(&Framework::Hyper));
+conformance_suite!(
+    axum_redis_cluster,
+    Target::on(&Framework::Axum, session_conformance::Backend::RedisCluster)
+);
+conformance_suite!(
+    actix_redis_cluster,
+    Target::on(
+        &Framework::Actix,
+        session_conformance::Backend::RedisCluster
+    )
+);
+conformance_suite!(
+    hyper_redis_cluster,
+    Target::on(
+        &Framework::Hyper,
+        session_conformance::Backend::RedisCluster
+    )
+);
 conformance_suite!(
     axum_sqlite,
     Target::on(&Framework::Axum, session_conformance::Backend::Sqlite)
@@ -79,11 +98,12 @@ async fn sessions_move_between_adapters_sharing_a_memory_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_move_between_adapters_sharing_redis() {
-    if !Backend::Redis.available() {
-        return;
-    }
-    for order in ORDERS {
-        checks::sessions_move_between_adapters(order, Backend::Redis).await;
+    for backend in [Backend::Redis, Backend::RedisCluster] {
+        if backend.available() {
+            for order in ORDERS {
+                checks::sessions_move_between_adapters(order, backend).await;
+            }
+        }
     }
 }
 
@@ -100,11 +120,12 @@ async fn sessions_move_between_adapters_sharing_sql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_record_on_redis_is_no_session() {
-    if !Backend::Redis.available() {
-        return;
-    }
-    for framework in [AXUM, ACTIX, HYPER] {
-        checks::a_corrupt_record_is_no_session(Target::redis(framework)).await;
+    for backend in [Backend::Redis, Backend::RedisCluster] {
+        if backend.available() {
+            for framework in [AXUM, ACTIX, HYPER] {
+                checks::a_corrupt_record_is_no_session(Target::on(framework, backend)).await;
+            }
+        }
     }
 }
 
