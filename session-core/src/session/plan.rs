@@ -54,20 +54,23 @@ impl State {
             persistent,
             now: Timestamp::default(),
         };
-        let changes = std::mem::take(&mut self.changes);
-        let base = self.base.take();
         if std::mem::replace(&mut self.spent, true) {
             // Committed already: nothing more to send.
+            self.changes.clear();
+            self.base = None;
             return Plan {
                 remove_cookie: false,
                 ..plan
             };
         }
+        if self.id.is_none() && self.changes.is_empty() && self.meta.user.is_none() {
+            // A new session that holds nothing (lazy creation): nothing to
+            // store, no clock to read.
+            return plan;
+        }
+        let changes = std::mem::take(&mut self.changes);
+        let base = self.base.take();
         let Some(id) = self.id else {
-            // Lazy creation: store a new session only once it holds something.
-            if changes.is_empty() && self.meta.user.is_none() {
-                return plan;
-            }
             let now = now();
             plan.now = now;
             let data: Data = changes
