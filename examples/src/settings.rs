@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use session_core::{
     CookiePrefix, DynStore, Error, MemoryStore, SessionConfig, SessionId, SessionManager,
-    SigningKeys,
+    SigningKeys, Transport,
 };
 
 /// The example app's settings, from the environment (listed in the repository README).
@@ -33,6 +33,10 @@ pub struct Settings {
     /// `SESSION_REDIS_CACHE`: `true` or `false`, default `false` (the
     /// library's default: the client-side cache is opt-in).
     pub redis_cache: bool,
+    /// `SESSION_TRANSPORT`: `cookie` (default), `header:NAME` (the id in
+    /// header NAME both ways) or `bearer:NAME` (`Authorization: Bearer` in,
+    /// header NAME out), for clients that keep no cookies.
+    pub transport: Transport,
 }
 
 impl Settings {
@@ -88,7 +92,20 @@ impl Settings {
                 secret.len()
             ));
         }
+        let transport = match var("SESSION_TRANSPORT").as_deref() {
+            None | Some("cookie") => Transport::Cookie,
+            Some(other) => match other.split_once(':') {
+                Some(("header", name)) => Transport::Header(name.to_owned()),
+                Some(("bearer", name)) => Transport::Bearer(name.to_owned()),
+                _ => {
+                    return Err(format!(
+                        "SESSION_TRANSPORT={other:?} is not valid: use cookie, header:NAME or bearer:NAME"
+                    ));
+                }
+            },
+        };
         Ok(Self {
+            transport,
             addr: parsed(
                 "ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 3000)),
@@ -113,6 +130,7 @@ impl Settings {
     /// The session configuration these settings give.
     pub fn config(&self) -> SessionConfig {
         let mut config = SessionConfig {
+            transport: self.transport.clone(),
             idle_timeout: Duration::from_secs(self.idle_secs),
             lifetime: Duration::from_secs(self.ttl_secs),
             max_session_bytes: self.max_bytes,

@@ -84,7 +84,7 @@ fuzz_target!(|steps: Vec<Step>| {
                     cookie.clone()
                 };
                 let header = presented_text.map(|v| format!("{name}={v}"));
-                let presented = manager.read_cookies(header.iter().map(|h| h.as_bytes()));
+                let presented = manager.read_id(header.iter().map(|h| h.as_bytes()));
                 let session = block_on(manager.load(presented)).unwrap();
                 let live = if stale { None } else { model.clone() };
                 assert_eq!(
@@ -191,7 +191,7 @@ fuzz_target!(|steps: Vec<Step>| {
                 // A dead id never loads again.
                 for old in &dead {
                     let header = format!("{name}={old}");
-                    let presented = manager.read_cookies([header.as_bytes()]);
+                    let presented = manager.read_id([header.as_bytes()]);
                     if let Presented::Id(_) = presented {
                         let s = block_on(manager.load(presented)).unwrap();
                         assert!(s.is_new(), "a dead id came back");

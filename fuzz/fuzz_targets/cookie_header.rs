@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     // A 0xff byte splits the input into separate header values.
     let headers: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
     for manager in managers() {
-        if let Presented::Id(id) = manager.read_cookies(headers.iter().copied()) {
+        if let Presented::Id(id) = manager.read_id(headers.iter().copied()) {
             // Only text of the exact id form, present in the input, is accepted.
             let text = id.to_string();
             assert!(data.windows(text.len()).any(|w| w == text.as_bytes()));

@@ -104,8 +104,11 @@ where
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let cookies = req.headers().get_all(COOKIE).map(HeaderValue::as_bytes);
-        let presented = self.manager.read_cookies(cookies);
+        let values = match self.manager.id_header() {
+            None => req.headers().get_all(COOKIE),
+            Some(name) => req.headers().get_all(name),
+        };
+        let presented = self.manager.read_id(values.map(HeaderValue::as_bytes));
         let mut inner = Inner(Rc::clone(&self.inner));
         SessionFuture::start(&self.manager, presented, req, &mut inner)
     }

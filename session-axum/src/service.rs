@@ -107,7 +107,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let presented = self.manager.read_request_cookies(req.headers());
+        let presented = self.manager.read_request(req.headers());
         SessionFuture::start(&self.manager, presented, req, &mut self.inner)
     }
 }

@@ -127,6 +127,54 @@ impl Default for CookieConfig {
     }
 }
 
+/// How the session id travels between client and server.
+///
+/// The cookie is the default and what browsers want. Clients that keep no
+/// cookies (native apps, scripts, other services) can carry it in a header
+/// instead; the id is then handed out in a response header when a session
+/// is created or renewed, and that header comes back **empty** when the
+/// client must drop its id (logout, or an id that is no longer valid). The
+/// same rules hold as for the cookie: strict ids (an unknown one is never
+/// adopted), signing with [`CookieConfig::signing_keys`], and the same
+/// timeouts, enforced on the server. `Cache-Control: no-store` and
+/// `Vary: <header>` are sent as for the cookie.
+///
+/// In JSON or TOML: `"cookie"`, `{ "header" = "x-session" }`, or
+/// `{ "bearer" = "x-session" }`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// The session cookie ([`SessionConfig::cookie`]). Default.
+    #[default]
+    Cookie,
+    /// Requests send the id in this header, and responses hand it out in
+    /// the same header.
+    Header(String),
+    /// Requests send the id as `Authorization: Bearer <id>`; responses hand
+    /// it out in this header.
+    Bearer(String),
+}
+
+impl Transport {
+    /// The header that hands the id out, lowercase: `set-cookie` for the
+    /// cookie.
+    pub fn response_header(&self) -> String {
+        match self {
+            Self::Cookie => "set-cookie".to_owned(),
+            Self::Header(name) | Self::Bearer(name) => name.to_ascii_lowercase(),
+        }
+    }
+
+    /// The request header the id comes in, lowercase.
+    pub fn request_header(&self) -> String {
+        match self {
+            Self::Cookie => "cookie".to_owned(),
+            Self::Header(name) => name.to_ascii_lowercase(),
+            Self::Bearer(_) => "authorization".to_owned(),
+        }
+    }
+}
+
 /// The default of [`SessionConfig::max_session_bytes`]: 256 KiB.
 pub const DEFAULT_MAX_SESSION_BYTES: usize = 256 * 1024;
 
@@ -144,7 +192,10 @@ pub const DEFAULT_MAX_SESSION_BYTES: usize = 256 * 1024;
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionConfig {
-    /// The session cookie.
+    /// How the id travels: the cookie (default) or a header.
+    pub transport: Transport,
+    /// The session cookie (with a header [`transport`](Self::transport),
+    /// only its signing keys apply).
     pub cookie: CookieConfig,
     /// A session unused for this long ends. Default 1 hour.
     #[serde(with = "secs")]
@@ -177,6 +228,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
+            transport: Transport::Cookie,
             cookie: CookieConfig::default(),
             idle_timeout: Duration::from_secs(60 * 60),
             lifetime: Duration::from_secs(7 * 24 * 60 * 60),
@@ -220,6 +272,24 @@ impl SessionConfig {
         }
         if c.same_site == SameSite::None && !c.secure {
             return bad("SameSite=None requires secure = true");
+        }
+        if let Transport::Header(name) | Transport::Bearer(name) = &self.transport {
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return bad("the transport header name must be a non-empty HTTP token");
+            }
+            let reserved = [
+                "cookie",
+                "set-cookie",
+                "authorization",
+                "vary",
+                "cache-control",
+            ];
+            if reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+                return bad(
+                    "the transport header must not be cookie, set-cookie, authorization, \
+                     vary or cache-control (use transport = \"cookie\" or \"bearer\")",
+                );
+            }
         }
         if c.signing_keys.0.iter().any(|k| k.len() < 32) {
             return bad("each signing key must be at least 32 bytes");

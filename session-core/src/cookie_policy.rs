@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use cookie::{Cookie, CookieJar, Key};
 
-use crate::config::{SameSite, SessionConfig};
+use std::sync::Arc;
+
+use crate::config::{SameSite, SessionConfig, Transport};
+use crate::engine::TransportHeaders;
 use crate::id::{ID_LEN, SessionId};
 
 /// Values longer than this are refused unread (browsers cap a cookie at 4096
@@ -75,6 +78,18 @@ pub(crate) struct CookiePolicy {
     keys: Vec<Key>,
     /// `; Path=/; HttpOnly; Secure; SameSite=Lax` and so on, built once.
     attributes: String,
+    carrier: Carrier,
+    /// A header transport's names.
+    headers: Option<Arc<TransportHeaders>>,
+}
+
+/// How the id is carried, compiled from [`Transport`].
+enum Carrier {
+    Cookie,
+    /// The header's whole value is the id.
+    Header,
+    /// `Authorization: Bearer <id>`.
+    Bearer,
 }
 
 impl CookiePolicy {
@@ -96,7 +111,20 @@ impl CookiePolicy {
             SameSite::Lax => "; SameSite=Lax",
             SameSite::None => "; SameSite=None",
         });
+        let carrier = match config.transport {
+            Transport::Cookie => Carrier::Cookie,
+            Transport::Header(_) => Carrier::Header,
+            Transport::Bearer(_) => Carrier::Bearer,
+        };
+        let headers = (!matches!(carrier, Carrier::Cookie)).then(|| {
+            Arc::new(TransportHeaders {
+                request: config.transport.request_header().into(),
+                response: config.transport.response_header().into(),
+            })
+        });
         Self {
+            carrier,
+            headers,
             name: config.cookie_name(),
             keys: c
                 .signing_keys
@@ -110,6 +138,16 @@ impl CookiePolicy {
 
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// A header transport's request header; `None` for the cookie.
+    pub(crate) fn id_header(&self) -> Option<&str> {
+        self.headers.as_deref().map(|h| &*h.request)
+    }
+
+    /// A header transport's names, for the response; `None` for the cookie.
+    pub(crate) fn transport_headers(&self) -> Option<Arc<TransportHeaders>> {
+        self.headers.clone()
     }
 
     /// Finds the session id among the request's `Cookie` header values.
@@ -128,7 +166,44 @@ impl CookiePolicy {
     /// runs) on `a=1; b=2; <name>=<id>; c=3`, 298 ns against 48 ns per call
     /// (719 ns against 432 ns with a signed value, HMAC included), and on a
     /// header without our cookie 427 ns against 20 ns. Neither allocates.
-    pub(crate) fn find<'a, I>(&self, cookie_headers: I) -> Presented
+    pub(crate) fn find<'a, I>(&self, values: I) -> Presented
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        match self.carrier {
+            Carrier::Cookie => self.find_cookie(values),
+            Carrier::Header | Carrier::Bearer => self.find_header(values),
+        }
+    }
+
+    /// Finds the id among the values of a header transport's request
+    /// header, by the same rules as the cookie: the first valid of at most
+    /// eight wins. With `Bearer`, values of other schemes are not ours.
+    fn find_header<'a, I>(&self, values: I) -> Presented
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut first_reason = None;
+        for value in values.into_iter().take(MAX_CANDIDATES) {
+            let value = trim(value);
+            let token = match self.carrier {
+                Carrier::Bearer => match strip_bearer(value) {
+                    Some(token) => trim(token),
+                    None => continue,
+                },
+                _ => value,
+            };
+            match self.verify(token) {
+                Ok(id) => return Presented::Id(id),
+                Err(reason) => {
+                    first_reason.get_or_insert(reason);
+                }
+            }
+        }
+        first_reason.map_or(Presented::Nothing, Presented::Rejected)
+    }
+
+    fn find_cookie<'a, I>(&self, cookie_headers: I) -> Presented
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
@@ -197,17 +272,14 @@ impl CookiePolicy {
     pub(crate) fn set_cookie(&self, id: &SessionId, max_age: Option<Duration>) -> String {
         let encoded = id.encode();
         let mut out = String::with_capacity(self.name.len() + 128 + self.attributes.len());
+        if !matches!(self.carrier, Carrier::Cookie) {
+            // A header transport hands out the (signed) id alone.
+            self.push_value(&mut out, encoded.as_str());
+            return out;
+        }
         out.push_str(&self.name);
         out.push('=');
-        match self.keys.first() {
-            Some(key) => {
-                let mut jar = CookieJar::new();
-                jar.signed_mut(key)
-                    .add(Cookie::new(self.name.clone(), encoded.as_str().to_owned()));
-                out.push_str(jar.get(&self.name).map(|c| c.value()).unwrap_or_default());
-            }
-            None => out.push_str(encoded.as_str()),
-        }
+        self.push_value(&mut out, encoded.as_str());
         if let Some(max_age) = max_age {
             let _ = write!(out, "; Max-Age={}", max_age.as_secs());
         }
@@ -215,14 +287,40 @@ impl CookiePolicy {
         out
     }
 
+    /// Appends the id's text as sent: signed with the newest key, if any.
+    fn push_value(&self, out: &mut String, encoded: &str) {
+        match self.keys.first() {
+            Some(key) => {
+                let mut jar = CookieJar::new();
+                jar.signed_mut(key)
+                    .add(Cookie::new(self.name.clone(), encoded.to_owned()));
+                out.push_str(jar.get(&self.name).map(|c| c.value()).unwrap_or_default());
+            }
+            None => out.push_str(encoded),
+        }
+    }
+
     /// The `Set-Cookie` value that removes the cookie: same name, path,
     /// domain and flags, empty value, already expired.
     pub(crate) fn removal(&self) -> String {
+        if !matches!(self.carrier, Carrier::Cookie) {
+            // A header transport withdraws the id with an empty value.
+            return String::new();
+        }
         format!(
             "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
             self.name, self.attributes
         )
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme is
+/// case-insensitive); `None` for other schemes.
+fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer ";
+    let head = value.get(..SCHEME.len())?;
+    head.eq_ignore_ascii_case(SCHEME)
+        .then(|| &value[SCHEME.len()..])
 }
 
 fn trim_start(bytes: &[u8]) -> &[u8] {

@@ -661,7 +661,7 @@ mod tests {
         let next = |headers: crate::ResponseHeaders| {
             let set = headers.set_cookie.expect("a cookie is set");
             let pair = set.split(';').next().unwrap().to_owned();
-            match manager.read_cookies([pair.as_bytes()]) {
+            match manager.read_id([pair.as_bytes()]) {
                 Presented::Id(id) => (id, block_on(manager.load(Presented::Id(id))).unwrap()),
                 other => panic!("no id in {set}: {other:?}"),
             }

@@ -1,7 +1,7 @@
 //! One request's walk through the engine, written once for every adapter.
 //!
 //! An adapter's service reads the session id from the request
-//! ([`SessionManager::read_cookies`]) and hands the rest to
+//! ([`SessionManager::read_id`]) and hands the rest to
 //! [`SessionFuture::start`]; the future loads the session, calls the inner
 //! service with the session in the request, commits, and answers. The
 //! adapter says how its framework does each of those with a [`Shell`].
@@ -35,8 +35,8 @@ use crate::time::Timestamp;
 ///
 /// The steps, in a request's order:
 ///
-/// 1. [`read_cookies`](Self::read_cookies) (pure): what the request's
-///    `Cookie` headers say.
+/// 1. [`read_id`](Self::read_id) (pure): what the request's `Cookie`
+///    headers (or the transport's header) say.
 /// 2. [`load`](Self::load): the session, from the store.
 /// 3. The handler works on the [`Session`].
 /// 4. [`commit`](Self::commit): the session's changes to the store, and the
@@ -53,23 +53,28 @@ pub trait Engine: sealed::Sealed {
     /// [`STORE_ERROR_BODY`](crate::STORE_ERROR_BODY)).
     fn store_error_status(&self) -> u16;
 
-    /// Step 1 (pure): what the request's `Cookie` header values say. Any
-    /// bytes are accepted; see [`Presented`].
-    fn read_cookies<'a, I>(&self, cookie_headers: I) -> Presented
+    /// The request header a header [`Transport`](crate::Transport)
+    /// carries the id in, lowercase; `None` for the cookie (the `Cookie`
+    /// headers).
+    fn id_header(&self) -> Option<&str>;
+
+    /// Step 1 (pure): what the values of the request's id header say (its
+    /// `Cookie` headers, or the transport's header; see
+    /// [`id_header`](Self::id_header)). Any bytes are accepted; see
+    /// [`Presented`].
+    fn read_id<'a, I>(&self, values: I) -> Presented
     where
         I: IntoIterator<Item = &'a [u8]>;
 
-    /// [`read_cookies`](Self::read_cookies) on a request's `http` header
-    /// map.
+    /// [`read_id`](Self::read_id) on a request's `http` header map.
     #[cfg(feature = "http")]
     #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-    fn read_request_cookies(&self, headers: &http::HeaderMap) -> Presented {
-        self.read_cookies(
-            headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .map(http::HeaderValue::as_bytes),
-        )
+    fn read_request(&self, headers: &http::HeaderMap) -> Presented {
+        let values = match self.id_header() {
+            None => headers.get_all(http::header::COOKIE),
+            Some(name) => headers.get_all(name),
+        };
+        self.read_id(values.iter().map(http::HeaderValue::as_bytes))
     }
 
     /// Step 2: loads the presented session and opens it. A missing,

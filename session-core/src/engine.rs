@@ -108,34 +108,51 @@ impl<T> Future for Step<T> {
 /// The headers a response must carry for its session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResponseHeaders {
-    /// A `Set-Cookie` value: the session cookie, or its removal.
+    /// The id handed out: a `Set-Cookie` value (the session cookie, or its
+    /// removal), or with a header [`Transport`](crate::Transport) the id
+    /// itself (empty: the client must drop its id).
     pub set_cookie: Option<String>,
-    /// Whether the response depends on the session cookie (`Vary: Cookie`).
+    /// Whether the response depends on the session id (`Vary: Cookie`, or
+    /// `Vary` with the transport's request header).
     pub vary_cookie: bool,
+    /// A header transport's names; `None` for the cookie.
+    pub transport: Option<Arc<TransportHeaders>>,
+}
+
+/// The header names of a header [`Transport`](crate::Transport), lowercase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportHeaders {
+    /// The request header the id comes in (what `Vary` names).
+    pub request: Box<str>,
+    /// The response header the id is handed out in.
+    pub response: Box<str>,
 }
 
 impl ResponseHeaders {
     /// Calls `add(headers, name, value)` for each header to append to the
     /// response's `headers` (names are lowercase; values are borrowed fixed
-    /// text, or the cookie's text to move into the response). A response
-    /// that sets or removes the cookie must not be cached
-    /// (`Cache-Control: no-store`), unless the application set its own
-    /// `Cache-Control`: `has_cache_control` says whether it did, and is
-    /// asked only when the cookie is set.
+    /// text, or text to move into the response). A response that hands out
+    /// or withdraws the id must not be cached (`Cache-Control: no-store`),
+    /// unless the application set its own `Cache-Control`:
+    /// `has_cache_control` says whether it did, and is asked only then.
     pub fn into_each<M>(
         self,
         headers: &mut M,
         has_cache_control: impl FnOnce(&M) -> bool,
-        mut add: impl FnMut(&mut M, &'static str, Cow<'static, str>),
+        mut add: impl FnMut(&mut M, &str, Cow<'static, str>),
     ) {
-        if let Some(cookie) = self.set_cookie {
+        let (id_header, vary) = match &self.transport {
+            None => ("set-cookie", Cow::Borrowed("cookie")),
+            Some(names) => (&*names.response, Cow::Owned(names.request.to_string())),
+        };
+        if let Some(value) = self.set_cookie {
             if !has_cache_control(headers) {
                 add(headers, "cache-control", Cow::Borrowed("no-store"));
             }
-            add(headers, "set-cookie", Cow::Owned(cookie));
+            add(headers, id_header, Cow::Owned(value));
         }
         if self.vary_cookie {
-            add(headers, "vary", Cow::Borrowed("cookie"));
+            add(headers, "vary", vary);
         }
     }
 }
@@ -404,11 +421,15 @@ impl<S: SessionStore> Engine for SessionManager<S> {
         self.inner.config.store_error_status
     }
 
-    fn read_cookies<'a, I>(&self, cookie_headers: I) -> Presented
+    fn id_header(&self) -> Option<&str> {
+        self.inner.policy.id_header()
+    }
+
+    fn read_id<'a, I>(&self, values: I) -> Presented
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        self.inner.policy.find(cookie_headers)
+        self.inner.policy.find(values)
     }
 
     async fn load(&self, presented: Presented) -> Result<Session, Error> {
@@ -477,6 +498,7 @@ impl<S: SessionStore> Engine for SessionManager<S> {
         let mut headers = ResponseHeaders {
             set_cookie: None,
             vary_cookie: vary,
+            transport: self.inner.policy.transport_headers(),
         };
         let cookie_for = |id: &SessionId, expires_at: Timestamp| {
             let max_age = persistent.then(|| expires_at.since(now));

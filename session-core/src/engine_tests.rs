@@ -74,9 +74,7 @@ impl Harness {
 
     fn open(&self, cookie: Option<&str>) -> Session {
         let header = cookie.map(|c| format!("{}={c}", self.manager.cookie_name()));
-        let presented = self
-            .manager
-            .read_cookies(header.iter().map(|h| h.as_bytes()));
+        let presented = self.manager.read_id(header.iter().map(|h| h.as_bytes()));
         block_on(self.manager.load(presented)).unwrap()
     }
 
@@ -133,16 +131,16 @@ fn a_new_session_gets_a_browser_session_cookie_with_secure_defaults() {
     reply.headers.clone().into_each(
         &mut headers,
         |_| false,
-        |h, n, v| h.push((n, v.into_owned())),
+        |h, n, v| h.push((n.to_owned(), v.into_owned())),
     );
-    assert_eq!(headers[0], ("cache-control", "no-store".into()));
+    assert_eq!(headers[0], ("cache-control".into(), "no-store".into()));
     assert_eq!(headers[1].0, "set-cookie");
-    assert_eq!(headers[2], ("vary", "cookie".into()));
+    assert_eq!(headers[2], ("vary".into(), "cookie".into()));
     let mut headers = Vec::new();
     reply
         .headers
         .clone()
-        .into_each(&mut headers, |_| true, |h, n, _| h.push(n));
+        .into_each(&mut headers, |_| true, |h, n, _| h.push(n.to_owned()));
     assert_eq!(
         headers,
         ["set-cookie", "vary"],
@@ -392,13 +390,13 @@ fn hostile_cookies_give_a_fresh_session() {
         "id=x; ".repeat(300).into_bytes(),
     ];
     for header in headers {
-        let presented = h.manager.read_cookies([header.as_slice()]);
+        let presented = h.manager.read_id([header.as_slice()]);
         let session = block_on(h.manager.load(presented)).unwrap();
         assert!(session.is_new() && session.is_empty());
     }
     // The real session still works beside them, and duplicates resolve to it.
     let dup = format!("id=junk; id={good}");
-    let presented = h.manager.read_cookies([dup.as_bytes()]);
+    let presented = h.manager.read_id([dup.as_bytes()]);
     assert_eq!(read(&block_on(h.manager.load(presented)).unwrap()), Some(1));
 }
 
@@ -497,7 +495,7 @@ fn a_store_that_is_down_is_an_error_and_a_corrupt_record_is_no_session() {
         SessionConfig::default(),
     )
     .unwrap();
-    let presented = down.read_cookies([header.as_bytes()]);
+    let presented = down.read_id([header.as_bytes()]);
     assert!(matches!(
         block_on(down.load(presented)),
         Err(Error::Store(_))
@@ -512,7 +510,7 @@ fn a_store_that_is_down_is_an_error_and_a_corrupt_record_is_no_session() {
 
     let corrupt =
         SessionManager::new(BrokenStore { corrupt: true }, SessionConfig::default()).unwrap();
-    let presented = corrupt.read_cookies([header.as_bytes()]);
+    let presented = corrupt.read_id([header.as_bytes()]);
     let session = block_on(corrupt.load(presented)).unwrap();
     assert!(session.is_new() && session.is_empty());
 }
@@ -604,7 +602,7 @@ fn lifecycle_events_carry_hashed_ids_and_reasons() {
             sink.lock().unwrap().push(e.clone())
         })
         .unwrap();
-    let presented = stricter.read_cookies([format!("__Host-id={live}").as_bytes()]);
+    let presented = stricter.read_id([format!("__Host-id={live}").as_bytes()]);
     assert!(block_on(stricter.load(presented)).unwrap().is_new());
     let live_id = SessionId::parse(&live.as_bytes()[44..]).unwrap();
     assert_eq!(
@@ -870,7 +868,7 @@ fn immediate_stores_run_in_place_and_a_broken_promise_is_a_store_error() {
 
     let liar = SessionManager::new(StallingStore, SessionConfig::default()).unwrap();
     let id = SessionId::generate().to_string();
-    let presented = liar.read_cookies([format!("__Host-id={id}").as_bytes()]);
+    let presented = liar.read_id([format!("__Host-id={id}").as_bytes()]);
     assert_eq!(block_on(liar.begin(presented)).unwrap_err(), 503);
     let fresh = block_on(liar.begin(Presented::Nothing)).unwrap();
     fresh.insert("k", &1).unwrap();
@@ -897,4 +895,134 @@ fn ids_come_from_the_injected_random_source() {
         cookie.starts_with(&format!("id={expected};")),
         "{cookie} is not the seeded id {expected}"
     );
+}
+
+/// The headers a response sends, as (name, value) pairs.
+fn sent(headers: &ResponseHeaders) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    headers.clone().into_each(
+        &mut out,
+        |_| false,
+        |out, n, v| out.push((n.to_owned(), v.into_owned())),
+    );
+    out
+}
+
+#[test]
+fn a_header_transport_hands_out_the_id_and_takes_it_back_with_the_same_rules() {
+    for signed in [false, true] {
+        let mut config = SessionConfig {
+            transport: Transport::Header("X-Session".into()),
+            ..SessionConfig::default()
+        };
+        if signed {
+            config.cookie.signing_keys = SigningKeys::new([SECRET]);
+        }
+        let h = Harness::new(config);
+        assert_eq!(h.manager.id_header(), Some("x-session"));
+        let ask = |value: Option<&str>| {
+            let presented = h.manager.read_id(value.iter().map(|v| v.as_bytes()));
+            block_on(h.manager.load(presented)).unwrap()
+        };
+
+        // Created: the id alone in the transport's header, not cacheable,
+        // and the response varies with that header.
+        let session = ask(None);
+        session.set_user("ada");
+        let headers = block_on(h.manager.commit(&session)).unwrap();
+        let sent = sent(&headers);
+        assert_eq!(sent[0], ("cache-control".into(), "no-store".into()));
+        assert_eq!(sent[1].0, "x-session");
+        let token = sent[1].1.clone();
+        assert_eq!(token.len(), if signed { 66 } else { 22 });
+        assert!(!token.contains(';'), "the id alone: {token}");
+
+        // Sent back, it loads the session; tampered or unknown, it does not.
+        assert_eq!(ask(Some(&token)).user().as_deref(), Some("ada"));
+        assert_eq!(
+            ask(Some(&format!("  {token} "))).user().as_deref(),
+            Some("ada")
+        );
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert!(ask(Some(&tampered)).is_new());
+        assert!(ask(Some("not an id")).is_new());
+
+        // Ended: the header comes back empty, so the client drops its id.
+        let session = ask(Some(&token));
+        session.destroy();
+        let headers = block_on(h.manager.commit(&session)).unwrap();
+        assert!(sent_has(&headers, "x-session", ""));
+        assert!(ask(Some(&token)).is_new());
+
+        // Idle expiry holds as for the cookie.
+        let session = ask(None);
+        session.set_user("bob");
+        let headers = block_on(h.manager.commit(&session)).unwrap();
+        let token = headers.set_cookie.clone().unwrap();
+        h.advance(3600);
+        assert!(ask(Some(&token)).is_new(), "idle timeout ended it");
+    }
+}
+
+fn sent_has(headers: &ResponseHeaders, name: &str, value: &str) -> bool {
+    sent(headers).iter().any(|(n, v)| n == name && v == value)
+}
+
+#[test]
+fn a_bearer_transport_reads_authorization_and_ignores_other_schemes() {
+    let config = SessionConfig {
+        transport: Transport::Bearer("Session-Token".into()),
+        ..SessionConfig::default()
+    };
+    let h = Harness::new(config);
+    assert_eq!(h.manager.id_header(), Some("authorization"));
+    let session = block_on(h.manager.load(Presented::Nothing)).unwrap();
+    session.insert("k", &1).unwrap();
+    let headers = block_on(h.manager.commit(&session)).unwrap();
+    let token = headers.set_cookie.clone().unwrap();
+    assert!(sent_has(&headers, "session-token", &token));
+    assert!(sent_has(&headers, "vary", "authorization"));
+
+    let read = |value: &str| h.manager.read_id([value.as_bytes()]);
+    for value in [format!("Bearer {token}"), format!("bearer  {token}")] {
+        assert!(matches!(read(&value), Presented::Id(_)), "{value}");
+    }
+    assert_eq!(read(&format!("Basic {token}")), Presented::Nothing);
+    assert_eq!(read(&token), Presented::Nothing, "the scheme is required");
+    assert!(matches!(read("Bearer nope"), Presented::Rejected(_)));
+    // A valid id after a bad one still counts, as with cookies.
+    let presented = h.manager.read_id([
+        "Bearer nope".as_bytes(),
+        format!("Bearer {token}").as_bytes(),
+    ]);
+    assert!(matches!(presented, Presented::Id(_)));
+}
+
+#[test]
+fn transport_header_names_are_checked() {
+    for name in [
+        "",
+        "with space",
+        "Cookie",
+        "set-cookie",
+        "Authorization",
+        "vary",
+    ] {
+        let config = SessionConfig {
+            transport: Transport::Header(name.into()),
+            ..SessionConfig::default()
+        };
+        assert!(
+            matches!(config.validate(), Err(Error::Config(_))),
+            "{name:?}"
+        );
+    }
+    let config: SessionConfig =
+        serde_json::from_str(r#"{"transport": {"bearer": "x-token"}}"#).unwrap();
+    assert_eq!(config.transport, Transport::Bearer("x-token".into()));
+    let config: SessionConfig = serde_json::from_str(r#"{"transport": "cookie"}"#).unwrap();
+    assert_eq!(config.transport, Transport::Cookie);
 }

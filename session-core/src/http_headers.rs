@@ -21,7 +21,11 @@ impl ResponseHeaders {
                     "set-cookie" => SET_COOKIE,
                     "cache-control" => CACHE_CONTROL,
                     "vary" => VARY,
-                    other => HeaderName::from_static(other),
+                    // A header transport's name, checked by the config.
+                    other => match HeaderName::from_bytes(other.as_bytes()) {
+                        Ok(name) => name,
+                        Err(_) => return,
+                    },
                 };
                 let value = match value {
                     Cow::Borrowed(text) => HeaderValue::from_static(text),
@@ -69,6 +73,7 @@ mod tests {
         let headers = ResponseHeaders {
             set_cookie: Some("id=x; Path=/".into()),
             vary_cookie: true,
+            transport: None,
         };
         for has_cache_control in [false, true] {
             let mut map = HeaderMap::new();

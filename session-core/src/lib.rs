@@ -27,6 +27,7 @@ pub mod testing;
 
 pub use config::{
     CookieConfig, CookiePrefix, DEFAULT_MAX_SESSION_BYTES, SameSite, SessionConfig, SigningKeys,
+    Transport,
 };
 pub use cookie_policy::{Presented, RejectReason};
 pub use csrf::{CsrfPolicy, CsrfRejection};

@@ -82,7 +82,7 @@ where
     type Future = SessionFuture<Inner<I>, Request<ReqBody>, S>;
 
     fn call(&self, req: Request<ReqBody>) -> Self::Future {
-        let presented = self.manager.read_request_cookies(req.headers());
+        let presented = self.manager.read_request(req.headers());
         let mut inner = Inner(Arc::clone(&self.inner));
         SessionFuture::start(&self.manager, presented, req, &mut inner)
     }

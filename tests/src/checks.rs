@@ -657,3 +657,71 @@ pub async fn writes_over_the_size_limit_are_413_and_change_nothing(target: Targe
     assert_eq!(res.status, 200);
     assert_eq!(res.json()["data"]["small"], json!(1));
 }
+
+/// With `transport = { header = "x-session" }` the id travels in that
+/// header, with no cookie at all: handed out on login, accepted back,
+/// refused when tampered with, and withdrawn (an empty header) on logout.
+pub async fn a_header_transport_works_without_cookies(target: Target) {
+    let mut config = example_config();
+    config.transport = session_core::Transport::Header("X-Session".into());
+    let server = TestServer::start_with(target, config).await;
+    let addr = server.addr;
+    let send = |method: &'static str, path: &'static str, token: Option<String>, body: String| async move {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        );
+        if let Some(token) = token {
+            head.push_str(&format!("X-Session: {token}\r\n"));
+        }
+        send_raw(addr, head.as_bytes(), body.as_bytes()).await
+    };
+    let login = json!({ "username": "ada", "data": {} }).to_string();
+    let res = send("POST", "/session/login", None, login).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.set_cookie(), None, "no cookie with a header transport");
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    let token = res
+        .header("x-session")
+        .expect("the id in x-session")
+        .to_owned();
+    assert!(!token.is_empty() && !token.contains(';'), "{token}");
+
+    let res = send(
+        "GET",
+        "/session/profile",
+        Some(token.clone()),
+        String::new(),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["username"], "ada");
+    assert!(
+        res.all("vary")
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case("x-session"))
+    );
+    assert_eq!(res.header("x-session"), None, "nothing to hand out again");
+
+    let mut tampered = token.clone().into_bytes();
+    tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let res = send("GET", "/session/profile", Some(tampered), String::new()).await;
+    assert_eq!(res.status, 401);
+    assert_eq!(
+        res.header("x-session"),
+        Some(""),
+        "the client is told to drop it"
+    );
+
+    let res = send(
+        "POST",
+        "/session/logout",
+        Some(token.clone()),
+        String::new(),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("x-session"), Some(""));
+    let res = send("GET", "/session/profile", Some(token), String::new()).await;
+    assert_eq!(res.status, 401);
+}

@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
                 an_oversized_body_is_413_json,
                 posts_that_are_not_json_are_415_and_change_nothing,
                 writes_over_the_size_limit_are_413_and_change_nothing,
+                a_header_transport_works_without_cookies,
             );
         }
     };

@@ -327,6 +327,7 @@ pub fn example_config() -> SessionConfig {
         secure: true,
         max_bytes: session_core::DEFAULT_MAX_SESSION_BYTES,
         redis_cache: false,
+        transport: session_core::Transport::Cookie,
     }
     .config()
 }
