@@ -78,18 +78,16 @@ pub(crate) struct CookiePolicy {
     keys: Vec<Key>,
     /// `; Path=/; HttpOnly; Secure; SameSite=Lax` and so on, built once.
     attributes: String,
-    carrier: Carrier,
-    /// A header transport's names.
-    headers: Option<Arc<TransportHeaders>>,
+    /// A header [`Transport`]; `None` for the cookie.
+    header: Option<HeaderTransport>,
 }
 
-/// How the id is carried, compiled from [`Transport`].
-enum Carrier {
-    Cookie,
-    /// The header's whole value is the id.
-    Header,
-    /// `Authorization: Bearer <id>`.
-    Bearer,
+/// A header transport, compiled.
+struct HeaderTransport {
+    names: Arc<TransportHeaders>,
+    /// The request header is `Authorization: Bearer <id>`; else its whole
+    /// value is the id.
+    bearer: bool,
 }
 
 impl CookiePolicy {
@@ -111,20 +109,18 @@ impl CookiePolicy {
             SameSite::Lax => "; SameSite=Lax",
             SameSite::None => "; SameSite=None",
         });
-        let carrier = match config.transport {
-            Transport::Cookie => Carrier::Cookie,
-            Transport::Header(_) => Carrier::Header,
-            Transport::Bearer(_) => Carrier::Bearer,
+        let header = match &config.transport {
+            Transport::Cookie => None,
+            Transport::Header(_) | Transport::Bearer(_) => Some(HeaderTransport {
+                names: Arc::new(TransportHeaders {
+                    request: config.transport.request_header().into(),
+                    response: config.transport.response_header().into(),
+                }),
+                bearer: matches!(config.transport, Transport::Bearer(_)),
+            }),
         };
-        let headers = (!matches!(carrier, Carrier::Cookie)).then(|| {
-            Arc::new(TransportHeaders {
-                request: config.transport.request_header().into(),
-                response: config.transport.response_header().into(),
-            })
-        });
         Self {
-            carrier,
-            headers,
+            header,
             name: config.cookie_name(),
             keys: c
                 .signing_keys
@@ -142,12 +138,12 @@ impl CookiePolicy {
 
     /// A header transport's request header; `None` for the cookie.
     pub(crate) fn id_header(&self) -> Option<&str> {
-        self.headers.as_deref().map(|h| &*h.request)
+        self.header.as_ref().map(|h| &*h.names.request)
     }
 
     /// A header transport's names, for the response; `None` for the cookie.
     pub(crate) fn transport_headers(&self) -> Option<Arc<TransportHeaders>> {
-        self.headers.clone()
+        self.header.as_ref().map(|h| Arc::clone(&h.names))
     }
 
     /// Finds the session id among the request's `Cookie` header values.
@@ -170,28 +166,29 @@ impl CookiePolicy {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        match self.carrier {
-            Carrier::Cookie => self.find_cookie(values),
-            Carrier::Header | Carrier::Bearer => self.find_header(values),
+        match &self.header {
+            None => self.find_cookie(values),
+            Some(header) => self.find_header(header.bearer, values),
         }
     }
 
     /// Finds the id among the values of a header transport's request
     /// header, by the same rules as the cookie: the first valid of at most
     /// eight wins. With `Bearer`, values of other schemes are not ours.
-    fn find_header<'a, I>(&self, values: I) -> Presented
+    fn find_header<'a, I>(&self, bearer: bool, values: I) -> Presented
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
         let mut first_reason = None;
         for value in values.into_iter().take(MAX_CANDIDATES) {
             let value = trim(value);
-            let token = match self.carrier {
-                Carrier::Bearer => match strip_bearer(value) {
+            let token = if bearer {
+                match strip_bearer(value) {
                     Some(token) => trim(token),
                     None => continue,
-                },
-                _ => value,
+                }
+            } else {
+                value
             };
             match self.verify(token) {
                 Ok(id) => return Presented::Id(id),
@@ -272,7 +269,7 @@ impl CookiePolicy {
     pub(crate) fn set_cookie(&self, id: &SessionId, max_age: Option<Duration>) -> String {
         let encoded = id.encode();
         let mut out = String::with_capacity(self.name.len() + 128 + self.attributes.len());
-        if !matches!(self.carrier, Carrier::Cookie) {
+        if self.header.is_some() {
             // A header transport hands out the (signed) id alone.
             self.push_value(&mut out, encoded.as_str());
             return out;
@@ -303,7 +300,7 @@ impl CookiePolicy {
     /// The `Set-Cookie` value that removes the cookie: same name, path,
     /// domain and flags, empty value, already expired.
     pub(crate) fn removal(&self) -> String {
-        if !matches!(self.carrier, Carrier::Cookie) {
+        if self.header.is_some() {
             // A header transport withdraws the id with an empty value.
             return String::new();
         }

@@ -307,8 +307,8 @@ fn answer<X: Shell<Req>, Req>(
     }
 }
 
-/// Polling a completed future is the caller's bug (the `Future` contract);
-/// it gets a panic-free, loud answer rather than undefined behaviour.
+/// Polling a completed future breaks the `Future` contract; like an
+/// `async fn`'s future, this one then panics.
 #[cold]
 fn polled_after_completion<T>() -> T {
     panic!("SessionFuture polled after completion")

@@ -141,17 +141,18 @@ impl ResponseHeaders {
         has_cache_control: impl FnOnce(&M) -> bool,
         mut add: impl FnMut(&mut M, &str, Cow<'static, str>),
     ) {
-        let (id_header, vary) = match &self.transport {
-            None => ("set-cookie", Cow::Borrowed("cookie")),
-            Some(names) => (&*names.response, Cow::Owned(names.request.to_string())),
-        };
+        let names = self.transport.as_deref();
         if let Some(value) = self.set_cookie {
             if !has_cache_control(headers) {
                 add(headers, "cache-control", Cow::Borrowed("no-store"));
             }
+            let id_header = names.map_or("set-cookie", |n| &*n.response);
             add(headers, id_header, Cow::Owned(value));
         }
         if self.vary_cookie {
+            let vary = names.map_or(Cow::Borrowed("cookie"), |n| {
+                Cow::Owned(n.request.to_string())
+            });
             add(headers, "vary", vary);
         }
     }
