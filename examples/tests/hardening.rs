@@ -3,13 +3,16 @@
 //! descriptors does not stop a server, SIGTERM shuts it down cleanly, and
 //! start-up errors say what to do.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use session_core::{DynStore, MemoryStore, SessionConfig, SessionManager};
 use session_examples::serve::Limits;
+use support::App;
 
 const SECRET: &str = "hardening test secret, comfortably over 32 bytes";
 
@@ -136,43 +139,19 @@ fn a_slow_header_and_an_idle_connection_are_cut_off() {
     }
 }
 
-/// An example binary run as its own process, killed on drop.
-struct App {
-    child: Child,
-    addr: SocketAddr,
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-impl App {
-    /// Starts `bin` with at most `fds` open file descriptors.
-    fn start_with_fd_limit(bin: &str, fds: u32) -> Self {
-        let addr = free_addr();
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ulimit -n {fds} && exec \"$0\""))
-            .arg(bin)
-            .env("ADDR", addr.to_string())
-            .env("SESSION_SECRET", SECRET)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_listening(addr);
-        Self { child, addr }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `bin` with at most `fds` open file descriptors, and waits until
+/// it listens.
+fn start_with_fd_limit(bin: &str, fds: u32) -> App {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit -n {fds} && exec \"$0\""))
+        .arg(bin)
+        .env("SESSION_SECRET", SECRET)
+        .stderr(Stdio::null());
+    let app = App::spawn(command);
+    wait_listening(app.addr);
+    app
 }
 
 fn bins() -> [(&'static str, &'static str); 3] {
@@ -186,7 +165,7 @@ fn bins() -> [(&'static str, &'static str); 3] {
 #[test]
 fn running_out_of_file_descriptors_does_not_stop_a_server() {
     for (name, bin) in bins() {
-        let mut app = App::start_with_fd_limit(bin, 64);
+        let mut app = start_with_fd_limit(bin, 64);
         // More connections than the server has descriptors: its accept
         // fails with EMFILE while they are open. (The rest wait in the
         // listen backlog of 128; a connect beyond it would only stall.)
@@ -216,7 +195,7 @@ fn running_out_of_file_descriptors_does_not_stop_a_server() {
 #[test]
 fn sigterm_shuts_a_server_down_cleanly() {
     for (name, bin) in bins() {
-        let mut app = App::start_with_fd_limit(bin, 1024);
+        let mut app = start_with_fd_limit(bin, 1024);
         assert_eq!(healthz(app.addr), Some(200));
         let pid = app.child.id().to_string();
         let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();

@@ -2,66 +2,32 @@
 //! secret: a session created on one is read, updated and ended on the
 //! others, across frameworks; and the Redis commands each request costs.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use serde_json::json;
 use session_conformance::Browser;
 use session_redis::redis;
 use session_redis::testing::LocalRedis;
+use support::{App, a_session_moves_between, bins, start_all};
 
 const SECRET: &str = "multi-process test secret, comfortably over 32 bytes";
 
-/// An example binary running as its own process, killed on drop.
-struct App {
-    child: Child,
-    addr: SocketAddr,
+/// An example on `redis_url`, with the client-side cache on or off (set
+/// either way, whatever the test's own environment says).
+fn start_on(bin: &str, redis_url: &str, cache: bool) -> App {
+    App::start(bin, &env(redis_url, cache))
 }
 
-impl App {
-    fn start(bin: &str, redis_url: &str) -> Self {
-        Self::start_with_cache(bin, redis_url, false)
-    }
-
-    /// As [`start`](Self::start), with the client-side cache on or off
-    /// (set either way, whatever the test's own environment says).
-    fn start_with_cache(bin: &str, redis_url: &str, cache: bool) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new(bin)
-            .env("ADDR", addr.to_string())
-            .env("SESSION_STORE", "redis")
-            .env("REDIS_URL", redis_url)
-            .env("SESSION_SECRET", SECRET)
-            .env("SESSION_SECURE", "true")
-            .env("SESSION_REDIS_CACHE", cache.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        Self { child, addr }
-    }
-
-    async fn wait_ready(&self) {
-        for _ in 0..500 {
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("example on {} did not start", self.addr);
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn env(redis_url: &str, cache: bool) -> [(&'static str, String); 5] {
+    [
+        ("SESSION_STORE", "redis".into()),
+        ("REDIS_URL", redis_url.into()),
+        ("SESSION_SECRET", SECRET.into()),
+        ("SESSION_SECURE", "true".into()),
+        ("SESSION_REDIS_CACHE", cache.to_string()),
+    ]
 }
 
 /// A `redis-server` of this test's own, or `None` (after saying why) when
@@ -75,80 +41,13 @@ fn own_redis() -> Option<LocalRedis> {
     }
 }
 
-fn bins() -> [&'static str; 3] {
-    [
-        env!("CARGO_BIN_EXE_axum"),
-        env!("CARGO_BIN_EXE_actix"),
-        env!("CARGO_BIN_EXE_hyper"),
-    ]
-}
-
-async fn start_all(redis: &LocalRedis) -> Vec<App> {
-    let apps: Vec<App> = bins()
-        .iter()
-        .map(|bin| App::start(bin, &redis.url()))
-        .collect();
-    for app in &apps {
-        app.wait_ready().await;
-    }
-    apps
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_moves_between_processes_and_frameworks() {
     let Some(redis) = own_redis() else {
         return;
     };
-    let apps = start_all(&redis).await;
-    let [axum, actix, hyper] = [apps[0].addr, apps[1].addr, apps[2].addr];
-
-    let mut on_axum = Browser::new(axum);
-    on_axum.login("ada", json!({ "from": "axum" })).await;
-    let mut on_actix = on_axum.at(actix);
-    let res = on_actix
-        .post("/session/update", r#"{"via": "actix"}"#)
-        .await;
-    assert_eq!(res.status, 200);
-    assert_eq!(
-        res.json()["data"],
-        json!({ "from": "axum", "via": "actix" })
-    );
-    let mut on_hyper = on_actix.at(hyper);
-    let profile = on_hyper.get("/session/profile").await;
-    assert_eq!(profile.status, 200);
-    assert_eq!(profile.json()["username"], json!("ada"));
-
-    // Logout-all on hyper ends the sessions made on the other processes.
-    let mut second_device = Browser::new(actix);
-    second_device.login("ada", json!({})).await;
-    let mut bob = Browser::new(axum);
-    bob.login("bob", json!({})).await;
-    let ended = on_hyper.post("/session/logout-all", "").await;
-    assert_eq!(ended.json(), json!({ "ended": 2 }));
-    assert_eq!(on_axum.get("/session/profile").await.status, 401);
-    assert_eq!(second_device.get("/session/profile").await.status, 401);
-    assert_eq!(bob.at(hyper).get("/session/profile").await.status, 200);
-
-    // Sixteen concurrent writes spread over the three processes all land.
-    let mut carol = Browser::new(hyper);
-    carol.login("carol", json!({})).await;
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let mut b = carol.at(apps[i % 3].addr);
-            tokio::spawn(async move {
-                b.post(
-                    "/session/update",
-                    &json!({ format!("k{i}"): i }).to_string(),
-                )
-                .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap().status, 200);
-    }
-    let data = carol.get("/session/profile").await.json()["data"].clone();
-    assert_eq!(data.as_object().unwrap().len(), 16, "lost writes: {data}");
+    let apps = start_all(&env(&redis.url(), false)).await;
+    a_session_moves_between(&apps, 16).await;
 }
 
 /// Round trips to Redis for each kind of request, counted with `INFO
@@ -163,7 +62,7 @@ async fn redis_commands_per_request() {
     // Without the client-side cache a read costs 1 round trip and a write
     // 2; with it, a read of a cached session costs none and a write 1.
     for (cache, read, write) in [(false, 1, 2), (true, 0, 1)] {
-        let app = App::start_with_cache(bins()[0], &redis.url(), cache);
+        let app = start_on(bins()[0], &redis.url(), cache);
         app.wait_ready().await;
         let mut admin = redis::Client::open(redis.url())
             .unwrap()
@@ -260,7 +159,7 @@ async fn a_redis_outage_is_503_and_the_app_recovers_without_restart() {
     let Some(mut redis) = own_redis() else {
         return;
     };
-    let app = App::start(env!("CARGO_BIN_EXE_axum"), &redis.url());
+    let app = start_on(bins()[0], &redis.url(), false);
     app.wait_ready().await;
     let mut browser = Browser::new(app.addr);
     browser.login("ada", json!({})).await;
@@ -313,8 +212,8 @@ async fn with_the_cache_a_change_and_a_logout_reach_other_processes_within_100_m
     let Some(redis) = own_redis() else {
         return;
     };
-    let writer = App::start_with_cache(bins()[0], &redis.url(), true);
-    let reader = App::start_with_cache(bins()[1], &redis.url(), true);
+    let writer = start_on(bins()[0], &redis.url(), true);
+    let reader = start_on(bins()[1], &redis.url(), true);
     writer.wait_ready().await;
     reader.wait_ready().await;
     let mut on_writer = Browser::new(writer.addr);

@@ -6,78 +6,29 @@
 //! test's own (see `session_sql::testing`); without the server the tests
 //! skip, saying why.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use session_conformance::Browser;
 use session_sql::testing::{Proxy, ProxyMode, TestDatabase};
+use support::{App, a_session_moves_between, bins, start_all};
 
 const SECRET: &str = "multi-process SQL test secret, comfortably over 32 bytes";
 
-/// An example binary running as its own process, killed on drop.
-struct App {
-    child: Child,
-    addr: SocketAddr,
+/// An example on `database_url`.
+fn start_on(bin: &str, database_url: &str) -> App {
+    App::start(bin, &env(database_url))
 }
 
-impl App {
-    fn start(bin: &str, database_url: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new(bin)
-            .env("ADDR", addr.to_string())
-            .env("SESSION_STORE", "sql")
-            .env("DATABASE_URL", database_url)
-            .env("SESSION_SECRET", SECRET)
-            .env("SESSION_SECURE", "true")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        Self { child, addr }
-    }
-
-    async fn wait_ready(&self) {
-        for _ in 0..1000 {
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("example on {} did not start", self.addr);
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bins() -> [&'static str; 3] {
+fn env(database_url: &str) -> [(&'static str, &str); 4] {
     [
-        env!("CARGO_BIN_EXE_axum"),
-        env!("CARGO_BIN_EXE_actix"),
-        env!("CARGO_BIN_EXE_hyper"),
+        ("SESSION_STORE", "sql"),
+        ("DATABASE_URL", database_url),
+        ("SESSION_SECRET", SECRET),
+        ("SESSION_SECURE", "true"),
     ]
-}
-
-/// All three at once, so that they migrate the new database together.
-async fn start_all(database_url: &str) -> Vec<App> {
-    let apps: Vec<App> = bins()
-        .iter()
-        .map(|bin| App::start(bin, database_url))
-        .collect();
-    for app in &apps {
-        app.wait_ready().await;
-    }
-    apps
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,56 +46,9 @@ async fn a_session_moves_between_processes_sharing_mariadb() {
 }
 
 async fn a_session_moves_between_processes(db: &TestDatabase) {
-    let apps = start_all(db.url()).await;
-    let [axum, actix, hyper] = [apps[0].addr, apps[1].addr, apps[2].addr];
-
-    let mut on_axum = Browser::new(axum);
-    on_axum.login("ada", json!({ "from": "axum" })).await;
-    let mut on_actix = on_axum.at(actix);
-    let res = on_actix
-        .post("/session/update", r#"{"via": "actix"}"#)
-        .await;
-    assert_eq!(res.status, 200);
-    assert_eq!(
-        res.json()["data"],
-        json!({ "from": "axum", "via": "actix" })
-    );
-    let mut on_hyper = on_actix.at(hyper);
-    let profile = on_hyper.get("/session/profile").await;
-    assert_eq!(profile.status, 200);
-    assert_eq!(profile.json()["username"], json!("ada"));
-
-    // Logout-all on hyper ends the sessions made on the other processes.
-    let mut second_device = Browser::new(actix);
-    second_device.login("ada", json!({})).await;
-    let mut bob = Browser::new(axum);
-    bob.login("bob", json!({})).await;
-    let ended = on_hyper.post("/session/logout-all", "").await;
-    assert_eq!(ended.json(), json!({ "ended": 2 }));
-    assert_eq!(on_axum.get("/session/profile").await.status, 401);
-    assert_eq!(second_device.get("/session/profile").await.status, 401);
-    assert_eq!(bob.at(hyper).get("/session/profile").await.status, 200);
-
-    // Thirty-two concurrent writes spread over the three processes all land.
-    let mut carol = Browser::new(hyper);
-    carol.login("carol", json!({})).await;
-    let tasks: Vec<_> = (0..32)
-        .map(|i| {
-            let mut b = carol.at(apps[i % 3].addr);
-            tokio::spawn(async move {
-                b.post(
-                    "/session/update",
-                    &json!({ format!("k{i}"): i }).to_string(),
-                )
-                .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap().status, 200);
-    }
-    let data = carol.get("/session/profile").await.json()["data"].clone();
-    assert_eq!(data.as_object().unwrap().len(), 32, "lost writes: {data}");
+    // All three at once, so that they migrate the new database together.
+    let apps = start_all(&env(db.url())).await;
+    a_session_moves_between(&apps, 32).await;
 }
 
 /// Round trips to PostgreSQL per request, counted by a proxy between the
@@ -156,7 +60,7 @@ async fn round_trips_per_request_and_an_outage_on_postgres() {
         return;
     };
     let proxy = Proxy::start(db.server_addr().unwrap()).await.unwrap();
-    let app = App::start(env!("CARGO_BIN_EXE_axum"), &db.url_via(&proxy));
+    let app = start_on(bins()[0], &db.url_via(&proxy));
     app.wait_ready().await;
     let mut browser = Browser::new(app.addr);
     browser.login("ada", json!({})).await;

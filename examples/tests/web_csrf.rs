@@ -3,50 +3,22 @@
 //! token is refused (403, HTML or JSON), so is a cross-site or foreign-origin
 //! request with it, and the token passes from the form field or the header.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod support;
+
+use std::net::SocketAddr;
 
 use session_conformance::Response;
 use session_conformance::http::send_raw;
+use support::App;
 
-/// A web example binary on a free port, killed on drop.
-struct App {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl App {
-    async fn start(bin: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new(bin)
-            .env("ADDR", addr.to_string())
-            .env("SESSION_STORE", "memory")
-            .env("SESSION_SECURE", "false")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        let app = Self { child, addr };
-        for _ in 0..500 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return app;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("{bin} did not start on {addr}");
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A web example binary on the memory store, over plain HTTP, ready.
+async fn start(bin: &str) -> App {
+    let app = App::start(
+        bin,
+        &[("SESSION_STORE", "memory"), ("SESSION_SECURE", "false")],
+    );
+    app.wait_ready().await;
+    app
 }
 
 /// One visitor: the cookie it holds, and the app's address.
@@ -97,7 +69,7 @@ impl Visitor {
 const FORM: &str = "Content-Type: application/x-www-form-urlencoded";
 
 async fn check(bin: &str) {
-    let app = App::start(bin).await;
+    let app = start(bin).await;
     let mut v = Visitor {
         addr: app.addr,
         cookie: None,
