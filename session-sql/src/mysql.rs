@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use session_core::{BoxFuture, Error, Record, SessionId, Timestamp, Update, WriteOutcome};
 use sqlx::mysql::{MySqlConnectOptions, MySqlRow};
-use sqlx::{Connection, Executor, MySqlConnection, Row};
+use sqlx::{Connection, MySqlConnection, Row};
 
 use crate::codec::{self, Columns, column_error, millis};
 use crate::pool::Pool;
-use crate::schema::{Dialect, LATEST, Sql};
+use crate::schema::{Dialect, Sql};
 use crate::store::{is_unique_violation, store_error, wall_clock, written};
 
 pub(crate) type MySqlPool = Pool<MySqlConnection>;
@@ -236,31 +236,8 @@ pub(crate) fn migrate<'a>(
         if got != Some(1) {
             return Err(Error::store("another process holds the migration lock"));
         }
-        (&mut *conn)
-            .execute(sql.create_migrations.as_str())
-            .await
-            .map_err(store_error)?;
-        let version: i64 = sqlx::query_scalar(&sql.schema_version)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(store_error)?;
-        if version > LATEST {
-            return Err(crate::schema::too_new(version));
-        }
-        for next in version + 1..=LATEST {
-            for statement in sql.migration(Dialect::MySql, prefix, next) {
-                (&mut *conn)
-                    .execute(statement.as_str())
-                    .await
-                    .map_err(store_error)?;
-            }
-            sqlx::query(&sql.record_version)
-                .bind(next)
-                .bind(millis(wall_clock()))
-                .execute(&mut *conn)
-                .await
-                .map_err(store_error)?;
-        }
+        crate::schema::migrate_locked::<sqlx::MySql>(&mut *conn, sql, Dialect::MySql, prefix)
+            .await?;
         sqlx::query("SELECT RELEASE_LOCK(?)")
             .bind(&lock)
             .execute(&mut *conn)

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use session_core::{BoxFuture, Error, Record, SessionId, Timestamp, Update, WriteOutcome};
 use sqlx::postgres::{PgConnectOptions, PgRow};
-use sqlx::{Connection, Executor, PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row};
 
 use crate::codec::{self, Columns, column_error, millis};
 use crate::pool::Pool;
-use crate::schema::{Dialect, LATEST, Sql};
+use crate::schema::{Dialect, Sql};
 use crate::store::{is_unique_violation, store_error, wall_clock, written};
 
 pub(crate) type PgPool = Pool<PgConnection>;
@@ -210,31 +210,8 @@ pub(crate) fn migrate<'a>(
             .execute(&mut *tx)
             .await
             .map_err(store_error)?;
-        (&mut *tx)
-            .execute(sql.create_migrations.as_str())
-            .await
-            .map_err(store_error)?;
-        let version: i64 = sqlx::query_scalar(&sql.schema_version)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        if version > LATEST {
-            return Err(crate::schema::too_new(version));
-        }
-        for next in version + 1..=LATEST {
-            for statement in sql.migration(Dialect::Postgres, prefix, next) {
-                (&mut *tx)
-                    .execute(statement.as_str())
-                    .await
-                    .map_err(store_error)?;
-            }
-            sqlx::query(&sql.record_version)
-                .bind(next)
-                .bind(millis(wall_clock()))
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-        }
+        crate::schema::migrate_locked::<sqlx::Postgres>(&mut *tx, sql, Dialect::Postgres, prefix)
+            .await?;
         tx.commit().await.map_err(store_error)?;
         lease.release::<()>(&Ok(()));
         Ok(())

@@ -258,6 +258,56 @@ fn pg_update(t: &str, renew: bool) -> String {
     )
 }
 
+/// Brings the schema from the version it records up to [`LATEST`], each
+/// version's statements followed by its row in the migrations table. The
+/// caller holds the migration lock (its transaction, or a named lock) on
+/// `conn`, so processes starting together take turns.
+pub(crate) async fn migrate_locked<DB>(
+    conn: &mut DB::Connection,
+    sql: &Sql,
+    dialect: Dialect,
+    prefix: &str,
+) -> Result<(), Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB> + for<'r> sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    use sqlx::Executor as _;
+
+    use crate::codec::millis;
+    use crate::store::{store_error, wall_clock};
+
+    (&mut *conn)
+        .execute(sql.create_migrations.as_str())
+        .await
+        .map_err(store_error)?;
+    let version: i64 = sqlx::query_scalar(&sql.schema_version)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(store_error)?;
+    if version > LATEST {
+        return Err(too_new(version));
+    }
+    for next in version + 1..=LATEST {
+        for statement in sql.migration(dialect, prefix, next) {
+            (&mut *conn)
+                .execute(statement.as_str())
+                .await
+                .map_err(store_error)?;
+        }
+        sqlx::query(&sql.record_version)
+            .bind(next)
+            .bind(millis(wall_clock()))
+            .execute(&mut *conn)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use sqlx::{Connection, Executor, Row, SqliteConnection};
 
 use crate::codec::{self, Columns, column_error, millis};
 use crate::pool::Pool;
-use crate::schema::{Dialect, LATEST, Sql};
+use crate::schema::{Dialect, Sql};
 use crate::store::{is_unique_violation, store_error, wall_clock, written};
 
 type SqlitePool = Pool<SqliteConnection>;
@@ -262,31 +262,8 @@ pub(crate) fn migrate<'a>(
             .execute("BEGIN IMMEDIATE")
             .await
             .map_err(store_error)?;
-        (&mut *conn)
-            .execute(sql.create_migrations.as_str())
-            .await
-            .map_err(store_error)?;
-        let version: i64 = sqlx::query_scalar(&sql.schema_version)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(store_error)?;
-        if version > LATEST {
-            return Err(crate::schema::too_new(version));
-        }
-        for next in version + 1..=LATEST {
-            for statement in sql.migration(Dialect::Sqlite, prefix, next) {
-                (&mut *conn)
-                    .execute(statement.as_str())
-                    .await
-                    .map_err(store_error)?;
-            }
-            sqlx::query(&sql.record_version)
-                .bind(next)
-                .bind(millis(wall_clock()))
-                .execute(&mut *conn)
-                .await
-                .map_err(store_error)?;
-        }
+        crate::schema::migrate_locked::<sqlx::Sqlite>(&mut *conn, sql, Dialect::Sqlite, prefix)
+            .await?;
         (&mut *conn).execute("COMMIT").await.map_err(store_error)?;
         lease.release::<()>(&Ok(()));
         Ok(())
