@@ -114,6 +114,9 @@ where
     }
 }
 
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const COOKIE_VALUE: HeaderValue = HeaderValue::from_static("cookie");
+
 /// The inner service, as the session engine calls it (the actix-web
 /// [`Shell`]).
 pub struct Inner<I>(Rc<I>);
@@ -157,6 +160,9 @@ where
                     },
                 };
                 let value = match value {
+                    // The fixed values, validated at compile time.
+                    Cow::Borrowed("no-store") => NO_STORE,
+                    Cow::Borrowed("cookie") => COOKIE_VALUE,
                     Cow::Borrowed(text) => HeaderValue::from_static(text),
                     Cow::Owned(text) => match HeaderValue::try_from(text) {
                         Ok(value) => value,

@@ -268,42 +268,188 @@ impl<S: SessionStore> SessionManager<S> {
         self.inner.clock.now()
     }
 
-    /// Steps 1 to 3 for the driver: [`load`](Self::load), with a failure
+    /// Steps 1 to 3 for the driver: [`load`](Engine::load), with a failure
     /// logged and turned into the status to answer. The one place where an
     /// [immediate](SessionStore::is_immediate) store's work is done on the
-    /// spot; any other store's is one boxed future.
+    /// spot; any other store's is one boxed future. A request with no id
+    /// (or a refused one) asks no store, and is ready at once on any store.
     pub(crate) fn begin(&self, presented: Presented) -> Step<Session> {
+        let now = self.now();
+        let id = match self.without_store(presented, now) {
+            Ok(session) => return Step(StepState::Ready(Some(Ok(session)))),
+            Err(id) => id,
+        };
         if self.inner.store.is_immediate() {
             return Step(StepState::Ready(Some(
-                self.run_in_place(self.load(presented)),
+                self.run_in_place(self.load_id(id, now)),
             )));
         }
         let manager = self.clone();
         Step(StepState::Pending(Box::pin(async move {
             manager
-                .load(presented)
+                .load_id(id, now)
                 .await
                 .map_err(|e| manager.failure_status(&e))
         })))
     }
 
-    /// Steps 5 and 6 for the driver: [`commit`](Self::commit), with a
-    /// failure logged and turned into the status to answer; immediate
-    /// stores in place, as in [`begin`](Self::begin).
+    /// Steps 5 and 6 for the driver: [`commit`](Engine::commit), with a
+    /// failure logged and turned into the status to answer; a plan that asks
+    /// nothing of the store is ready at once, and immediate stores are
+    /// handled in place, as in [`begin`](Self::begin).
     pub(crate) fn finish(&self, session: &Session) -> Step<ResponseHeaders> {
+        let plan = session.plan(|| self.now());
+        if let Some(headers) = self.settle(&plan) {
+            return Step(StepState::Ready(Some(Ok(headers))));
+        }
         if self.inner.store.is_immediate() {
             return Step(StepState::Ready(Some(
-                self.run_in_place(self.commit(session)),
+                self.run_in_place(self.carry_out(plan)),
             )));
         }
         let manager = self.clone();
-        let session = session.clone();
         Step(StepState::Pending(Box::pin(async move {
             manager
-                .commit(&session)
+                .carry_out(plan)
                 .await
                 .map_err(|e| manager.failure_status(&e))
         })))
+    }
+
+    /// The session when the store need not be asked (no id, or one refused
+    /// unread); else the id to load.
+    fn without_store(&self, presented: Presented, now: Timestamp) -> Result<Session, SessionId> {
+        match presented {
+            Presented::Nothing => Ok(self.open(None, None, false, now)),
+            Presented::Rejected(reason) => {
+                self.emit(SessionEvent::Rejected { id: None, reason });
+                Ok(self.open(None, None, true, now))
+            }
+            Presented::Id(id) => Err(id),
+        }
+    }
+
+    /// Loads and opens the session stored under a presented id.
+    async fn load_id(&self, id: SessionId, now: Timestamp) -> Result<Session, Error> {
+        let record = match self.inner.store.load(&self.store_key(&id), now).await {
+            Ok(record) => record,
+            Err(Error::Corrupt(_)) => {
+                self.emit(SessionEvent::Rejected {
+                    id: Some(id.log_hash()),
+                    reason: RejectReason::Corrupt,
+                });
+                return Ok(self.open(None, None, true, now));
+            }
+            Err(e) => return Err(e),
+        };
+        match record {
+            Some(r) if self.inner.defaults.expires_at(&r.meta) > now => {
+                Ok(self.open(Some(id), Some(r), false, now))
+            }
+            Some(_) => {
+                self.emit(SessionEvent::Expired { id: id.log_hash() });
+                Ok(self.open(None, None, true, now))
+            }
+            None => {
+                self.emit(SessionEvent::Rejected {
+                    id: Some(id.log_hash()),
+                    reason: RejectReason::Unknown,
+                });
+                Ok(self.open(None, None, true, now))
+            }
+        }
+    }
+
+    /// The headers of a plan that asks nothing of the store (most reads);
+    /// `None` for a plan to [`carry_out`](Self::carry_out).
+    fn settle(&self, plan: &Plan) -> Option<ResponseHeaders> {
+        if plan.delete.is_some() || !matches!(plan.write, Write::Nothing) {
+            return None;
+        }
+        Some(ResponseHeaders {
+            set_cookie: plan.remove_cookie.then(|| self.inner.policy.removal()),
+            vary_cookie: plan.vary,
+            transport: self.inner.policy.transport_headers(),
+        })
+    }
+
+    /// Sends a plan that needs the store to it; the headers to answer with.
+    async fn carry_out(&self, plan: Plan) -> Result<ResponseHeaders, Error> {
+        let Plan {
+            delete,
+            write,
+            remove_cookie,
+            vary,
+            persistent,
+            now,
+        } = plan;
+        let store = &self.inner.store;
+        if let Some(old) = delete {
+            store.delete(&self.store_key(&old)).await?;
+            self.emit(SessionEvent::Destroyed { id: old.log_hash() });
+        }
+        let mut headers = ResponseHeaders {
+            set_cookie: None,
+            vary_cookie: vary,
+            transport: self.inner.policy.transport_headers(),
+        };
+        let cookie_for = |id: &SessionId, expires_at: Timestamp| {
+            let max_age = persistent.then(|| expires_at.since(now));
+            self.inner.policy.set_cookie(id, max_age.map(whole_seconds))
+        };
+        let wanted_write = !matches!(write, Write::Nothing);
+        let written = match write {
+            Write::Nothing => false,
+            Write::Create(record) => {
+                let record = &record;
+                let id = self
+                    .with_fresh_id(
+                        |id| async move { store.create(&self.store_key(&id), record).await },
+                    )
+                    .await?
+                    .ok_or(Error::IdCollision)?;
+                self.emit(SessionEvent::Created { id: id.log_hash() });
+                headers.set_cookie = Some(cookie_for(&id, record.expires_at));
+                true
+            }
+            Write::Update { id, update, cookie } => {
+                let expires_at = update.expires_at;
+                match store.update(&self.store_key(&id), update).await? {
+                    WriteOutcome::Written => {
+                        if cookie {
+                            headers.set_cookie = Some(cookie_for(&id, expires_at));
+                        }
+                        true
+                    }
+                    _ => self.ended_meanwhile(&id),
+                }
+            }
+            Write::Renew { old, update } => {
+                let old_key = self.store_key(&old);
+                let update = &update;
+                let renewed = self
+                    .with_fresh_id(|new| {
+                        let old_key = &old_key;
+                        async move { store.renew(old_key, &self.store_key(&new), update).await }
+                    })
+                    .await?;
+                match renewed {
+                    Some(new) => {
+                        self.emit(SessionEvent::Renewed {
+                            old: old.log_hash(),
+                            id: new.log_hash(),
+                        });
+                        headers.set_cookie = Some(cookie_for(&new, update.expires_at));
+                        true
+                    }
+                    None => self.ended_meanwhile(&old),
+                }
+            }
+        };
+        if !written && (remove_cookie || wanted_write) {
+            headers.set_cookie = Some(self.inner.policy.removal());
+        }
+        Ok(headers)
     }
 
     /// Polls a future of an immediate store once, where it stands.
@@ -435,40 +581,9 @@ impl<S: SessionStore> Engine for SessionManager<S> {
 
     async fn load(&self, presented: Presented) -> Result<Session, Error> {
         let now = self.now();
-        let id = match presented {
-            Presented::Nothing => return Ok(self.open(None, None, false, now)),
-            Presented::Rejected(reason) => {
-                self.emit(SessionEvent::Rejected { id: None, reason });
-                return Ok(self.open(None, None, true, now));
-            }
-            Presented::Id(id) => id,
-        };
-        let record = match self.inner.store.load(&self.store_key(&id), now).await {
-            Ok(record) => record,
-            Err(Error::Corrupt(_)) => {
-                self.emit(SessionEvent::Rejected {
-                    id: Some(id.log_hash()),
-                    reason: RejectReason::Corrupt,
-                });
-                return Ok(self.open(None, None, true, now));
-            }
-            Err(e) => return Err(e),
-        };
-        match record {
-            Some(r) if self.inner.defaults.expires_at(&r.meta) > now => {
-                Ok(self.open(Some(id), Some(r), false, now))
-            }
-            Some(_) => {
-                self.emit(SessionEvent::Expired { id: id.log_hash() });
-                Ok(self.open(None, None, true, now))
-            }
-            None => {
-                self.emit(SessionEvent::Rejected {
-                    id: Some(id.log_hash()),
-                    reason: RejectReason::Unknown,
-                });
-                Ok(self.open(None, None, true, now))
-            }
+        match self.without_store(presented, now) {
+            Ok(session) => Ok(session),
+            Err(id) => self.load_id(id, now).await,
         }
     }
 
@@ -483,81 +598,11 @@ impl<S: SessionStore> Engine for SessionManager<S> {
     }
 
     async fn commit(&self, session: &Session) -> Result<ResponseHeaders, Error> {
-        let Plan {
-            delete,
-            write,
-            remove_cookie,
-            vary,
-            persistent,
-            now,
-        } = session.plan(|| self.now());
-        let store = &self.inner.store;
-        if let Some(old) = delete {
-            store.delete(&self.store_key(&old)).await?;
-            self.emit(SessionEvent::Destroyed { id: old.log_hash() });
+        let plan = session.plan(|| self.now());
+        match self.settle(&plan) {
+            Some(headers) => Ok(headers),
+            None => self.carry_out(plan).await,
         }
-        let mut headers = ResponseHeaders {
-            set_cookie: None,
-            vary_cookie: vary,
-            transport: self.inner.policy.transport_headers(),
-        };
-        let cookie_for = |id: &SessionId, expires_at: Timestamp| {
-            let max_age = persistent.then(|| expires_at.since(now));
-            self.inner.policy.set_cookie(id, max_age.map(whole_seconds))
-        };
-        let wanted_write = !matches!(write, Write::Nothing);
-        let written = match write {
-            Write::Nothing => false,
-            Write::Create(record) => {
-                let record = &record;
-                let id = self
-                    .with_fresh_id(
-                        |id| async move { store.create(&self.store_key(&id), record).await },
-                    )
-                    .await?
-                    .ok_or(Error::IdCollision)?;
-                self.emit(SessionEvent::Created { id: id.log_hash() });
-                headers.set_cookie = Some(cookie_for(&id, record.expires_at));
-                true
-            }
-            Write::Update { id, update, cookie } => {
-                let expires_at = update.expires_at;
-                match store.update(&self.store_key(&id), update).await? {
-                    WriteOutcome::Written => {
-                        if cookie {
-                            headers.set_cookie = Some(cookie_for(&id, expires_at));
-                        }
-                        true
-                    }
-                    _ => self.ended_meanwhile(&id),
-                }
-            }
-            Write::Renew { old, update } => {
-                let old_key = self.store_key(&old);
-                let update = &update;
-                let renewed = self
-                    .with_fresh_id(|new| {
-                        let old_key = &old_key;
-                        async move { store.renew(old_key, &self.store_key(&new), update).await }
-                    })
-                    .await?;
-                match renewed {
-                    Some(new) => {
-                        self.emit(SessionEvent::Renewed {
-                            old: old.log_hash(),
-                            id: new.log_hash(),
-                        });
-                        headers.set_cookie = Some(cookie_for(&new, update.expires_at));
-                        true
-                    }
-                    None => self.ended_meanwhile(&old),
-                }
-            }
-        };
-        if !written && (remove_cookie || wanted_write) {
-            headers.set_cookie = Some(self.inner.policy.removal());
-        }
-        Ok(headers)
     }
 
     fn store_key(&self, id: &SessionId) -> SessionId {

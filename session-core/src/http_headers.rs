@@ -8,6 +8,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::engine::{ResponseHeaders, STORE_ERROR_BODY};
 
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const COOKIE_VALUE: HeaderValue = HeaderValue::from_static("cookie");
+
 impl ResponseHeaders {
     /// Appends these headers to a response's header map, by the rules of
     /// [`into_each`](Self::into_each), without copying: fixed values are
@@ -28,6 +31,9 @@ impl ResponseHeaders {
                     },
                 };
                 let value = match value {
+                    // The fixed values, validated at compile time.
+                    Cow::Borrowed("no-store") => NO_STORE,
+                    Cow::Borrowed("cookie") => COOKIE_VALUE,
                     Cow::Borrowed(text) => HeaderValue::from_static(text),
                     // Built from validated parts; a value that is somehow
                     // not a valid header is dropped rather than sent broken.
