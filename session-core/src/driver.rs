@@ -1,16 +1,18 @@
 //! One request's walk through the engine, written once for every adapter.
 //!
 //! An adapter's service reads the session id from the request
-//! ([`SessionManager::read_id`]) and hands the rest to
+//! ([`Engine::read_id`]) and hands the rest to
 //! [`SessionFuture::start`]; the future loads the session, calls the inner
 //! service with the session in the request, commits, and answers. The
 //! adapter says how its framework does each of those with a [`Shell`].
 //!
-//! There is one path for every store. A store that does its work in the
-//! calling thread ([`SessionStore::is_immediate`], the in-memory store) has
-//! its load and commit done on the spot, and the future is the inner
-//! service's future plus the session: nothing is boxed. Any other store's
-//! load and commit are one boxed future each, awaited in the same states.
+//! There is one path for every store. A request with no id asks no store,
+//! and neither does a commit with nothing to write. A store that does its
+//! work in the calling thread ([`SessionStore::is_immediate`], the
+//! in-memory store) has its load and commit done on the spot, and the
+//! future is the inner service's future plus the session: nothing is
+//! boxed. Any other store's load and commit are one boxed future each,
+//! awaited in the same states.
 
 use std::fmt;
 use std::future::Future;
