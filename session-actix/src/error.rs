@@ -46,3 +46,36 @@ impl ResponseError for SessionError {
             .body(self.0.public_body())
     }
 }
+
+/// The answer when the session store fails around a request (its load
+/// before the handler, or its commit after): the configured status (503 by
+/// default) with [`STORE_ERROR_BODY`](session_core::STORE_ERROR_BODY) and
+/// `Cache-Control: no-store`. The middleware returns it as an error, which
+/// actix-web renders as that response.
+#[derive(Debug)]
+pub(crate) struct StoreFailure(StatusCode);
+
+impl StoreFailure {
+    pub(crate) fn new(status: u16) -> Self {
+        Self(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
+    }
+}
+
+impl fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("session store unavailable")
+    }
+}
+
+impl ResponseError for StoreFailure {
+    fn status_code(&self) -> StatusCode {
+        self.0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.0)
+            .insert_header((CONTENT_TYPE, "application/json"))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .body(session_core::STORE_ERROR_BODY)
+    }
+}

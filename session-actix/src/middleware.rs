@@ -5,18 +5,21 @@ use std::fmt;
 use std::future::{Ready, ready as ready_future};
 use std::rc::Rc;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE, VARY};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::HttpMessage;
 use session_core::driver::{Engine, SessionFuture, Shell};
-use session_core::{ResponseHeaders, STORE_ERROR_BODY, Session, SessionManager, SessionStore};
+use session_core::{ResponseHeaders, Session, SessionManager, SessionStore};
+
+use crate::error::StoreFailure;
 
 /// Adds a session to every request: loads it before the inner service runs
 /// (handlers take the [`Session`](crate::Session) extractor) and commits it
 /// after. A store failure answers with the configured status (503 by
-/// default) and a JSON body that names no detail.
+/// default) and a JSON body that names no detail: the service returns it
+/// as an error that actix-web renders so (as it renders handler errors),
+/// and the response type stays the inner service's.
 pub struct SessionMiddleware<S> {
     manager: SessionManager<S>,
 }
@@ -63,7 +66,7 @@ where
     S: SessionStore,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<B>;
     type Error = actix_web::Error;
     type Transform = SessionMiddlewareService<I, S>;
     type InitError = ();
@@ -97,7 +100,7 @@ where
     S: SessionStore,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<B>;
     type Error = actix_web::Error;
     type Future = SessionFuture<Inner<I>, ServiceRequest, S>;
 
@@ -132,7 +135,7 @@ where
     I: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     type Response = ServiceResponse<B>;
-    type Output = ServiceResponse<EitherBody<B>>;
+    type Output = ServiceResponse<B>;
     type Error = actix_web::Error;
     type Future = I::Future;
 
@@ -173,25 +176,14 @@ where
                 map.append(name, value);
             },
         );
-        response.map_into_left_body()
+        response
     }
 
-    fn refuse(request: ServiceRequest, status: u16) -> Self::Output {
-        failure(request.into_parts().0, status)
+    fn refuse(_: ServiceRequest, status: u16) -> Result<Self::Output, Self::Error> {
+        Err(StoreFailure::new(status).into())
     }
 
-    fn fail(response: Self::Response, status: u16) -> Self::Output {
-        failure(response.into_parts().0, status)
+    fn fail(_: Self::Response, status: u16) -> Result<Self::Output, Self::Error> {
+        Err(StoreFailure::new(status).into())
     }
-}
-
-/// The answer to a store failure: `status` with [`STORE_ERROR_BODY`] as
-/// JSON and `Cache-Control: no-store`.
-fn failure<B>(req: HttpRequest, status: u16) -> ServiceResponse<EitherBody<B>> {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let res = HttpResponse::build(status)
-        .content_type("application/json")
-        .insert_header((CACHE_CONTROL, "no-store"))
-        .body(STORE_ERROR_BODY);
-    ServiceResponse::new(req, res).map_into_right_body()
 }

@@ -142,12 +142,14 @@ pub trait Shell<Req>: Sized {
 
     /// The answer when the session could not be loaded: `status` with
     /// [`STORE_ERROR_BODY`](crate::STORE_ERROR_BODY) and
-    /// `Cache-Control: no-store`. The inner service is not called.
-    fn refuse(request: Req, status: u16) -> Self::Output;
+    /// `Cache-Control: no-store`, as a response, or as an error the
+    /// framework renders so (actix-web's way). The inner service is not
+    /// called.
+    fn refuse(request: Req, status: u16) -> Result<Self::Output, Self::Error>;
 
     /// The answer, as [`refuse`](Self::refuse), when the handler ran but
     /// the commit failed: its response is dropped.
-    fn fail(response: Self::Response, status: u16) -> Self::Output;
+    fn fail(response: Self::Response, status: u16) -> Result<Self::Output, Self::Error>;
 }
 
 pin_project! {
@@ -189,7 +191,7 @@ pin_project! {
         },
         // Answered already.
         Done {
-            output: Option<X::Output>,
+            output: Option<Result<X::Output, X::Error>>,
         },
     }
 }
@@ -245,7 +247,7 @@ where
                 } => {
                     let loaded = ready!(Pin::new(load).poll(cx));
                     let Some((mut shell, request)) = waiting.take() else {
-                        return Poll::Ready(Ok(polled_after_completion()));
+                        return Poll::Ready(polled_after_completion());
                     };
                     match loaded {
                         Ok(session) => State::Calling {
@@ -253,7 +255,7 @@ where
                             session,
                             manager: manager.clone(),
                         },
-                        Err(status) => return Poll::Ready(Ok(X::refuse(request, status))),
+                        Err(status) => return Poll::Ready(X::refuse(request, status)),
                     }
                 }
                 StateProj::Calling {
@@ -263,9 +265,7 @@ where
                 } => {
                     let response = ready!(inner.poll(cx))?;
                     match manager.finish(session).into_ready() {
-                        Ok(finished) => {
-                            return Poll::Ready(Ok(answer::<X, Req>(response, finished)));
-                        }
+                        Ok(finished) => return Poll::Ready(answer::<X, Req>(response, finished)),
                         Err(commit) => State::Committing {
                             commit,
                             response: Some(response),
@@ -275,12 +275,12 @@ where
                 StateProj::Committing { commit, response } => {
                     let finished = ready!(Pin::new(commit).poll(cx));
                     let Some(response) = response.take() else {
-                        return Poll::Ready(Ok(polled_after_completion()));
+                        return Poll::Ready(polled_after_completion());
                     };
-                    return Poll::Ready(Ok(answer::<X, Req>(response, finished)));
+                    return Poll::Ready(answer::<X, Req>(response, finished));
                 }
                 StateProj::Done { output } => {
-                    return Poll::Ready(Ok(output.take().unwrap_or_else(polled_after_completion)));
+                    return Poll::Ready(output.take().unwrap_or_else(polled_after_completion));
                 }
             };
             state.set(next);
@@ -302,9 +302,9 @@ impl<X: Shell<Req>, Req, S> fmt::Debug for SessionFuture<X, Req, S> {
 fn answer<X: Shell<Req>, Req>(
     response: X::Response,
     finished: Result<ResponseHeaders, u16>,
-) -> X::Output {
+) -> Result<X::Output, X::Error> {
     match finished {
-        Ok(headers) => X::respond(response, headers),
+        Ok(headers) => Ok(X::respond(response, headers)),
         Err(status) => X::fail(response, status),
     }
 }

@@ -20,7 +20,7 @@ use crate::id::SessionId;
 use crate::random::{OsRandom, RandomSource};
 use crate::session::{Plan, Session, SessionPolicy, Write};
 use crate::store::{BoxFuture, SessionStore, WriteOutcome};
-use crate::time::{Clock, SystemClock, Timestamp};
+use crate::time::{Clock, SharedClock, SystemClock, Timestamp};
 
 /// How often a fresh id is drawn again when the store says it is taken.
 const ID_ATTEMPTS: usize = 3;
@@ -45,7 +45,7 @@ struct Inner<S> {
     config: SessionConfig,
     policy: CookiePolicy,
     defaults: SessionPolicy,
-    clock: Box<dyn Clock>,
+    clock: SharedClock,
     random: Box<dyn RandomSource>,
     events: EventHook,
 }
@@ -170,7 +170,7 @@ impl<S: SessionStore> SessionManager<S> {
         Self::build(
             store,
             config,
-            Box::new(clock),
+            SharedClock::of(clock),
             Box::new(OsRandom),
             EventHook(None),
         )
@@ -188,7 +188,7 @@ impl<S: SessionStore> SessionManager<S> {
         Self::build(
             store,
             config,
-            Box::new(clock),
+            SharedClock::of(clock),
             Box::new(OsRandom),
             EventHook(Some(Arc::new(hook))),
         )
@@ -206,7 +206,7 @@ impl<S: SessionStore> SessionManager<S> {
         Self::build(
             store,
             config,
-            Box::new(clock),
+            SharedClock::of(clock),
             Box::new(random),
             EventHook(None),
         )
@@ -215,7 +215,7 @@ impl<S: SessionStore> SessionManager<S> {
     fn build(
         store: S,
         config: SessionConfig,
-        clock: Box<dyn Clock>,
+        clock: SharedClock,
         random: Box<dyn RandomSource>,
         events: EventHook,
     ) -> Result<Self, Error> {
@@ -274,11 +274,11 @@ impl<S: SessionStore> SessionManager<S> {
     /// spot; any other store's is one boxed future. A request with no id
     /// (or a refused one) asks no store, and is ready at once on any store.
     pub(crate) fn begin(&self, presented: Presented) -> Step<Session> {
-        let now = self.now();
-        let id = match self.without_store(presented, now) {
+        let id = match self.without_store(presented) {
             Ok(session) => return Step(StepState::Ready(Some(Ok(session)))),
             Err(id) => id,
         };
+        let now = self.now();
         if self.inner.store.is_immediate() {
             return Step(StepState::Ready(Some(
                 self.run_in_place(self.load_id(id, now)),
@@ -317,16 +317,19 @@ impl<S: SessionStore> SessionManager<S> {
     }
 
     /// The session when the store need not be asked (no id, or one refused
-    /// unread); else the id to load.
-    fn without_store(&self, presented: Presented, now: Timestamp) -> Result<Session, SessionId> {
-        match presented {
-            Presented::Nothing => Ok(self.open(None, None, false, now)),
+    /// unread): a new one, which reads the clock only when its times are
+    /// first needed. Else the id to load.
+    fn without_store(&self, presented: Presented) -> Result<Session, SessionId> {
+        let stale_cookie = match presented {
+            Presented::Nothing => false,
             Presented::Rejected(reason) => {
                 self.emit(SessionEvent::Rejected { id: None, reason });
-                Ok(self.open(None, None, true, now))
+                true
             }
-            Presented::Id(id) => Err(id),
-        }
+            Presented::Id(id) => return Err(id),
+        };
+        let clock = self.inner.clock.clone();
+        Ok(Session::unstamped(stale_cookie, self.inner.defaults, clock))
     }
 
     /// Loads and opens the session stored under a presented id.
@@ -580,10 +583,9 @@ impl<S: SessionStore> Engine for SessionManager<S> {
     }
 
     async fn load(&self, presented: Presented) -> Result<Session, Error> {
-        let now = self.now();
-        match self.without_store(presented, now) {
+        match self.without_store(presented) {
             Ok(session) => Ok(session),
-            Err(id) => self.load_id(id, now).await,
+            Err(id) => self.load_id(id, self.now()).await,
         }
     }
 

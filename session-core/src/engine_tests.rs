@@ -117,6 +117,74 @@ fn an_empty_session_sets_no_cookie_and_writes_nothing() {
     assert!(h.store().is_empty());
 }
 
+/// A clock that counts how often it is read.
+#[derive(Debug, Clone, Default)]
+struct CountingClock {
+    inner: ManualClock,
+    reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Clock for CountingClock {
+    fn now(&self) -> Timestamp {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.now()
+    }
+}
+
+impl CountingClock {
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_request_with_no_id_reads_the_clock_only_when_its_times_are_used() {
+    let clock = CountingClock {
+        inner: ManualClock::new(T0),
+        ..CountingClock::default()
+    };
+    let manager =
+        SessionManager::with_clock(MemoryStore::new(), SessionConfig::default(), clock.clone())
+            .unwrap();
+    let anonymous = |handler: &dyn Fn(&Session)| {
+        let session = block_on(manager.load(Presented::Nothing)).unwrap();
+        handler(&session);
+        block_on(manager.commit(&session)).unwrap()
+    };
+
+    // Anonymous traffic that only reads values: no clock read at all.
+    let headers = anonymous(&|s| assert_eq!(s.get::<i32>("k").unwrap(), None));
+    assert_eq!(clock.reads(), 0);
+    assert!(headers.vary_cookie && headers.set_cookie.is_none());
+
+    // The handler asks for the times: stamped once, at that instant, and
+    // the same on every later ask.
+    clock.inner.advance(Duration::from_secs(5));
+    anonymous(&|s| {
+        let opened = T0.saturating_add(Duration::from_secs(5));
+        assert_eq!(s.created_at(), opened);
+        clock.inner.advance(Duration::from_secs(1));
+        assert_eq!(s.last_activity(), opened);
+        assert_eq!(
+            s.expires_at(),
+            opened.saturating_add(SessionConfig::default().idle_timeout)
+        );
+    });
+    assert_eq!(clock.reads(), 1);
+
+    // Stored without the handler asking: created when it is stored.
+    clock.inner.set(T0);
+    let before = clock.reads();
+    let headers = anonymous(&|s| s.insert("k", &1).unwrap());
+    assert_eq!(clock.reads(), before + 1);
+    let cookie = headers.set_cookie.expect("a new session sets its cookie");
+    let id = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+    let presented = manager.read_id([format!("{}={id}", manager.cookie_name()).as_bytes()]);
+    let session = block_on(manager.load(presented)).unwrap();
+    assert_eq!(session.created_at(), T0);
+    assert_eq!(session.last_activity(), T0);
+}
+
 #[test]
 fn a_new_session_gets_a_browser_session_cookie_with_secure_defaults() {
     let h = Harness::default();

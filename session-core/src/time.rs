@@ -71,7 +71,9 @@ impl fmt::Debug for Timestamp {
     }
 }
 
-/// Where "now" comes from. The engine asks it once per request.
+/// Where "now" comes from. The engine asks it at most once per request
+/// (a request with no session id asks it only if the session is used for
+/// its times or stored).
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The current instant.
     fn now(&self) -> Timestamp;
@@ -112,5 +114,30 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// The engine's clock, in a form sessions can hold: the system clock (the
+/// default) costs nothing to hold; any other is shared.
+#[derive(Clone, Debug)]
+pub(crate) enum SharedClock {
+    System,
+    Other(Arc<dyn Clock>),
+}
+
+impl SharedClock {
+    pub(crate) fn of<C: Clock>(clock: C) -> Self {
+        if (&clock as &dyn std::any::Any).is::<SystemClock>() {
+            Self::System
+        } else {
+            Self::Other(Arc::new(clock))
+        }
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        match self {
+            Self::System => SystemClock.now(),
+            Self::Other(clock) => clock.now(),
+        }
     }
 }

@@ -116,12 +116,12 @@ where
         http::respond(response, headers)
     }
 
-    fn refuse(_: Request<ReqBody>, status: u16) -> Self::Output {
-        http::failure_response(status)
+    fn refuse(_: Request<ReqBody>, status: u16) -> Result<Self::Output, Self::Error> {
+        Ok(http::failure_response(status))
     }
 
-    fn fail(_: Self::Response, status: u16) -> Self::Output {
-        http::failure_response(status)
+    fn fail(_: Self::Response, status: u16) -> Result<Self::Output, Self::Error> {
+        Ok(http::failure_response(status))
     }
 }
 

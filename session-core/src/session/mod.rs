@@ -6,7 +6,7 @@ mod policy;
 pub(crate) use plan::{Plan, Write};
 pub(crate) use policy::SessionPolicy;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use crate::data::Data;
 use crate::error::Error;
 use crate::id::SessionId;
 use crate::record::{ExpiryOverrides, Metadata, Record};
-use crate::time::Timestamp;
+use crate::time::{SharedClock, Timestamp};
 
 /// Keys of flash values start with this.
 const FLASH_PREFIX: &str = "_flash.";
@@ -81,8 +81,10 @@ pub(crate) struct State {
     meta: Metadata,
     /// Values as loaded.
     base: Option<Data>,
-    /// Keys this request wrote (`Some`) or removed (`None`).
-    changes: HashMap<String, Option<String>>,
+    /// Keys this request wrote (`Some`) or removed (`None`). A B-tree: a
+    /// request changes few keys, and an empty one costs nothing to make
+    /// (no hasher keys to draw).
+    changes: BTreeMap<String, Option<String>>,
     cleared: bool,
     user_changed: bool,
     expiry_changed: bool,
@@ -94,6 +96,11 @@ pub(crate) struct State {
     defaults: SessionPolicy,
     /// When the request opened the session.
     opened_at: Timestamp,
+    /// For a new session opened without reading the clock (a request with
+    /// no id): the clock that stamps its times when first needed (when
+    /// the handler asks for them, or when it is stored). `None` once
+    /// stamped.
+    unstamped: Option<SharedClock>,
     /// Committed: the changes went to the store and the values were let go.
     spent: bool,
     /// Bytes (keys plus JSON text) of the values as this request sees them;
@@ -113,12 +120,37 @@ impl Session {
             Some(r) => (r.meta, Some(r.data)),
             None => (fresh_meta(now), None),
         };
+        Self::with(id, meta, base, stale_cookie, defaults, now, None)
+    }
+
+    /// A new session whose times `clock` gives when they are first needed:
+    /// a request that never uses them (most anonymous traffic) reads no
+    /// clock.
+    pub(crate) fn unstamped(
+        stale_cookie: bool,
+        defaults: SessionPolicy,
+        clock: SharedClock,
+    ) -> Self {
+        let epoch = Timestamp::default();
+        let meta = fresh_meta(epoch);
+        Self::with(None, meta, None, stale_cookie, defaults, epoch, Some(clock))
+    }
+
+    fn with(
+        id: Option<SessionId>,
+        meta: Metadata,
+        base: Option<Data>,
+        stale_cookie: bool,
+        defaults: SessionPolicy,
+        now: Timestamp,
+        unstamped: Option<SharedClock>,
+    ) -> Self {
         Self(Arc::new(Mutex::new(State {
             id,
             destroyed: None,
             meta,
             base,
-            changes: HashMap::new(),
+            changes: BTreeMap::new(),
             cleared: false,
             user_changed: false,
             expiry_changed: false,
@@ -127,6 +159,7 @@ impl Session {
             stale_cookie,
             defaults,
             opened_at: now,
+            unstamped,
             spent: false,
             size: None,
         })))
@@ -441,17 +474,19 @@ impl Session {
 
     /// When the session was first stored (for a new one: when it was opened).
     pub fn created_at(&self) -> Timestamp {
-        self.0.lock().meta.created_at
+        self.0.lock().stamped().created_at
     }
 
-    /// The last activity the store knows of.
+    /// The last activity the store knows of (for a new one: when it was
+    /// opened).
     pub fn last_activity(&self) -> Timestamp {
-        self.0.lock().meta.last_activity
+        self.0.lock().stamped().last_activity
     }
 
     /// When the session ends unless it is used again.
     pub fn expires_at(&self) -> Timestamp {
-        let s = self.0.lock();
+        let mut s = self.0.lock();
+        s.stamped();
         s.defaults.expires_at(&s.meta)
     }
 
@@ -510,6 +545,22 @@ fn fresh_meta(now: Timestamp) -> Metadata {
 }
 
 impl State {
+    /// The metadata, with a new session's times stamped now if they were
+    /// not yet: a new session counts as opened when its times are first
+    /// asked for.
+    fn stamped(&mut self) -> &Metadata {
+        if let Some(clock) = self.unstamped.take() {
+            self.stamp(clock.now());
+        }
+        &self.meta
+    }
+
+    fn stamp(&mut self, now: Timestamp) {
+        self.opened_at = now;
+        self.meta.created_at = now;
+        self.meta.last_activity = now;
+    }
+
     /// The bytes of the values as this request sees them, counted once.
     fn size(&mut self) -> usize {
         if let Some(size) = self.size {

@@ -73,6 +73,10 @@ impl State {
         let Some(id) = self.id else {
             let now = now();
             plan.now = now;
+            if self.unstamped.take().is_some() {
+                // Opened without a clock read: created now, as it is stored.
+                self.stamp(now);
+            }
             let data: Data = changes
                 .into_iter()
                 .filter_map(|(k, v)| Some((k, v?)))
