@@ -5,10 +5,10 @@ use std::fmt;
 use std::future::{Ready, ready as ready_future};
 use std::rc::Rc;
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE, VARY};
-use actix_web::HttpMessage;
 use session_core::driver::{Engine, SessionFuture, Shell};
 use session_core::{ResponseHeaders, Session, SessionManager, SessionStore};
 
@@ -75,7 +75,7 @@ where
     fn new_transform(&self, service: I) -> Self::Future {
         ready_future(Ok(SessionMiddlewareService {
             inner: Rc::new(service),
-            manager: self.manager.clone(),
+            manager: Rc::new(self.manager.clone()),
         }))
     }
 }
@@ -83,7 +83,8 @@ where
 /// The service [`SessionMiddleware`] wraps around an inner service.
 pub struct SessionMiddlewareService<I, S> {
     inner: Rc<I>,
-    manager: SessionManager<S>,
+    // An `Rc`: the response future keeps it with no atomic count.
+    manager: Rc<SessionManager<S>>,
 }
 
 impl<I, S> fmt::Debug for SessionMiddlewareService<I, S> {
@@ -102,7 +103,7 @@ where
 {
     type Response = ServiceResponse<B>;
     type Error = actix_web::Error;
-    type Future = SessionFuture<Inner<I>, ServiceRequest, S>;
+    type Future = SessionFuture<Inner<I>, ServiceRequest, Rc<SessionManager<S>>>;
 
     forward_ready!(inner);
 

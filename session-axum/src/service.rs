@@ -100,7 +100,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = I::Error;
-    type Future = SessionFuture<Inner<I>, Request<ReqBody>, S>;
+    type Future = SessionFuture<Inner<I>, Request<ReqBody>, SessionManager<S>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.0.poll_ready(cx)

@@ -17,6 +17,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
@@ -111,6 +112,35 @@ pub trait Engine: sealed::Sealed {
 mod sealed {
     pub trait Sealed {}
     impl<S> Sealed for crate::SessionManager<S> {}
+    impl<S> Sealed for std::rc::Rc<crate::SessionManager<S>> {}
+}
+
+/// What a [`SessionFuture`] keeps of the engine until its commit: the
+/// [`SessionManager`] itself (an atomic count per request, for runtimes
+/// that move futures between threads), or an `Rc` of one (no atomic count,
+/// for single-threaded runtimes such as actix-web's).
+pub trait EngineHandle: Clone + sealed::Sealed {
+    /// The engine's store.
+    type Store: SessionStore;
+
+    /// The engine.
+    fn manager(&self) -> &SessionManager<Self::Store>;
+}
+
+impl<S: SessionStore> EngineHandle for SessionManager<S> {
+    type Store = S;
+
+    fn manager(&self) -> &SessionManager<S> {
+        self
+    }
+}
+
+impl<S: SessionStore> EngineHandle for Rc<SessionManager<S>> {
+    type Store = S;
+
+    fn manager(&self) -> &SessionManager<S> {
+        self
+    }
 }
 
 /// What an adapter tells the engine about its framework: how to call the
@@ -156,18 +186,18 @@ pin_project! {
     /// The response future of every adapter's session service: see the
     /// [module](self).
     #[must_use = "futures do nothing unless polled"]
-    pub struct SessionFuture<X, Req, S>
+    pub struct SessionFuture<X, Req, H>
     where
         X: Shell<Req>,
     {
         #[pin]
-        state: State<X, Req, S>,
+        state: State<X, Req, H>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<X, Req, S>
+    enum State<X, Req, H>
     where
         X: Shell<Req>,
     {
@@ -175,14 +205,14 @@ pin_project! {
         Loading {
             load: Step<Session>,
             waiting: Option<(X, Req)>,
-            manager: SessionManager<S>,
+            engine: H,
         },
         // The inner service runs with the session.
         Calling {
             #[pin]
             inner: X::Future,
             session: Session,
-            manager: SessionManager<S>,
+            engine: H,
         },
         // The store is committing; the response waits.
         Committing {
@@ -196,25 +226,20 @@ pin_project! {
     }
 }
 
-impl<X, Req, S> SessionFuture<X, Req, S>
+impl<X, Req, H> SessionFuture<X, Req, H>
 where
     X: Shell<Req>,
-    S: SessionStore,
+    H: EngineHandle,
 {
     /// Starts `request`, whose session id said `presented`, through the
     /// engine. With an immediate store the session is loaded and the inner
     /// service called before this returns.
-    pub fn start(
-        manager: &SessionManager<S>,
-        presented: Presented,
-        request: Req,
-        shell: &mut X,
-    ) -> Self {
-        let state = match manager.begin(presented).into_ready() {
+    pub fn start(engine: &H, presented: Presented, request: Req, shell: &mut X) -> Self {
+        let state = match engine.manager().begin(presented).into_ready() {
             Ok(Ok(session)) => State::Calling {
                 inner: shell.call(request, &session),
                 session,
-                manager: manager.clone(),
+                engine: engine.clone(),
             },
             Ok(Err(status)) => State::Done {
                 output: Some(X::refuse(request, status)),
@@ -222,17 +247,17 @@ where
             Err(load) => State::Loading {
                 load,
                 waiting: Some((shell.defer(), request)),
-                manager: manager.clone(),
+                engine: engine.clone(),
             },
         };
         Self { state }
     }
 }
 
-impl<X, Req, S> Future for SessionFuture<X, Req, S>
+impl<X, Req, H> Future for SessionFuture<X, Req, H>
 where
     X: Shell<Req>,
-    S: SessionStore,
+    H: EngineHandle,
 {
     type Output = Result<X::Output, X::Error>;
 
@@ -243,7 +268,7 @@ where
                 StateProj::Loading {
                     load,
                     waiting,
-                    manager,
+                    engine,
                 } => {
                     let loaded = ready!(Pin::new(load).poll(cx));
                     let Some((mut shell, request)) = waiting.take() else {
@@ -253,7 +278,7 @@ where
                         Ok(session) => State::Calling {
                             inner: shell.call(request, &session),
                             session,
-                            manager: manager.clone(),
+                            engine: engine.clone(),
                         },
                         Err(status) => return Poll::Ready(X::refuse(request, status)),
                     }
@@ -261,10 +286,10 @@ where
                 StateProj::Calling {
                     inner,
                     session,
-                    manager,
+                    engine,
                 } => {
                     let response = ready!(inner.poll(cx))?;
-                    match manager.finish(session).into_ready() {
+                    match engine.manager().finish(session).into_ready() {
                         Ok(finished) => return Poll::Ready(answer::<X, Req>(response, finished)),
                         Err(commit) => State::Committing {
                             commit,
@@ -288,7 +313,7 @@ where
     }
 }
 
-impl<X: Shell<Req>, Req, S> fmt::Debug for SessionFuture<X, Req, S> {
+impl<X: Shell<Req>, Req, H> fmt::Debug for SessionFuture<X, Req, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.state {
             State::Loading { .. } => "SessionFuture(loading)",

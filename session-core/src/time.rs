@@ -36,6 +36,10 @@ impl Timestamp {
         Self(self.0.saturating_add(duration_millis(by)))
     }
 
+    pub(crate) const fn saturating_add_millis(self, millis: u64) -> Self {
+        Self(self.0.saturating_add(millis))
+    }
+
     /// How long from `earlier` to this instant; zero if `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))

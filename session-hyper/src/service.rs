@@ -79,7 +79,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = I::Error;
-    type Future = SessionFuture<Inner<I>, Request<ReqBody>, S>;
+    type Future = SessionFuture<Inner<I>, Request<ReqBody>, SessionManager<S>>;
 
     fn call(&self, req: Request<ReqBody>) -> Self::Future {
         let presented = self.manager.read_request(req.headers());

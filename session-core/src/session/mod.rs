@@ -658,13 +658,14 @@ mod tests {
             expires_at: Timestamp::from_unix_secs(10_000),
             data: data.iter().copied().collect(),
         };
-        let defaults = SessionPolicy {
-            idle: Duration::from_secs(3600),
+        let config = crate::SessionConfig {
+            idle_timeout: Duration::from_secs(3600),
             lifetime: Duration::from_secs(86_400),
-            persistent: false,
             touch_interval: Duration::from_secs(60),
-            max_bytes,
+            max_session_bytes: max_bytes,
+            ..crate::SessionConfig::default()
         };
+        let defaults = SessionPolicy::of(&config);
         Session::open(
             Some(SessionId::generate()),
             Some(record),

@@ -1,43 +1,44 @@
 //! The rules the configuration sets for every session.
 
-use std::time::Duration;
-
 use crate::record::Metadata;
-use crate::time::Timestamp;
+use crate::time::{Timestamp, duration_millis};
 
 /// The rules the configuration sets for every session: its expiry defaults
 /// (which per-session settings override), when a read refreshes it, and how
-/// large it may grow.
+/// large it may grow. Times in whole milliseconds, as [`Timestamp`]s count
+/// them: every session handle holds a copy, so it is kept small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SessionPolicy {
-    pub(crate) idle: Duration,
-    pub(crate) lifetime: Duration,
-    pub(crate) persistent: bool,
-    pub(crate) touch_interval: Duration,
+    idle_ms: u64,
+    lifetime_ms: u64,
+    touch_ms: u64,
     /// The most bytes (keys plus JSON text) the session's values may hold.
     pub(crate) max_bytes: usize,
+    persistent: bool,
 }
 
 impl SessionPolicy {
     /// The rules `config` sets.
     pub(crate) fn of(config: &crate::SessionConfig) -> Self {
         Self {
-            idle: config.idle_timeout,
-            lifetime: config.lifetime,
-            persistent: config.cookie.persistent,
-            touch_interval: config.touch_interval,
+            idle_ms: duration_millis(config.idle_timeout),
+            lifetime_ms: duration_millis(config.lifetime),
+            touch_ms: duration_millis(config.touch_interval),
             max_bytes: config.max_session_bytes,
+            persistent: config.cookie.persistent,
         }
     }
 
     /// When a session with this metadata ends: at its idle timeout after its
     /// last activity, or at its lifetime after its creation, whichever is first.
     pub(crate) fn expires_at(&self, meta: &Metadata) -> Timestamp {
-        let idle = meta.expiry.idle.unwrap_or(self.idle);
-        let lifetime = meta.expiry.lifetime.unwrap_or(self.lifetime);
+        let lifetime = meta
+            .expiry
+            .lifetime
+            .map_or(self.lifetime_ms, duration_millis);
         meta.last_activity
-            .saturating_add(idle)
-            .min(meta.created_at.saturating_add(lifetime))
+            .saturating_add_millis(self.idle_ms(meta))
+            .min(meta.created_at.saturating_add_millis(lifetime))
     }
 
     pub(crate) fn persistent(&self, meta: &Metadata) -> bool {
@@ -45,9 +46,14 @@ impl SessionPolicy {
     }
 
     /// Whether a request at `now` that changes nothing should still refresh
-    /// the idle timeout in the store.
+    /// the idle timeout in the store: once the touch interval, or half the
+    /// idle timeout if that is shorter, has passed since the last refresh.
     pub(super) fn touch_due(&self, meta: &Metadata, now: Timestamp) -> bool {
-        let idle = meta.expiry.idle.unwrap_or(self.idle);
-        now.since(meta.last_activity) >= self.touch_interval.min(idle / 2)
+        let half_idle = self.idle_ms(meta).div_ceil(2);
+        duration_millis(now.since(meta.last_activity)) >= self.touch_ms.min(half_idle)
+    }
+
+    fn idle_ms(&self, meta: &Metadata) -> u64 {
+        meta.expiry.idle.map_or(self.idle_ms, duration_millis)
     }
 }
