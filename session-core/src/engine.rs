@@ -273,6 +273,7 @@ impl<S: SessionStore> SessionManager<S> {
     /// [immediate](SessionStore::is_immediate) store's work is done on the
     /// spot; any other store's is one boxed future. A request with no id
     /// (or a refused one) asks no store, and is ready at once on any store.
+    #[inline]
     pub(crate) fn begin(&self, presented: Presented) -> Step<Session> {
         let id = match self.without_store(presented) {
             Ok(session) => return Step(StepState::Ready(Some(Ok(session)))),
@@ -297,6 +298,7 @@ impl<S: SessionStore> SessionManager<S> {
     /// failure logged and turned into the status to answer; a plan that asks
     /// nothing of the store is ready at once, and immediate stores are
     /// handled in place, as in [`begin`](Self::begin).
+    #[inline]
     pub(crate) fn finish(&self, session: &Session) -> Step<ResponseHeaders> {
         let plan = session.plan(|| self.now());
         if let Some(headers) = self.settle(&plan) {
@@ -319,6 +321,7 @@ impl<S: SessionStore> SessionManager<S> {
     /// The session when the store need not be asked (no id, or one refused
     /// unread): a new one, which reads the clock only when its times are
     /// first needed. Else the id to load.
+    #[inline]
     fn without_store(&self, presented: Presented) -> Result<Session, SessionId> {
         let stale_cookie = match presented {
             Presented::Nothing => false,
@@ -365,6 +368,7 @@ impl<S: SessionStore> SessionManager<S> {
 
     /// The headers of a plan that asks nothing of the store (most reads);
     /// `None` for a plan to [`carry_out`](Self::carry_out).
+    #[inline]
     fn settle(&self, plan: &Plan) -> Option<ResponseHeaders> {
         if plan.delete.is_some() || !matches!(plan.write, Write::Nothing) {
             return None;
@@ -417,7 +421,7 @@ impl<S: SessionStore> SessionManager<S> {
             }
             Write::Update { id, update, cookie } => {
                 let expires_at = update.expires_at;
-                match store.update(&self.store_key(&id), update).await? {
+                match store.update(&self.store_key(&id), *update).await? {
                     WriteOutcome::Written => {
                         if cookie {
                             headers.set_cookie = Some(cookie_for(&id, expires_at));

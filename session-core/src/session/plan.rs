@@ -7,19 +7,21 @@ use crate::id::SessionId;
 use crate::record::{Metadata, Record, Update};
 use crate::time::Timestamp;
 
-/// What committing a session asks of the store.
+/// What committing a session asks of the store. The record and the update
+/// are boxed: a plan that writes nothing (most requests) is then small to
+/// move, and one that writes pays one allocation beside the store's work.
 #[derive(Debug)]
 pub(crate) enum Write {
     Nothing,
-    Create(Record),
+    Create(Box<Record>),
     Update {
         id: SessionId,
-        update: Update,
+        update: Box<Update>,
         cookie: bool,
     },
     Renew {
         old: SessionId,
-        update: Update,
+        update: Box<Update>,
     },
 }
 
@@ -89,11 +91,11 @@ impl State {
                     last_activity: now,
                     ..self.meta.clone()
                 };
-                plan.write = Write::Create(Record {
+                plan.write = Write::Create(Box::new(Record {
                     expires_at: self.defaults.expires_at(&meta),
                     data,
                     meta,
-                });
+                }));
             }
             return plan;
         };
@@ -118,7 +120,7 @@ impl State {
                 None => removed.push(key),
             }
         }
-        let update = Update {
+        let update = Box::new(Update {
             cleared: self.cleared,
             set,
             removed,
@@ -126,7 +128,7 @@ impl State {
             expires_at: self.defaults.expires_at(&meta),
             user: self.user_changed.then(|| self.meta.user.clone()),
             expiry: self.expiry_changed.then_some(self.meta.expiry),
-        };
+        });
         plan.write = if self.renew {
             Write::Renew { old: id, update }
         } else {
