@@ -23,7 +23,7 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 
 use crate::cookie_policy::Presented;
-use crate::engine::{ResponseHeaders, SessionManager, Step};
+use crate::engine::{Pending, ResponseHeaders, SessionManager, Step};
 use crate::error::Error;
 use crate::id::SessionId;
 use crate::record::Record;
@@ -203,7 +203,7 @@ pin_project! {
     {
         // The store is loading the session; the request waits.
         Loading {
-            load: Step<Session>,
+            load: Pending<Session>,
             waiting: Option<(X, Req)>,
             engine: H,
         },
@@ -216,7 +216,7 @@ pin_project! {
         },
         // The store is committing; the response waits.
         Committing {
-            commit: Step<ResponseHeaders>,
+            commit: Pending<ResponseHeaders>,
             response: Option<X::Response>,
         },
         // Answered already.
@@ -235,16 +235,16 @@ where
     /// engine. With an immediate store the session is loaded and the inner
     /// service called before this returns.
     pub fn start(engine: &H, presented: Presented, request: Req, shell: &mut X) -> Self {
-        let state = match engine.manager().begin(presented).into_ready() {
-            Ok(Ok(session)) => State::Calling {
+        let state = match engine.manager().begin(presented) {
+            Step::Ready(Ok(session)) => State::Calling {
                 inner: shell.call(request, &session),
                 session,
                 engine: engine.clone(),
             },
-            Ok(Err(status)) => State::Done {
+            Step::Ready(Err(status)) => State::Done {
                 output: Some(X::refuse(request, status)),
             },
-            Err(load) => State::Loading {
+            Step::Pending(load) => State::Loading {
                 load,
                 waiting: Some((shell.defer(), request)),
                 engine: engine.clone(),
@@ -289,9 +289,11 @@ where
                     engine,
                 } => {
                     let response = ready!(inner.poll(cx))?;
-                    match engine.manager().finish(session).into_ready() {
-                        Ok(finished) => return Poll::Ready(answer::<X, Req>(response, finished)),
-                        Err(commit) => State::Committing {
+                    match engine.manager().finish(session) {
+                        Step::Ready(finished) => {
+                            return Poll::Ready(answer::<X, Req>(response, finished));
+                        }
+                        Step::Pending(commit) => State::Committing {
                             commit,
                             response: Some(response),
                         },

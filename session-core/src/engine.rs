@@ -69,39 +69,27 @@ impl<S> fmt::Debug for SessionManager<S> {
 }
 
 /// The load or commit of one request, as [`SessionFuture`](crate::driver::SessionFuture)
-/// awaits it: done already for an immediate store, else the store's work
-/// as one boxed future. `Err` holds the status to answer with.
-pub(crate) struct Step<T>(StepState<T>);
-
-enum StepState<T> {
-    Ready(Option<Result<T, u16>>),
-    Pending(BoxFuture<'static, Result<T, u16>>),
+/// takes it: done already (no store needed, or an immediate store), or the
+/// store's work as one boxed future. `Err` holds the status to answer with.
+pub(crate) enum Step<T> {
+    Ready(Result<T, u16>),
+    Pending(Pending<T>),
 }
 
-impl<T> Step<T> {
-    /// The outcome if the work is done already, else the step to await.
-    pub(crate) fn into_ready(self) -> Result<Result<T, u16>, Self> {
-        match self.0 {
-            // A ready step is built with its value and never polled.
-            StepState::Ready(Some(result)) => Ok(result),
-            state => Err(Self(state)),
-        }
+/// A step's store work, awaited.
+pub(crate) struct Pending<T>(BoxFuture<'static, Result<T, u16>>);
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, u16>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
     }
 }
 
-// The ready value is only ever moved out, never pinned.
-impl<T> Unpin for Step<T> {}
-
-impl<T> Future for Step<T> {
-    type Output = Result<T, u16>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.get_mut().0 {
-            // Polling again after completion is a caller's bug; answer with
-            // a failure rather than panic.
-            StepState::Ready(result) => Poll::Ready(result.take().unwrap_or(Err(500))),
-            StepState::Pending(future) => future.as_mut().poll(cx),
-        }
+impl<T> Step<T> {
+    fn pending(work: impl Future<Output = Result<T, u16>> + Send + 'static) -> Self {
+        Self::Pending(Pending(Box::pin(work)))
     }
 }
 
@@ -276,22 +264,20 @@ impl<S: SessionStore> SessionManager<S> {
     #[inline]
     pub(crate) fn begin(&self, presented: Presented) -> Step<Session> {
         let id = match self.without_store(presented) {
-            Ok(session) => return Step(StepState::Ready(Some(Ok(session)))),
+            Ok(session) => return Step::Ready(Ok(session)),
             Err(id) => id,
         };
         let now = self.now();
         if self.inner.store.is_immediate() {
-            return Step(StepState::Ready(Some(
-                self.run_in_place(self.load_id(id, now)),
-            )));
+            return Step::Ready(self.run_in_place(self.load_id(id, now)));
         }
         let manager = self.clone();
-        Step(StepState::Pending(Box::pin(async move {
+        Step::pending(async move {
             manager
                 .load_id(id, now)
                 .await
                 .map_err(|e| manager.failure_status(&e))
-        })))
+        })
     }
 
     /// Steps 5 and 6 for the driver: [`commit`](Engine::commit), with a
@@ -299,23 +285,21 @@ impl<S: SessionStore> SessionManager<S> {
     /// nothing of the store is ready at once, and immediate stores are
     /// handled in place, as in [`begin`](Self::begin).
     #[inline]
-    pub(crate) fn finish(&self, session: &Session) -> Step<ResponseHeaders> {
-        let plan = session.plan(|| self.now());
+    pub(crate) fn finish(&self, session: &mut Session) -> Step<ResponseHeaders> {
+        let plan = session.plan_last(|| self.now());
         if let Some(headers) = self.settle(&plan) {
-            return Step(StepState::Ready(Some(Ok(headers))));
+            return Step::Ready(Ok(headers));
         }
         if self.inner.store.is_immediate() {
-            return Step(StepState::Ready(Some(
-                self.run_in_place(self.carry_out(plan)),
-            )));
+            return Step::Ready(self.run_in_place(self.carry_out(plan)));
         }
         let manager = self.clone();
-        Step(StepState::Pending(Box::pin(async move {
+        Step::pending(async move {
             manager
                 .carry_out(plan)
                 .await
                 .map_err(|e| manager.failure_status(&e))
-        })))
+        })
     }
 
     /// The session when the store need not be asked (no id, or one refused

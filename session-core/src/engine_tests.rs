@@ -927,9 +927,13 @@ impl SessionStore for StallingStore {
 fn immediate_stores_run_in_place_and_a_broken_promise_is_a_store_error() {
     // The memory store: begin and finish are ready without a runtime.
     let h = Harness::default();
-    let session = block_on(h.manager.begin(Presented::Nothing)).unwrap();
+    let crate::engine::Step::Ready(Ok(mut session)) = h.manager.begin(Presented::Nothing) else {
+        panic!("a request with no id is opened in place");
+    };
     session.insert("k", &1).unwrap();
-    let headers = block_on(h.manager.finish(&session)).unwrap();
+    let crate::engine::Step::Ready(Ok(headers)) = h.manager.finish(&mut session) else {
+        panic!("the memory store commits in place");
+    };
     assert!(headers.set_cookie.is_some());
     // Boxed in a DynStore, the promise still holds.
     assert!(DynStore::new(MemoryStore::new()).is_immediate());
@@ -937,10 +941,18 @@ fn immediate_stores_run_in_place_and_a_broken_promise_is_a_store_error() {
     let liar = SessionManager::new(StallingStore, SessionConfig::default()).unwrap();
     let id = SessionId::generate().to_string();
     let presented = liar.read_id([format!("__Host-id={id}").as_bytes()]);
-    assert_eq!(block_on(liar.begin(presented)).unwrap_err(), 503);
-    let fresh = block_on(liar.begin(Presented::Nothing)).unwrap();
+    fn refused_in_place<T>(step: crate::engine::Step<T>) -> u16 {
+        match step {
+            crate::engine::Step::Ready(Err(status)) => status,
+            _ => panic!("a broken promise is answered in place, with a store error's status"),
+        }
+    }
+    assert_eq!(refused_in_place(liar.begin(presented)), 503);
+    let crate::engine::Step::Ready(Ok(mut fresh)) = liar.begin(Presented::Nothing) else {
+        panic!("a request with no id asks no store");
+    };
     fresh.insert("k", &1).unwrap();
-    assert_eq!(block_on(liar.finish(&fresh)).unwrap_err(), 503);
+    assert_eq!(refused_in_place(liar.finish(&mut fresh)), 503);
 }
 
 #[test]

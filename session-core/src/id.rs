@@ -35,6 +35,11 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
 /// accident. `Display` writes the real id: use it only where the id must go
 /// (a cookie, a store key).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// Aligned to 8: an `Option<SessionId>` then keeps its 16 bytes at an
+// aligned offset, and moving one (plans and session state hold two) is two
+// plain 8-byte moves instead of unaligned ones that stall on the store
+// just made (measured with perf on the commit path).
+#[repr(align(8))]
 pub struct SessionId([u8; ID_BYTES]);
 
 impl SessionId {

@@ -533,6 +533,20 @@ impl Session {
     pub(crate) fn plan(&self, now: impl FnOnce() -> Timestamp) -> Plan {
         self.0.lock().take_plan(now)
     }
+
+    /// [`plan`](Self::plan) for the engine's own handle: when no clone is
+    /// left (the handler's are dropped, as they are by the commit on axum
+    /// and hyper), without taking the lock.
+    pub(crate) fn plan_last(&mut self, now: impl FnOnce() -> Timestamp) -> Plan {
+        // The count is a plain load; `get_mut` itself costs an atomic
+        // exchange, worth it only when it will succeed.
+        if Arc::strong_count(&self.0) == 1
+            && let Some(state) = Arc::get_mut(&mut self.0)
+        {
+            return state.get_mut().take_plan(now);
+        }
+        self.plan(now)
+    }
 }
 
 fn fresh_meta(now: Timestamp) -> Metadata {

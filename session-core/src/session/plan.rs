@@ -48,33 +48,43 @@ impl State {
     pub(super) fn take_plan(&mut self, now: impl FnOnce() -> Timestamp) -> Plan {
         let persistent = self.defaults.persistent(&self.meta);
         let delete = self.destroyed.take();
-        let mut plan = Plan {
-            remove_cookie: delete.is_some() || self.stale_cookie,
-            delete,
-            write: Write::Nothing,
-            vary: self.accessed,
-            persistent,
-            now: Timestamp::default(),
-        };
-        if std::mem::replace(&mut self.spent, true) {
+        let (write, now, remove_cookie) = if std::mem::replace(&mut self.spent, true) {
             // Committed already: nothing more to send.
             self.changes.clear();
             self.base = None;
-            return Plan {
-                remove_cookie: false,
-                ..plan
-            };
+            (Write::Nothing, Timestamp::default(), false)
+        } else {
+            let (write, now) = self.take_write(now, persistent);
+            (write, now, delete.is_some() || self.stale_cookie)
+        };
+        // Built once, in place: a plan assembled early and moved out at each
+        // return stalled on reading back its own fresh stores.
+        Plan {
+            delete,
+            write,
+            remove_cookie,
+            vary: self.accessed,
+            persistent,
+            now,
         }
+    }
+
+    /// The write a commit asks for, and the instant it was planned at (the
+    /// epoch if nothing is written).
+    fn take_write(
+        &mut self,
+        now: impl FnOnce() -> Timestamp,
+        persistent: bool,
+    ) -> (Write, Timestamp) {
         if self.id.is_none() && self.changes.is_empty() && self.meta.user.is_none() {
             // A new session that holds nothing (lazy creation): nothing to
             // store, no clock to read.
-            return plan;
+            return (Write::Nothing, Timestamp::default());
         }
         let changes = std::mem::take(&mut self.changes);
         let base = self.base.take();
         let Some(id) = self.id else {
             let now = now();
-            plan.now = now;
             if self.unstamped.take().is_some() {
                 // Opened without a clock read: created now, as it is stored.
                 self.stamp(now);
@@ -83,30 +93,30 @@ impl State {
                 .into_iter()
                 .filter_map(|(k, v)| Some((k, v?)))
                 .collect();
-            if !data.is_empty() || self.meta.user.is_some() {
-                // Created when the request opened it (what the handler saw);
-                // active as of now, so a new cookie's Max-Age is exactly the
-                // idle timeout.
-                let meta = Metadata {
-                    last_activity: now,
-                    ..self.meta.clone()
-                };
-                plan.write = Write::Create(Box::new(Record {
-                    expires_at: self.defaults.expires_at(&meta),
-                    data,
-                    meta,
-                }));
+            if data.is_empty() && self.meta.user.is_none() {
+                return (Write::Nothing, now);
             }
-            return plan;
+            // Created when the request opened it (what the handler saw);
+            // active as of now, so a new cookie's Max-Age is exactly the
+            // idle timeout.
+            let meta = Metadata {
+                last_activity: now,
+                ..self.meta.clone()
+            };
+            let record = Box::new(Record {
+                expires_at: self.defaults.expires_at(&meta),
+                data,
+                meta,
+            });
+            return (Write::Create(record), now);
         };
         // Let go of the loaded values before the store applies the update.
         drop(base);
         let now = now();
-        plan.now = now;
         let changed =
             self.cleared || !changes.is_empty() || self.user_changed || self.expiry_changed;
         if !changed && !self.renew && !self.defaults.touch_due(&self.meta, now) {
-            return plan;
+            return (Write::Nothing, now);
         }
         let meta = Metadata {
             last_activity: now,
@@ -129,7 +139,7 @@ impl State {
             user: self.user_changed.then(|| self.meta.user.clone()),
             expiry: self.expiry_changed.then_some(self.meta.expiry),
         });
-        plan.write = if self.renew {
+        let write = if self.renew {
             Write::Renew { old: id, update }
         } else {
             // A persistent cookie's Max-Age moves with the expiry; a
@@ -140,6 +150,6 @@ impl State {
                 cookie: persistent || self.expiry_changed,
             }
         };
-        plan
+        (write, now)
     }
 }
