@@ -136,7 +136,6 @@ where
     I: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     type Response = ServiceResponse<B>;
-    type Output = ServiceResponse<B>;
     type Error = actix_web::Error;
     type Future = I::Future;
 
@@ -149,7 +148,7 @@ where
         Self(Rc::clone(&self.0))
     }
 
-    fn respond(mut response: Self::Response, headers: ResponseHeaders) -> Self::Output {
+    fn respond(response: &mut Self::Response, headers: ResponseHeaders) {
         headers.into_each(
             response.headers_mut(),
             |map| map.contains_key(CACHE_CONTROL),
@@ -177,14 +176,13 @@ where
                 map.append(name, value);
             },
         );
-        response
     }
 
-    fn refuse(_: ServiceRequest, status: u16) -> Result<Self::Output, Self::Error> {
+    fn refuse(_: ServiceRequest, status: u16) -> Result<Self::Response, Self::Error> {
         Err(StoreFailure::new(status).into())
     }
 
-    fn fail(_: Self::Response, status: u16) -> Result<Self::Output, Self::Error> {
+    fn fail(_: Self::Response, status: u16) -> Result<Self::Response, Self::Error> {
         Err(StoreFailure::new(status).into())
     }
 }

@@ -148,10 +148,9 @@ impl<S: SessionStore> EngineHandle for Rc<SessionManager<S>> {
 /// Adapters implement it on a small value that can call the inner service
 /// (the service itself, or an `Rc`/`Arc` of it).
 pub trait Shell<Req>: Sized {
-    /// The inner service's response.
+    /// The inner service's response, which the wrapped service answers
+    /// with too.
     type Response;
-    /// What the wrapped service answers with (often `Response`).
-    type Output;
     /// The inner service's error, passed through untouched.
     type Error;
     /// The inner service's future.
@@ -166,20 +165,20 @@ pub trait Shell<Req>: Sized {
     /// clone in its place).
     fn defer(&mut self) -> Self;
 
-    /// The handler's response with the session's headers added
+    /// Adds the session's headers to the handler's response, in place
     /// ([`ResponseHeaders::into_each`]).
-    fn respond(response: Self::Response, headers: ResponseHeaders) -> Self::Output;
+    fn respond(response: &mut Self::Response, headers: ResponseHeaders);
 
     /// The answer when the session could not be loaded: `status` with
     /// [`STORE_ERROR_BODY`](crate::STORE_ERROR_BODY) and
     /// `Cache-Control: no-store`, as a response, or as an error the
     /// framework renders so (actix-web's way). The inner service is not
     /// called.
-    fn refuse(request: Req, status: u16) -> Result<Self::Output, Self::Error>;
+    fn refuse(request: Req, status: u16) -> Result<Self::Response, Self::Error>;
 
     /// The answer, as [`refuse`](Self::refuse), when the handler ran but
     /// the commit failed: its response is dropped.
-    fn fail(response: Self::Response, status: u16) -> Result<Self::Output, Self::Error>;
+    fn fail(response: Self::Response, status: u16) -> Result<Self::Response, Self::Error>;
 }
 
 pin_project! {
@@ -201,10 +200,11 @@ pin_project! {
     where
         X: Shell<Req>,
     {
-        // The store is loading the session; the request waits.
+        // The store is loading the session; the request waits (boxed, for
+        // the reason given below).
         Loading {
             load: Pending<Session>,
-            waiting: Option<(X, Req)>,
+            waiting: Option<Box<(X, Req)>>,
             engine: H,
         },
         // The inner service runs with the session.
@@ -214,14 +214,17 @@ pin_project! {
             session: Session,
             engine: H,
         },
-        // The store is committing; the response waits.
+        // The store is committing; the response waits. Boxed, as is the
+        // refusal below: those states are rare (a store doing IO, a store
+        // down), and a response held inline would make every request's
+        // future as large as a response (moved at least once per request).
         Committing {
             commit: Pending<ResponseHeaders>,
-            response: Option<X::Response>,
+            response: Option<Box<X::Response>>,
         },
         // Answered already.
         Done {
-            output: Option<Result<X::Output, X::Error>>,
+            output: Option<Box<Result<X::Response, X::Error>>>,
         },
     }
 }
@@ -242,11 +245,11 @@ where
                 engine: engine.clone(),
             },
             Step::Ready(Err(status)) => State::Done {
-                output: Some(X::refuse(request, status)),
+                output: Some(Box::new(X::refuse(request, status))),
             },
             Step::Pending(load) => State::Loading {
                 load,
-                waiting: Some((shell.defer(), request)),
+                waiting: Some(Box::new((shell.defer(), request))),
                 engine: engine.clone(),
             },
         };
@@ -259,7 +262,7 @@ where
     X: Shell<Req>,
     H: EngineHandle,
 {
-    type Output = Result<X::Output, X::Error>;
+    type Output = Result<X::Response, X::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
@@ -271,7 +274,7 @@ where
                     engine,
                 } => {
                     let loaded = ready!(Pin::new(load).poll(cx));
-                    let Some((mut shell, request)) = waiting.take() else {
+                    let Some((mut shell, request)) = waiting.take().map(|boxed| *boxed) else {
                         return Poll::Ready(polled_after_completion());
                     };
                     match loaded {
@@ -288,26 +291,36 @@ where
                     session,
                     engine,
                 } => {
-                    let response = ready!(inner.poll(cx))?;
+                    // The inner service's answer is answered as it is, with
+                    // the session's headers added in place: no move of the
+                    // response on the common path.
+                    let mut polled = ready!(inner.poll(cx));
+                    let Ok(response) = &mut polled else {
+                        return Poll::Ready(polled);
+                    };
                     match engine.manager().finish(session) {
-                        Step::Ready(finished) => {
-                            return Poll::Ready(answer::<X, Req>(response, finished));
+                        Step::Ready(Ok(headers)) => {
+                            X::respond(response, headers);
+                            return Poll::Ready(polled);
+                        }
+                        Step::Ready(Err(status)) => {
+                            return Poll::Ready(polled.and_then(|r| X::fail(r, status)));
                         }
                         Step::Pending(commit) => State::Committing {
                             commit,
-                            response: Some(response),
+                            response: polled.ok().map(Box::new),
                         },
                     }
                 }
                 StateProj::Committing { commit, response } => {
                     let finished = ready!(Pin::new(commit).poll(cx));
-                    let Some(response) = response.take() else {
+                    let Some(response) = response.take().map(|boxed| *boxed) else {
                         return Poll::Ready(polled_after_completion());
                     };
                     return Poll::Ready(answer::<X, Req>(response, finished));
                 }
                 StateProj::Done { output } => {
-                    return Poll::Ready(output.take().unwrap_or_else(polled_after_completion));
+                    return Poll::Ready(output.take().map_or_else(polled_after_completion, |b| *b));
                 }
             };
             state.set(next);
@@ -327,11 +340,14 @@ impl<X: Shell<Req>, Req, H> fmt::Debug for SessionFuture<X, Req, H> {
 }
 
 fn answer<X: Shell<Req>, Req>(
-    response: X::Response,
+    mut response: X::Response,
     finished: Result<ResponseHeaders, u16>,
-) -> Result<X::Output, X::Error> {
+) -> Result<X::Response, X::Error> {
     match finished {
-        Ok(headers) => Ok(X::respond(response, headers)),
+        Ok(headers) => {
+            X::respond(&mut response, headers);
+            Ok(response)
+        }
         Err(status) => X::fail(response, status),
     }
 }

@@ -99,7 +99,6 @@ where
     ResBody: From<&'static str>,
 {
     type Response = Response<ResBody>;
-    type Output = Response<ResBody>;
     type Error = I::Error;
     type Future = I::Future;
 
@@ -112,15 +111,15 @@ where
         Self(Arc::clone(&self.0))
     }
 
-    fn respond(response: Self::Response, headers: ResponseHeaders) -> Self::Output {
-        http::respond(response, headers)
+    fn respond(response: &mut Self::Response, headers: ResponseHeaders) {
+        headers.apply(response.headers_mut());
     }
 
-    fn refuse(_: Request<ReqBody>, status: u16) -> Result<Self::Output, Self::Error> {
+    fn refuse(_: Request<ReqBody>, status: u16) -> Result<Self::Response, Self::Error> {
         Ok(http::failure_response(status))
     }
 
-    fn fail(_: Self::Response, status: u16) -> Result<Self::Output, Self::Error> {
+    fn fail(_: Self::Response, status: u16) -> Result<Self::Response, Self::Error> {
         Ok(http::failure_response(status))
     }
 }
