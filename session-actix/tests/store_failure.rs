@@ -1,0 +1,107 @@
+//! A failing store, in-process: the middleware's answer is an error that
+//! actix-web renders as the configured status with the no-detail JSON body
+//! and `Cache-Control: no-store`, before the handler (load) and after it
+//! (commit); requests that need no store are not affected.
+
+use std::future::{Ready, ready};
+
+use actix_web::{App, ResponseError, test, web};
+use session_actix::core::driver::Engine;
+use session_actix::core::{
+    Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome,
+};
+use session_actix::{Session, SessionConfig, SessionMiddleware};
+
+/// Every call fails as a store that is down.
+struct Down;
+
+fn down<T>() -> Ready<Result<T, Error>> {
+    ready(Err(Error::store("connection refused at 10.0.0.7:6379")))
+}
+
+impl SessionStore for Down {
+    fn load(&self, _: &SessionId, _: Timestamp) -> Ready<Result<Option<Record>, Error>> {
+        down()
+    }
+    fn create(&self, _: &SessionId, _: &Record) -> Ready<Result<WriteOutcome, Error>> {
+        down()
+    }
+    fn update(&self, _: &SessionId, _: Update) -> Ready<Result<WriteOutcome, Error>> {
+        down()
+    }
+    fn renew(
+        &self,
+        _: &SessionId,
+        _: &SessionId,
+        _: &Update,
+    ) -> Ready<Result<WriteOutcome, Error>> {
+        down()
+    }
+    fn delete(&self, _: &SessionId) -> Ready<Result<bool, Error>> {
+        down()
+    }
+    fn user_sessions(&self, _: &str, _: Timestamp) -> Ready<Result<Vec<SessionId>, Error>> {
+        down()
+    }
+    fn delete_user(&self, _: &str) -> Ready<Result<usize, Error>> {
+        down()
+    }
+}
+
+#[actix_web::test]
+async fn a_store_failure_is_the_configured_status_with_no_detail() {
+    let config = SessionConfig {
+        store_error_status: 500,
+        ..SessionConfig::default()
+    };
+    let sessions = SessionMiddleware::with_store(Down, config).unwrap();
+    let cookie = format!(
+        "{}={}",
+        sessions.manager().cookie_name(),
+        SessionId::generate()
+    );
+    let app = test::init_service(
+        App::new()
+            .wrap(sessions)
+            .route(
+                "/read",
+                web::get().to(|s: Session| async move { format!("{:?}", s.get::<u32>("n")) }),
+            )
+            .route(
+                "/write",
+                web::get().to(|s: Session| async move {
+                    s.insert("n", &1).unwrap();
+                    "written"
+                }),
+            ),
+    )
+    .await;
+
+    // No id: no store asked, the handler answers.
+    let res = test::call_service(&app, test::TestRequest::get().uri("/read").to_request()).await;
+    assert_eq!(res.status(), 200);
+
+    // An id to load (the handler never runs), then a write to commit (the
+    // handler's answer is dropped): both are the store failure.
+    let requests = [
+        test::TestRequest::get()
+            .uri("/read")
+            .insert_header(("cookie", cookie))
+            .to_request(),
+        test::TestRequest::get().uri("/write").to_request(),
+    ];
+    for request in requests {
+        let error = test::try_call_service(&app, request)
+            .await
+            .expect_err("the middleware answers with an error");
+        assert_eq!(error.as_response_error().status_code(), 500);
+        let res = error.error_response();
+        assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+        assert_eq!(
+            res.headers().get("content-type").unwrap(),
+            "application/json"
+        );
+        let body = actix_web::body::to_bytes(res.into_body()).await.unwrap();
+        assert_eq!(body, session_actix::core::STORE_ERROR_BODY);
+    }
+}
