@@ -3,7 +3,7 @@
 //! and `Cache-Control: no-store`, before the handler (load) and after it
 //! (commit); requests that need no store are not affected.
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 
 use actix_web::{App, ResponseError, test, web};
 use session_actix::core::driver::Engine;
@@ -15,18 +15,30 @@ use session_actix::{Session, SessionConfig, SessionMiddleware};
 /// Every call fails as a store that is down.
 struct Down;
 
-fn down<T>() -> Ready<Result<T, Error>> {
+fn down<T>() -> impl Future<Output = Result<T, Error>> + Send {
     ready(Err(Error::store("connection refused at 10.0.0.7:6379")))
 }
 
 impl SessionStore for Down {
-    fn load(&self, _: &SessionId, _: Timestamp) -> Ready<Result<Option<Record>, Error>> {
+    fn load(
+        &self,
+        _: &SessionId,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
         down()
     }
-    fn create(&self, _: &SessionId, _: &Record) -> Ready<Result<WriteOutcome, Error>> {
+    fn create(
+        &self,
+        _: &SessionId,
+        _: &Record,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
         down()
     }
-    fn update(&self, _: &SessionId, _: Update) -> Ready<Result<WriteOutcome, Error>> {
+    fn update(
+        &self,
+        _: &SessionId,
+        _: Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
         down()
     }
     fn renew(
@@ -34,16 +46,20 @@ impl SessionStore for Down {
         _: &SessionId,
         _: &SessionId,
         _: &Update,
-    ) -> Ready<Result<WriteOutcome, Error>> {
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
         down()
     }
-    fn delete(&self, _: &SessionId) -> Ready<Result<bool, Error>> {
+    fn delete(&self, _: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
         down()
     }
-    fn user_sessions(&self, _: &str, _: Timestamp) -> Ready<Result<Vec<SessionId>, Error>> {
+    fn user_sessions(
+        &self,
+        _: &str,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
         down()
     }
-    fn delete_user(&self, _: &str) -> Ready<Result<usize, Error>> {
+    fn delete_user(&self, _: &str) -> impl Future<Output = Result<usize, Error>> + Send {
         down()
     }
 }
