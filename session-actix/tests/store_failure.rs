@@ -3,7 +3,7 @@
 //! and `Cache-Control: no-store`, before the handler (load) and after it
 //! (commit); requests that need no store are not affected.
 
-use std::future::{Future, Ready, ready};
+use std::future::{Future, ready};
 
 use actix_web::{App, ResponseError, test, web};
 use session_actix::core::driver::Engine;
@@ -15,7 +15,7 @@ use session_actix::{Session, SessionConfig, SessionMiddleware};
 /// Every call fails as a store that is down.
 struct Down;
 
-fn down<T>() -> impl Future<Output = Result<T, Error>> + Send {
+fn down<T: Send>() -> impl Future<Output = Result<T, Error>> + Send {
     ready(Err(Error::store("connection refused at 10.0.0.7:6379")))
 }
 
