@@ -5,7 +5,7 @@
 
 use std::future::{Future, ready};
 
-use actix_web::{App, ResponseError, test, web};
+use actix_web::{App, test, web};
 use session_actix::core::driver::Engine;
 use session_actix::core::{
     Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome,
