@@ -126,6 +126,7 @@ impl Session {
     /// A new session whose times `clock` gives when they are first needed:
     /// a request that never uses them (most anonymous traffic) reads no
     /// clock.
+    #[inline]
     pub(crate) fn unstamped(
         stale_cookie: bool,
         defaults: SessionPolicy,
@@ -136,6 +137,7 @@ impl Session {
         Self::with(None, meta, None, stale_cookie, defaults, epoch, Some(clock))
     }
 
+    #[inline]
     fn with(
         id: Option<SessionId>,
         meta: Metadata,
