@@ -3,66 +3,11 @@
 //! and `Cache-Control: no-store`, before the handler (load) and after it
 //! (commit); requests that need no store are not affected.
 
-use std::future::{Future, ready};
-
 use actix_web::{App, test, web};
+use session_actix::core::SessionId;
 use session_actix::core::driver::Engine;
-use session_actix::core::{
-    Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome,
-};
+use session_actix::core::testing::BrokenStore;
 use session_actix::{Session, SessionConfig, SessionMiddleware};
-
-/// Every call fails as a store that is down.
-struct Down;
-
-fn down<T: Send>() -> impl Future<Output = Result<T, Error>> + Send {
-    ready(Err(Error::store("connection refused at 10.0.0.7:6379")))
-}
-
-impl SessionStore for Down {
-    fn load(
-        &self,
-        _: &SessionId,
-        _: Timestamp,
-    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
-        down()
-    }
-    fn create(
-        &self,
-        _: &SessionId,
-        _: &Record,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        down()
-    }
-    fn update(
-        &self,
-        _: &SessionId,
-        _: Update,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        down()
-    }
-    fn renew(
-        &self,
-        _: &SessionId,
-        _: &SessionId,
-        _: &Update,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        down()
-    }
-    fn delete(&self, _: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
-        down()
-    }
-    fn user_sessions(
-        &self,
-        _: &str,
-        _: Timestamp,
-    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
-        down()
-    }
-    fn delete_user(&self, _: &str) -> impl Future<Output = Result<usize, Error>> + Send {
-        down()
-    }
-}
 
 #[actix_web::test]
 async fn a_store_failure_is_the_configured_status_with_no_detail() {
@@ -70,7 +15,7 @@ async fn a_store_failure_is_the_configured_status_with_no_detail() {
         store_error_status: 500,
         ..SessionConfig::default()
     };
-    let sessions = SessionMiddleware::with_store(Down, config).unwrap();
+    let sessions = SessionMiddleware::with_store(BrokenStore::down(), config).unwrap();
     let cookie = format!(
         "{}={}",
         sessions.manager().cookie_name(),

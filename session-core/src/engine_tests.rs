@@ -1,11 +1,11 @@
 //! The engine driven request by request on a virtual clock: exact expiry
 //! instants and exact `Max-Age` values.
 
-use std::future::{Future, ready};
+use std::future::Future;
 use std::time::Duration;
 
 use crate::driver::Engine;
-use crate::testing::block_on;
+use crate::testing::{BrokenStore, block_on};
 use crate::*;
 
 const T0: Timestamp = Timestamp::from_unix_secs(1_700_000_000);
@@ -493,76 +493,12 @@ fn ids_hashed_at_rest_never_reach_the_store() {
     );
 }
 
-/// A store that is down, or that holds only corrupt records.
-#[derive(Debug)]
-struct BrokenStore {
-    corrupt: bool,
-}
-
-impl BrokenStore {
-    fn fail<T: Send>(&self) -> impl Future<Output = Result<T, Error>> + Send {
-        ready(Err(if self.corrupt {
-            Error::corrupt("bad record")
-        } else {
-            Error::store(std::io::Error::other("connection refused"))
-        }))
-    }
-}
-
-impl SessionStore for BrokenStore {
-    fn load(
-        &self,
-        _: &SessionId,
-        _: Timestamp,
-    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
-        self.fail()
-    }
-    fn create(
-        &self,
-        _: &SessionId,
-        _: &Record,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        self.fail()
-    }
-    fn update(
-        &self,
-        _: &SessionId,
-        _: Update,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        self.fail()
-    }
-    fn renew(
-        &self,
-        _: &SessionId,
-        _: &SessionId,
-        _: &Update,
-    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        self.fail()
-    }
-    fn delete(&self, _: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
-        self.fail()
-    }
-    fn user_sessions(
-        &self,
-        _: &str,
-        _: Timestamp,
-    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
-        self.fail()
-    }
-    fn delete_user(&self, _: &str) -> impl Future<Output = Result<usize, Error>> + Send {
-        self.fail()
-    }
-}
-
 #[test]
 fn a_store_that_is_down_is_an_error_and_a_corrupt_record_is_no_session() {
     let id = SessionId::generate().to_string();
     let header = format!("__Host-id={id}");
-    let down = SessionManager::new(
-        DynStore::new(BrokenStore { corrupt: false }),
-        SessionConfig::default(),
-    )
-    .unwrap();
+    let down =
+        SessionManager::new(DynStore::new(BrokenStore::down()), SessionConfig::default()).unwrap();
     let presented = down.read_id([header.as_bytes()]);
     assert!(matches!(
         block_on(down.load(presented)),
@@ -576,8 +512,7 @@ fn a_store_that_is_down_is_an_error_and_a_corrupt_record_is_no_session() {
         Err(Error::Store(_))
     ));
 
-    let corrupt =
-        SessionManager::new(BrokenStore { corrupt: true }, SessionConfig::default()).unwrap();
+    let corrupt = SessionManager::new(BrokenStore::corrupt(), SessionConfig::default()).unwrap();
     let presented = corrupt.read_id([header.as_bytes()]);
     let session = block_on(corrupt.load(presented)).unwrap();
     assert!(session.is_new() && session.is_empty());

@@ -6,14 +6,15 @@
 //! share a store with other tests. Time is passed in, never slept on.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, ready};
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    ExpiryOverrides, Metadata, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome,
+    Error, ExpiryOverrides, Metadata, Record, SessionId, SessionStore, Timestamp, Update,
+    WriteOutcome,
 };
 
 /// Drives a future to completion on this thread (no runtime needed).
@@ -474,6 +475,79 @@ pub async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timest
         "cleared user still indexed"
     );
     assert_eq!(must_load(store, &id, now).await.meta.user, None);
+}
+
+/// A store that is down (every call fails with [`Error::Store`]), or that
+/// holds only corrupt records (every call fails with [`Error::Corrupt`]):
+/// for tests of what an engine or an adapter answers then.
+#[derive(Clone, Copy, Debug)]
+pub struct BrokenStore {
+    corrupt: bool,
+}
+
+impl BrokenStore {
+    /// A store that is down.
+    pub fn down() -> Self {
+        Self { corrupt: false }
+    }
+
+    /// A store whose every record is corrupt.
+    pub fn corrupt() -> Self {
+        Self { corrupt: true }
+    }
+
+    fn fail<T: Send>(&self) -> impl Future<Output = Result<T, Error>> + Send {
+        ready(Err(if self.corrupt {
+            Error::corrupt("bad record")
+        } else {
+            Error::store(std::io::Error::other("connection refused"))
+        }))
+    }
+}
+
+impl SessionStore for BrokenStore {
+    fn load(
+        &self,
+        _: &SessionId,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Option<Record>, Error>> + Send {
+        self.fail()
+    }
+    fn create(
+        &self,
+        _: &SessionId,
+        _: &Record,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        self.fail()
+    }
+    fn update(
+        &self,
+        _: &SessionId,
+        _: Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        self.fail()
+    }
+    fn renew(
+        &self,
+        _: &SessionId,
+        _: &SessionId,
+        _: &Update,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        self.fail()
+    }
+    fn delete(&self, _: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
+        self.fail()
+    }
+    fn user_sessions(
+        &self,
+        _: &str,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Vec<SessionId>, Error>> + Send {
+        self.fail()
+    }
+    fn delete_user(&self, _: &str) -> impl Future<Output = Result<usize, Error>> + Send {
+        self.fail()
+    }
 }
 
 /// Any store made to behave like one that does IO: every future it returns
