@@ -474,13 +474,15 @@ impl Session {
         self.0.lock().id
     }
 
-    /// When the session was first stored (for a new one: when it was opened).
+    /// When the session was first stored. For a new one: when it was opened,
+    /// or, for a request that came with no session id, the first time its
+    /// times were asked for (such a request reads no clock until then).
     pub fn created_at(&self) -> Timestamp {
         self.0.lock().stamped().created_at
     }
 
-    /// The last activity the store knows of (for a new one: when it was
-    /// opened).
+    /// The last activity the store knows of (for a new one: as
+    /// [`created_at`](Self::created_at)).
     pub fn last_activity(&self) -> Timestamp {
         self.0.lock().stamped().last_activity
     }
@@ -650,11 +652,14 @@ impl State {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.0.lock();
+        // A session not stamped yet has no times to show (and showing them
+        // must not read the clock).
+        let stamped = s.unstamped.is_none();
         f.debug_struct("Session")
             .field("id", &s.id)
             .field("user", &s.meta.user)
-            .field("created_at", &s.meta.created_at)
-            .field("last_activity", &s.meta.last_activity)
+            .field("created_at", &stamped.then_some(s.meta.created_at))
+            .field("last_activity", &stamped.then_some(s.meta.last_activity))
             .field("keys", &s.keys().count())
             .finish_non_exhaustive()
     }
