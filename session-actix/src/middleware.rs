@@ -1,6 +1,5 @@
 //! The actix-web `Transform` and its service.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::{Ready, ready as ready_future};
 use std::rc::Rc;
@@ -10,7 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE, VARY};
 use session_core::driver::{Engine, SessionFuture, Shell};
-use session_core::{ResponseHeaders, Session, SessionManager, SessionStore};
+use session_core::{ResponseHeaders, Session, SessionHeader, SessionManager, SessionStore};
 
 use crate::error::StoreFailure;
 
@@ -152,24 +151,23 @@ where
         headers.into_each(
             response.headers_mut(),
             |map| map.contains_key(CACHE_CONTROL),
-            |map, name, value| {
-                let name = match name {
-                    "set-cookie" => SET_COOKIE,
-                    "cache-control" => CACHE_CONTROL,
-                    "vary" => VARY,
-                    other => match HeaderName::try_from(other) {
-                        Ok(name) => name,
+            |map, header| {
+                let (name, value) = match header {
+                    SessionHeader::NoStore => (CACHE_CONTROL, NO_STORE),
+                    SessionHeader::VaryCookie => (VARY, COOKIE_VALUE),
+                    // Built from validated parts; never sent broken.
+                    SessionHeader::SetCookie(text) => match HeaderValue::try_from(text) {
+                        Ok(value) => (SET_COOKIE, value),
                         Err(_) => return,
                     },
-                };
-                let value = match value {
-                    // The fixed values, validated at compile time.
-                    Cow::Borrowed("no-store") => NO_STORE,
-                    Cow::Borrowed("cookie") => COOKIE_VALUE,
-                    Cow::Borrowed(text) => HeaderValue::from_static(text),
-                    Cow::Owned(text) => match HeaderValue::try_from(text) {
-                        Ok(value) => value,
-                        // Built from validated parts; never sent broken.
+                    SessionHeader::Id { name, value } => {
+                        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                            (Ok(name), Ok(value)) => (name, value),
+                            _ => return,
+                        }
+                    }
+                    SessionHeader::Vary(request) => match HeaderValue::try_from(request) {
+                        Ok(value) => (VARY, value),
                         Err(_) => return,
                     },
                 };

@@ -1,7 +1,6 @@
 //! `SessionManager`: the decisions of a request's life, and the glue that
 //! runs them against a store.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -116,32 +115,87 @@ pub struct TransportHeaders {
     pub response: Box<str>,
 }
 
+/// One header [`ResponseHeaders::into_each`] has an adapter append. Which
+/// header, and with what, is the engine's decision; the adapter maps it to
+/// its framework's types (fixed headers to its constants).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionHeader<'a> {
+    /// `Cache-Control: no-store`.
+    NoStore,
+    /// `Set-Cookie` with this value: the session cookie, or its removal.
+    SetCookie(String),
+    /// A header [`Transport`](crate::Transport)'s response header (`name`,
+    /// lowercase, checked by the config) with the id; empty: the client
+    /// must drop its id.
+    Id {
+        /// The header's name.
+        name: &'a str,
+        /// The id, or nothing.
+        value: String,
+    },
+    /// `Vary: cookie`.
+    VaryCookie,
+    /// `Vary` naming a header transport's request header (lowercase).
+    Vary(&'a str),
+}
+
+impl SessionHeader<'_> {
+    /// The header's name, lowercase.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::NoStore => "cache-control",
+            Self::SetCookie(_) => "set-cookie",
+            Self::Id { name, .. } => name,
+            Self::VaryCookie | Self::Vary(_) => "vary",
+        }
+    }
+
+    /// The header's value.
+    pub fn value(&self) -> &str {
+        match self {
+            Self::NoStore => "no-store",
+            Self::SetCookie(value) | Self::Id { value, .. } => value,
+            Self::VaryCookie => "cookie",
+            Self::Vary(name) => name,
+        }
+    }
+}
+
 impl ResponseHeaders {
-    /// Calls `add(headers, name, value)` for each header to append to the
-    /// response's `headers` (names are lowercase; values are borrowed fixed
-    /// text, or text to move into the response). A response that hands out
-    /// or withdraws the id must not be cached (`Cache-Control: no-store`),
-    /// unless the application set its own `Cache-Control`:
-    /// `has_cache_control` says whether it did, and is asked only then.
+    /// Calls `add(headers, header)` for each header to append to the
+    /// response's `headers`. A response that hands out or withdraws the id
+    /// must not be cached (`Cache-Control: no-store`), unless the
+    /// application set its own `Cache-Control`: `has_cache_control` says
+    /// whether it did, and is asked only then.
     pub fn into_each<M>(
         self,
         headers: &mut M,
         has_cache_control: impl FnOnce(&M) -> bool,
-        mut add: impl FnMut(&mut M, &str, Cow<'static, str>),
+        mut add: impl FnMut(&mut M, SessionHeader<'_>),
     ) {
         let names = self.transport.as_deref();
         if let Some(value) = self.set_cookie {
             if !has_cache_control(headers) {
-                add(headers, "cache-control", Cow::Borrowed("no-store"));
+                add(headers, SessionHeader::NoStore);
             }
-            let id_header = names.map_or("set-cookie", |n| &*n.response);
-            add(headers, id_header, Cow::Owned(value));
+            add(
+                headers,
+                match names {
+                    None => SessionHeader::SetCookie(value),
+                    Some(n) => SessionHeader::Id {
+                        name: &n.response,
+                        value,
+                    },
+                },
+            );
         }
         if self.vary_cookie {
-            let vary = names.map_or(Cow::Borrowed("cookie"), |n| {
-                Cow::Owned(n.request.to_string())
-            });
-            add(headers, "vary", vary);
+            add(
+                headers,
+                names.map_or(SessionHeader::VaryCookie, |n| {
+                    SessionHeader::Vary(&n.request)
+                }),
+            );
         }
     }
 }

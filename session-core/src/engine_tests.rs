@@ -199,16 +199,17 @@ fn a_new_session_gets_a_browser_session_cookie_with_secure_defaults() {
     reply.headers.clone().into_each(
         &mut headers,
         |_| false,
-        |h, n, v| h.push((n.to_owned(), v.into_owned())),
+        |h, header| h.push((header.name().to_owned(), header.value().to_owned())),
     );
     assert_eq!(headers[0], ("cache-control".into(), "no-store".into()));
     assert_eq!(headers[1].0, "set-cookie");
     assert_eq!(headers[2], ("vary".into(), "cookie".into()));
     let mut headers = Vec::new();
-    reply
-        .headers
-        .clone()
-        .into_each(&mut headers, |_| true, |h, n, _| h.push(n.to_owned()));
+    reply.headers.clone().into_each(
+        &mut headers,
+        |_| true,
+        |h, header| h.push(header.name().to_owned()),
+    );
     assert_eq!(
         headers,
         ["set-cookie", "vary"],
@@ -918,7 +919,7 @@ fn sent(headers: &ResponseHeaders) -> Vec<(String, String)> {
     headers.clone().into_each(
         &mut out,
         |_| false,
-        |out, n, v| out.push((n.to_owned(), v.into_owned())),
+        |out, header| out.push((header.name().to_owned(), header.value().to_owned())),
     );
     out
 }

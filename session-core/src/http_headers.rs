@@ -1,44 +1,41 @@
 //! Glue for the `http` 1.x types (feature `http`), shared by every adapter
 //! built on them (axum, hyper, any tower stack).
 
-use std::borrow::Cow;
-
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use crate::engine::{ResponseHeaders, STORE_ERROR_BODY};
+use crate::engine::{ResponseHeaders, STORE_ERROR_BODY, SessionHeader};
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const COOKIE_VALUE: HeaderValue = HeaderValue::from_static("cookie");
 
 impl ResponseHeaders {
     /// Appends these headers to a response's header map, by the rules of
-    /// [`into_each`](Self::into_each), without copying: fixed values are
-    /// static and the cookie's text is moved in.
+    /// [`into_each`](Self::into_each), without copying: fixed headers are
+    /// constants and the cookie's text is moved in.
     pub fn apply(self, headers: &mut HeaderMap) {
         self.into_each(
             headers,
             |headers| headers.contains_key(CACHE_CONTROL),
-            |headers, name, value| {
-                let name = match name {
-                    "set-cookie" => SET_COOKIE,
-                    "cache-control" => CACHE_CONTROL,
-                    "vary" => VARY,
-                    // A header transport's name, checked by the config.
-                    other => match HeaderName::from_bytes(other.as_bytes()) {
-                        Ok(name) => name,
+            |headers, header| {
+                let (name, value) = match header {
+                    SessionHeader::NoStore => (CACHE_CONTROL, NO_STORE),
+                    SessionHeader::VaryCookie => (VARY, COOKIE_VALUE),
+                    // Built from validated parts (the config checks the
+                    // transport's names); a header that is somehow not
+                    // valid is dropped rather than sent broken.
+                    SessionHeader::SetCookie(text) => match HeaderValue::try_from(text) {
+                        Ok(value) => (SET_COOKIE, value),
                         Err(_) => return,
                     },
-                };
-                let value = match value {
-                    // The fixed values, validated at compile time.
-                    Cow::Borrowed("no-store") => NO_STORE,
-                    Cow::Borrowed("cookie") => COOKIE_VALUE,
-                    Cow::Borrowed(text) => HeaderValue::from_static(text),
-                    // Built from validated parts; a value that is somehow
-                    // not a valid header is dropped rather than sent broken.
-                    Cow::Owned(text) => match HeaderValue::try_from(text) {
-                        Ok(value) => value,
+                    SessionHeader::Id { name, value } => {
+                        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                            (Ok(name), Ok(value)) => (name, value),
+                            _ => return,
+                        }
+                    }
+                    SessionHeader::Vary(request) => match HeaderValue::try_from(request) {
+                        Ok(value) => (VARY, value),
                         Err(_) => return,
                     },
                 };
@@ -49,8 +46,7 @@ impl ResponseHeaders {
 }
 
 /// `response` with the session's headers added (see
-/// [`ResponseHeaders::apply`]): [`Shell::respond`](crate::driver::Shell::respond)
-/// for adapters on `http` types.
+/// [`ResponseHeaders::apply`]), for servers that own their responses.
 pub fn respond<B>(mut response: Response<B>, headers: ResponseHeaders) -> Response<B> {
     headers.apply(response.headers_mut());
     response
@@ -91,7 +87,7 @@ mod tests {
             headers.clone().into_each(
                 &mut expected,
                 |_| has_cache_control,
-                |expected, n, v| expected.push((n.to_owned(), v.into_owned())),
+                |expected, h| expected.push((h.name().to_owned(), h.value().to_owned())),
             );
             for (name, value) in expected {
                 assert!(
