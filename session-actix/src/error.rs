@@ -47,35 +47,36 @@ impl ResponseError for SessionError {
     }
 }
 
-/// The answer when the session store fails around a request (its load
-/// before the handler, or its commit after): the configured status (503 by
-/// default) with [`STORE_ERROR_BODY`](session_core::STORE_ERROR_BODY) and
+/// The engine's [`Answer`](session_core::Answer) when the session store
+/// fails around a request (its load before the handler, or its commit
+/// after), or refuses the commit (the size limit): its status (for a store
+/// failure, the configured one, 503 by default) and JSON body, with
 /// `Cache-Control: no-store`. The middleware returns it as an error, which
 /// actix-web renders as that response.
 #[derive(Debug)]
-pub(crate) struct StoreFailure(StatusCode);
+pub(crate) struct StoreFailure(pub(crate) session_core::Answer);
 
 impl StoreFailure {
-    pub(crate) fn new(status: u16) -> Self {
-        Self(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
     }
 }
 
 impl fmt::Display for StoreFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("session store unavailable")
+        f.write_str(self.0.body())
     }
 }
 
 impl ResponseError for StoreFailure {
     fn status_code(&self) -> StatusCode {
-        self.0
+        self.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.0)
+        HttpResponse::build(self.status())
             .insert_header((CONTENT_TYPE, "application/json"))
             .insert_header((CACHE_CONTROL, "no-store"))
-            .body(session_core::STORE_ERROR_BODY)
+            .body(self.0.body())
     }
 }

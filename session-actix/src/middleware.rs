@@ -9,7 +9,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE, VARY};
 use session_core::driver::{Engine, SessionFuture, Shell};
-use session_core::{ResponseHeaders, Session, SessionHeader, SessionManager, SessionStore};
+use session_core::{
+    Answer, ResponseHeaders, Session, SessionHeader, SessionManager, SessionStore,
+};
 
 use crate::error::StoreFailure;
 
@@ -176,11 +178,11 @@ where
         );
     }
 
-    fn refuse(_: ServiceRequest, status: u16) -> Result<Self::Response, Self::Error> {
-        Err(StoreFailure::new(status).into())
+    fn refuse(_: ServiceRequest, answer: Answer) -> Result<Self::Response, Self::Error> {
+        Err(StoreFailure(answer).into())
     }
 
-    fn fail(_: Self::Response, status: u16) -> Result<Self::Response, Self::Error> {
-        Err(StoreFailure::new(status).into())
+    fn fail(_: Self::Response, answer: Answer) -> Result<Self::Response, Self::Error> {
+        Err(StoreFailure(answer).into())
     }
 }

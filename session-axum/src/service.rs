@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use ::http::{Request, Response};
 use session_core::driver::{Engine, SessionFuture, Shell};
-use session_core::{ResponseHeaders, Session, SessionManager, SessionStore, http};
+use session_core::{Answer, ResponseHeaders, Session, SessionManager, SessionStore, http};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -142,11 +142,11 @@ where
         headers.apply(response.headers_mut());
     }
 
-    fn refuse(_: Request<ReqBody>, status: u16) -> Result<Self::Response, Self::Error> {
-        Ok(http::failure_response(status))
+    fn refuse(_: Request<ReqBody>, answer: Answer) -> Result<Self::Response, Self::Error> {
+        Ok(http::failure_response(answer))
     }
 
-    fn fail(_: Self::Response, status: u16) -> Result<Self::Response, Self::Error> {
-        Ok(http::failure_response(status))
+    fn fail(_: Self::Response, answer: Answer) -> Result<Self::Response, Self::Error> {
+        Ok(http::failure_response(answer))
     }
 }

@@ -22,6 +22,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
+use crate::answer::Answer;
 use crate::cookie_policy::Presented;
 use crate::engine::{Pending, ResponseHeaders, SessionManager, Step};
 use crate::error::Error;
@@ -169,16 +170,17 @@ pub trait Shell<Req>: Sized {
     /// ([`ResponseHeaders::into_each`]).
     fn respond(response: &mut Self::Response, headers: ResponseHeaders);
 
-    /// The answer when the session could not be loaded: `status` with
-    /// [`STORE_ERROR_BODY`](crate::STORE_ERROR_BODY) and
-    /// `Cache-Control: no-store`, as a response, or as an error the
-    /// framework renders so (actix-web's way). The inner service is not
-    /// called.
-    fn refuse(request: Req, status: u16) -> Result<Self::Response, Self::Error>;
+    /// The engine's [`Answer`] when the session could not be loaded (the
+    /// store failed): its status and JSON body, with
+    /// `Content-Type: application/json` and `Cache-Control: no-store`, as a
+    /// response, or as an error the framework renders so (actix-web's
+    /// way). The inner service is not called.
+    fn refuse(request: Req, answer: Answer) -> Result<Self::Response, Self::Error>;
 
-    /// The answer, as [`refuse`](Self::refuse), when the handler ran but
-    /// the commit failed: its response is dropped.
-    fn fail(response: Self::Response, status: u16) -> Result<Self::Response, Self::Error>;
+    /// The engine's [`Answer`], as [`refuse`](Self::refuse), when the
+    /// handler ran but the commit failed (the store failed, or refused the
+    /// write for the size limit): the handler's response is dropped.
+    fn fail(response: Self::Response, answer: Answer) -> Result<Self::Response, Self::Error>;
 }
 
 pin_project! {
@@ -244,8 +246,8 @@ where
                 session,
                 engine: engine.clone(),
             },
-            Step::Ready(Err(status)) => State::Done {
-                output: Some(Box::new(X::refuse(request, status))),
+            Step::Ready(Err(answer)) => State::Done {
+                output: Some(Box::new(X::refuse(request, answer))),
             },
             Step::Pending(load) => State::Loading {
                 load,
@@ -283,7 +285,7 @@ where
                             session,
                             engine: engine.clone(),
                         },
-                        Err(status) => return Poll::Ready(X::refuse(request, status)),
+                        Err(answer) => return Poll::Ready(X::refuse(request, answer)),
                     }
                 }
                 StateProj::Calling {
@@ -303,8 +305,8 @@ where
                             X::respond(response, headers);
                             return Poll::Ready(polled);
                         }
-                        Step::Ready(Err(status)) => {
-                            return Poll::Ready(polled.and_then(|r| X::fail(r, status)));
+                        Step::Ready(Err(answer)) => {
+                            return Poll::Ready(polled.and_then(|r| X::fail(r, answer)));
                         }
                         Step::Pending(commit) => State::Committing {
                             commit,
@@ -341,14 +343,14 @@ impl<X: Shell<Req>, Req, H> fmt::Debug for SessionFuture<X, Req, H> {
 
 fn answer<X: Shell<Req>, Req>(
     mut response: X::Response,
-    finished: Result<ResponseHeaders, u16>,
+    finished: Result<ResponseHeaders, Answer>,
 ) -> Result<X::Response, X::Error> {
     match finished {
         Ok(headers) => {
             X::respond(&mut response, headers);
             Ok(response)
         }
-        Err(status) => X::fail(response, status),
+        Err(answer) => X::fail(response, answer),
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::answer::Answer;
 use crate::config::SessionConfig;
 use crate::cookie_policy::{CookiePolicy, Presented, RejectReason};
 use crate::driver::Engine;
@@ -69,17 +70,17 @@ impl<S> fmt::Debug for SessionManager<S> {
 
 /// The load or commit of one request, as [`SessionFuture`](crate::driver::SessionFuture)
 /// takes it: done already (no store needed, or an immediate store), or the
-/// store's work as one boxed future. `Err` holds the status to answer with.
+/// store's work as one boxed future. `Err` holds the answer to give.
 pub(crate) enum Step<T> {
-    Ready(Result<T, u16>),
+    Ready(Result<T, Answer>),
     Pending(Pending<T>),
 }
 
 /// A step's store work, awaited.
-pub(crate) struct Pending<T>(BoxFuture<'static, Result<T, u16>>);
+pub(crate) struct Pending<T>(BoxFuture<'static, Result<T, Answer>>);
 
 impl<T> Future for Pending<T> {
-    type Output = Result<T, u16>;
+    type Output = Result<T, Answer>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.0.as_mut().poll(cx)
@@ -87,7 +88,7 @@ impl<T> Future for Pending<T> {
 }
 
 impl<T> Step<T> {
-    fn pending(work: impl Future<Output = Result<T, u16>> + Send + 'static) -> Self {
+    fn pending(work: impl Future<Output = Result<T, Answer>> + Send + 'static) -> Self {
         Self::Pending(Pending(Box::pin(work)))
     }
 }
@@ -293,16 +294,19 @@ impl<S: SessionStore> SessionManager<S> {
     /// [`end_user_sessions`](Self::end_user_sessions) and the like, and of
     /// every load and commit.
     pub fn failure_status(&self, error: &Error) -> u16 {
+        self.failure_answer(error).status()
+    }
+
+    /// As [`failure_status`](Self::failure_status), the whole [`Answer`]:
+    /// the status and a body that names no detail of the failure.
+    pub fn failure_answer(&self, error: &Error) -> Answer {
         #[cfg(feature = "tracing")]
-        {
+        if !matches!(error, Error::TooLarge { .. }) {
             let source = std::error::Error::source(error).map(ToString::to_string);
             tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
                 "session request failed");
         }
-        match error.status() {
-            503 => self.inner.config.store_error_status,
-            status => status,
-        }
+        Answer::of(error, self.inner.config.store_error_status)
     }
 
     /// Now, by the engine's clock.
@@ -330,7 +334,7 @@ impl<S: SessionStore> SessionManager<S> {
             manager
                 .load_id(id, now)
                 .await
-                .map_err(|e| manager.failure_status(&e))
+                .map_err(|e| manager.failure_answer(&e))
         })
     }
 
@@ -352,7 +356,7 @@ impl<S: SessionStore> SessionManager<S> {
             manager
                 .carry_out(plan)
                 .await
-                .map_err(|e| manager.failure_status(&e))
+                .map_err(|e| manager.failure_answer(&e))
         })
     }
 
@@ -466,6 +470,7 @@ impl<S: SessionStore> SessionManager<S> {
                         }
                         true
                     }
+                    WriteOutcome::TooLarge { size } => return Err(self.too_large(size)),
                     _ => self.ended_meanwhile(&id),
                 }
             }
@@ -498,17 +503,20 @@ impl<S: SessionStore> SessionManager<S> {
     }
 
     /// Polls a future of an immediate store once, where it stands.
-    fn run_in_place<T>(&self, future: impl Future<Output = Result<T, Error>>) -> Result<T, u16> {
+    fn run_in_place<T>(
+        &self,
+        future: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Answer> {
         let mut future = pin!(future);
         match future
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
         {
-            Poll::Ready(result) => result.map_err(|e| self.failure_status(&e)),
+            Poll::Ready(result) => result.map_err(|e| self.failure_answer(&e)),
             Poll::Pending => {
                 // The store broke its promise; never block on it.
                 let broken = Error::store("a store declared immediate returned a pending future");
-                Err(self.failure_status(&broken))
+                Err(self.failure_answer(&broken))
             }
         }
     }
@@ -587,9 +595,19 @@ impl<S: SessionStore> SessionManager<S> {
                 WriteOutcome::Written => return Ok(Some(id)),
                 WriteOutcome::Missing => return Ok(None),
                 WriteOutcome::IdTaken => continue,
+                WriteOutcome::TooLarge { size } => return Err(self.too_large(size)),
             }
         }
         Err(Error::IdCollision)
+    }
+
+    /// A write the store refused at its merge for the size limit: the
+    /// session keeps what it had, and the request is answered with 413.
+    fn too_large(&self, size: usize) -> Error {
+        Error::TooLarge {
+            size,
+            limit: self.inner.defaults.max_bytes,
+        }
     }
 
     fn ended_meanwhile(&self, id: &SessionId) -> bool {

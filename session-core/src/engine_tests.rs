@@ -879,7 +879,7 @@ fn immediate_stores_run_in_place_and_a_broken_promise_is_a_store_error() {
     let presented = liar.read_id([format!("__Host-id={id}").as_bytes()]);
     fn refused_in_place<T>(step: crate::engine::Step<T>) -> u16 {
         match step {
-            crate::engine::Step::Ready(Err(status)) => status,
+            crate::engine::Step::Ready(Err(status)) => status.status(),
             _ => panic!("a broken promise is answered in place, with a store error's status"),
         }
     }

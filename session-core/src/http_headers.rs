@@ -4,7 +4,8 @@
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use crate::engine::{ResponseHeaders, STORE_ERROR_BODY, SessionHeader};
+use crate::answer::Answer;
+use crate::engine::{ResponseHeaders, SessionHeader};
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const COOKIE_VALUE: HeaderValue = HeaderValue::from_static("cookie");
@@ -52,13 +53,14 @@ pub fn respond<B>(mut response: Response<B>, headers: ResponseHeaders) -> Respon
     response
 }
 
-/// The answer to a store failure: `status` with [`STORE_ERROR_BODY`] as
-/// JSON and `Cache-Control: no-store`; [`Shell::refuse`](crate::driver::Shell::refuse)
-/// and [`Shell::fail`](crate::driver::Shell::fail) for adapters on `http`
-/// types.
-pub fn failure_response<B: From<&'static str>>(status: u16) -> Response<B> {
-    let mut res = Response::new(B::from(STORE_ERROR_BODY));
-    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+/// The engine's [`Answer`] as a response: its status and JSON body, with
+/// `Content-Type: application/json` and `Cache-Control: no-store`;
+/// [`Shell::refuse`](crate::driver::Shell::refuse) and
+/// [`Shell::fail`](crate::driver::Shell::fail) for adapters on `http` types.
+pub fn failure_response<B: From<&'static str>>(answer: Answer) -> Response<B> {
+    let mut res = Response::new(B::from(answer.body()));
+    *res.status_mut() =
+        StatusCode::from_u16(answer.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res.headers_mut()

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod answer;
 mod config;
 mod cookie_policy;
 pub mod csrf;
@@ -25,6 +26,7 @@ mod engine_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use answer::Answer;
 pub use config::{
     CookieConfig, CookiePrefix, DEFAULT_MAX_SESSION_BYTES, SameSite, SessionConfig, SigningKeys,
     Transport,

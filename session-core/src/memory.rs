@@ -469,6 +469,11 @@ impl MemoryStore {
             self.remove_in(shard, id);
             return Ok(WriteOutcome::Missing);
         }
+        // The size limit, checked on the session as held now, under the
+        // shard's lock: concurrent updates are merged one by one.
+        if let Err(size) = update.admits(&slot.data) {
+            return Ok(WriteOutcome::TooLarge { size });
+        }
         let delta = slot.delta(&update);
         if delta > 0 && !self.bytes_fit(delta.unsigned_abs()) {
             return Err(Error::StoreFull);
@@ -502,6 +507,9 @@ impl MemoryStore {
         if slot.expires_at <= update.last_activity {
             self.remove_in(old_shard, old_id);
             return Ok(WriteOutcome::Missing);
+        }
+        if let Err(size) = update.admits(&slot.data) {
+            return Ok(WriteOutcome::TooLarge { size });
         }
         let delta = slot.delta(update);
         if delta > 0 && !self.bytes_fit(delta.unsigned_abs()) {

@@ -54,7 +54,12 @@ pub struct Record {
 /// The changes one request made to an existing session: the store applies
 /// them to what it holds now, so concurrent requests that change different
 /// keys both keep their change.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// It carries its own size limit, [`max_bytes`](Self::max_bytes): the store
+/// checks it where it merges the update, in the same atomic step, so no
+/// number of concurrent updates can take a stored session past it (see
+/// [`size_after`](Self::size_after)).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Update {
     /// Drop every value the store holds before applying `set`.
     pub cleared: bool,
@@ -70,9 +75,67 @@ pub struct Update {
     pub user: Option<Option<Arc<str>>>,
     /// `Some` when the per-session expiry settings changed.
     pub expiry: Option<ExpiryOverrides>,
+    /// The most bytes (keys plus JSON text) the session's values may hold
+    /// after this update. The store refuses an update that would grow the
+    /// values past it ([`WriteOutcome::TooLarge`](crate::WriteOutcome::TooLarge)),
+    /// measured on the record as it holds it at the merge. `usize::MAX`
+    /// (the default) is no limit.
+    pub max_bytes: usize,
+}
+
+impl Default for Update {
+    fn default() -> Self {
+        Self {
+            cleared: false,
+            set: Vec::new(),
+            removed: Vec::new(),
+            last_activity: Timestamp::default(),
+            expires_at: Timestamp::default(),
+            user: None,
+            expiry: None,
+            max_bytes: usize::MAX,
+        }
+    }
 }
 
 impl Update {
+    /// The bytes of `data` (keys plus JSON text) once this update's values
+    /// are applied to it, computed without building the result.
+    pub fn size_after(&self, data: &Data) -> usize {
+        let entry = |key: &str| data.get(key).map_or(0, |value| key.len() + value.len());
+        let mut size = if self.cleared { 0 } else { data.bytes() };
+        if !self.cleared {
+            for key in &self.removed {
+                size = size.saturating_sub(entry(key));
+            }
+        }
+        for (key, value) in &self.set {
+            // A key removed and set in one update is counted once.
+            let held = !self.cleared && !self.removed.contains(key);
+            if held {
+                size = size.saturating_sub(entry(key));
+            }
+            size += key.len() + value.len();
+        }
+        size
+    }
+
+    /// Whether the store may merge this update into `data`: `Err` with the
+    /// size the values would reach if it grows them past
+    /// [`max_bytes`](Self::max_bytes). Only growth is refused, so a session
+    /// over the limit (a limit lowered since it was written) can still
+    /// shrink.
+    pub fn admits(&self, data: &Data) -> Result<(), usize> {
+        if self.max_bytes == usize::MAX {
+            return Ok(());
+        }
+        let after = self.size_after(data);
+        if after > self.max_bytes && after > data.bytes() {
+            return Err(after);
+        }
+        Ok(())
+    }
+
     /// Whether the update only refreshes times (no values, user or settings).
     pub fn is_touch_only(&self) -> bool {
         !self.cleared

@@ -21,6 +21,13 @@ pub enum WriteOutcome {
     Missing,
     /// The new id is in use already: nothing was written.
     IdTaken,
+    /// The update would grow the session's values past its
+    /// [`max_bytes`](crate::Update::max_bytes), measured on the record as
+    /// the store held it at the merge: nothing was written.
+    TooLarge {
+        /// The bytes the values would have held.
+        size: usize,
+    },
 }
 
 /// Where sessions live. Async, but tied to no runtime: each method returns
@@ -49,7 +56,13 @@ pub enum WriteOutcome {
 ///    [`delete_user`](Self::delete_user) find a user's sessions through an
 ///    index, at a cost that grows with that user's sessions, not with all
 ///    sessions; index entries go when their sessions go.
-/// 7. Errors are [`Error::Store`] for a store that is down or failing, and
+/// 7. `update` and `renew` check the update's size limit where they merge
+///    it, in the same atomic step
+///    ([`Update::admits`](crate::Update::admits) on the record as held
+///    now): an update that would grow the values past it writes nothing and
+///    returns [`WriteOutcome::TooLarge`]. No number of concurrent updates can
+///    take a stored session past the limit together.
+/// 8. Errors are [`Error::Store`] for a store that is down or failing, and
 ///    [`Error::Corrupt`] for a record that cannot be decoded. A failed write
 ///    loses no data that an earlier write committed.
 pub trait SessionStore: Send + Sync + 'static {

@@ -8,7 +8,8 @@ use ::http::{HeaderValue, Request, Response, StatusCode};
 use hyper::service::Service;
 use session_core::driver::{Engine, SessionFuture, Shell};
 use session_core::{
-    NO_SESSION_BODY, Requirement, ResponseHeaders, Session, SessionManager, SessionStore, http,
+    Answer, NO_SESSION_BODY, Requirement, ResponseHeaders, Session, SessionManager, SessionStore,
+    http,
 };
 
 /// Wraps a hyper service: loads the session before it runs (the handler
@@ -115,12 +116,12 @@ where
         headers.apply(response.headers_mut());
     }
 
-    fn refuse(_: Request<ReqBody>, status: u16) -> Result<Self::Response, Self::Error> {
-        Ok(http::failure_response(status))
+    fn refuse(_: Request<ReqBody>, answer: Answer) -> Result<Self::Response, Self::Error> {
+        Ok(http::failure_response(answer))
     }
 
-    fn fail(_: Self::Response, status: u16) -> Result<Self::Response, Self::Error> {
-        Ok(http::failure_response(status))
+    fn fail(_: Self::Response, answer: Answer) -> Result<Self::Response, Self::Error> {
+        Ok(http::failure_response(answer))
     }
 }
 

@@ -138,6 +138,7 @@ impl State {
             expires_at: self.defaults.expires_at(&meta),
             user: self.user_changed.then(|| self.meta.user.clone()),
             expiry: self.expiry_changed.then_some(self.meta.expiry),
+            max_bytes: self.defaults.max_bytes,
         });
         let write = if self.renew {
             Write::Renew { old: id, update }
