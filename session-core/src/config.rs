@@ -222,6 +222,15 @@ pub struct SessionConfig {
     /// [`Error::TooLarge`] before anything changes, so every request reads a
     /// bounded session and one visitor cannot grow a store without end.
     /// Writes that shrink a session are always allowed.
+    ///
+    /// It is checked twice: by the handle, against the session as the
+    /// request loaded it (the handler gets the error at once), and by the
+    /// store, where it merges the request's changes into the session as it
+    /// holds it then, in the same atomic step
+    /// ([`Update::max_bytes`](crate::Update::max_bytes)). So concurrent
+    /// requests that each fit cannot pass it together: the one that would
+    /// cross it is answered 413 instead of its handler's response, and
+    /// changes nothing.
     pub max_session_bytes: usize,
 }
 

@@ -503,10 +503,7 @@ impl<S: SessionStore> SessionManager<S> {
     }
 
     /// Polls a future of an immediate store once, where it stands.
-    fn run_in_place<T>(
-        &self,
-        future: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Answer> {
+    fn run_in_place<T>(&self, future: impl Future<Output = Result<T, Error>>) -> Result<T, Answer> {
         let mut future = pin!(future);
         match future
             .as_mut()

@@ -1042,3 +1042,58 @@ fn transport_header_names_are_checked() {
     let config: SessionConfig = serde_json::from_str(r#"{"transport": "cookie"}"#).unwrap();
     assert_eq!(config.transport, Transport::Cookie);
 }
+
+/// Two requests of one visitor load the same session, and each adds a value
+/// that fits alone but not beside the other's: the first commits, the
+/// second is refused by the store where it merges (the request's own check
+/// saw only what it loaded) and answered 413 with the too-large body,
+/// through the same path as any refusal; the session keeps the first's
+/// value only.
+#[test]
+fn a_commit_over_the_size_limit_found_at_the_merge_is_answered_413() {
+    let h = Harness::new(SessionConfig {
+        max_session_bytes: 100,
+        ..SessionConfig::default()
+    });
+    let cookie = h
+        .request(None, |s| s.insert("seed", &1).unwrap())
+        .cookie()
+        .unwrap();
+    let (a, b) = (h.open(Some(&cookie)), h.open(Some(&cookie)));
+    a.insert("a", &"x".repeat(50)).unwrap();
+    b.insert("b", &"y".repeat(50)).unwrap();
+    h.commit(&a);
+    let refused = block_on(h.manager.commit(&b)).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::TooLarge {
+                size: 111,
+                limit: 100
+            }
+        ),
+        "{refused:?}"
+    );
+    let answer = h.manager.failure_answer(&refused);
+    assert_eq!(
+        (answer.status(), answer.body()),
+        (413, r#"{"error":"session too large"}"#)
+    );
+    let after = h.open(Some(&cookie));
+    assert_eq!(after.keys(), ["a", "seed"]);
+
+    // The request future answers it in place of the handler's response.
+    let cookie = h
+        .request(None, |s| s.insert("seed", &2).unwrap())
+        .cookie()
+        .unwrap();
+    let c = h.open(Some(&cookie));
+    c.insert("c", &"z".repeat(50)).unwrap();
+    let mut d = h.open(Some(&cookie));
+    d.insert("d", &"w".repeat(50)).unwrap();
+    h.commit(&c);
+    let crate::engine::Step::Ready(Err(answer)) = h.manager.finish(&mut d) else {
+        panic!("an immediate store's refusal is answered in place");
+    };
+    assert_eq!(answer.status(), 413);
+}

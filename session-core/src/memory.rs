@@ -647,6 +647,57 @@ mod tests {
     }
 
     #[test]
+    fn racing_updates_stay_within_the_size_limit() {
+        let store = MemoryStore::new();
+        let now = Timestamp::from_unix_secs(1_000);
+        let written = block_on(crate::testing::racing_updates_stay_within_the_limit(
+            &store, now, 200, 4096,
+        ));
+        // 5 bytes of seed, then 5 + 514 per key: 7 fit.
+        assert_eq!(written, 7);
+    }
+
+    #[test]
+    fn updates_racing_on_threads_stay_within_the_size_limit() {
+        const LIMIT: usize = 4096;
+        let store = MemoryStore::new();
+        let now = Timestamp::from_unix_secs(1_000);
+        let id = SessionId::generate();
+        block_on(store.create(&id, &record_at(now, None, &[]))).unwrap();
+        let barrier = std::sync::Barrier::new(200);
+        let value = format!("\"{}\"", "v".repeat(300));
+        let outcomes: Vec<WriteOutcome> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..200)
+                .map(|i| {
+                    let (store, barrier, value) = (&store, &barrier, &value);
+                    scope.spawn(move || {
+                        let mut update =
+                            crate::testing::update_at(now, &[(&format!("k{i:03}"), value)], &[]);
+                        update.max_bytes = LIMIT;
+                        barrier.wait();
+                        block_on(store.update(&id, update)).unwrap()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let record = block_on(store.load(&id, now)).unwrap().unwrap();
+        let written = outcomes
+            .iter()
+            .filter(|o| **o == WriteOutcome::Written)
+            .count();
+        // 4 + 302 bytes per key: 13 fit in 4096, whichever 13 come first.
+        assert_eq!(written, 13);
+        assert_eq!(record.data.len(), 13);
+        assert!(record.data.bytes() <= LIMIT);
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, WriteOutcome::Written | WriteOutcome::TooLarge { .. }))
+        );
+    }
+
+    #[test]
     fn meeting_an_expired_session_drops_it() {
         let store = MemoryStore::new();
         let now = Timestamp::from_unix_secs(1_000);

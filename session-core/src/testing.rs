@@ -148,14 +148,16 @@ macro_rules! store_contract_tests {
             create_and_load, create_never_overwrites, concurrent_updates_keep_disjoint_keys,
             clear_then_set, expiry_is_exact, touch_extends_expiry, no_resurrection_after_delete,
             no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
-            renew_refuses_a_taken_id, user_index, user_change_moves_the_index);
+            renew_refuses_a_taken_id, user_index, user_change_moves_the_index,
+            size_limit_holds_at_the_merge);
     };
     (block_on, $make:path) => {
         $crate::store_contract_tests!(@blocking $make;
             create_and_load, create_never_overwrites, concurrent_updates_keep_disjoint_keys,
             clear_then_set, expiry_is_exact, touch_extends_expiry, no_resurrection_after_delete,
             no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
-            renew_refuses_a_taken_id, user_index, user_change_moves_the_index);
+            renew_refuses_a_taken_id, user_index, user_change_moves_the_index,
+            size_limit_holds_at_the_merge);
     };
     (@each [$test:meta] $make:path; $($point:ident),*) => {
         $(
@@ -203,6 +205,7 @@ pub async fn store_contract<S: SessionStore>(store: &S) {
     renew_refuses_a_taken_id(store, now).await;
     user_index(store, now).await;
     user_change_moves_the_index(store, now).await;
+    size_limit_holds_at_the_merge(store, now).await;
 }
 
 /// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
@@ -260,6 +263,75 @@ pub async fn concurrent_updates_keep_disjoint_keys<S: SessionStore>(store: &S, n
     let record = must_load(store, &id, t).await;
     let expected: HashMap<&str, &str> = [("shared", "0"), ("a", "1"), ("b", "2")].into();
     assert_eq!(data(&record), expected, "concurrent updates lost a change");
+}
+
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)):
+/// the size limit is checked on the record as the store holds it when it
+/// merges the update, not as a request loaded it.
+pub async fn size_limit_holds_at_the_merge<S: SessionStore>(store: &S, now: Timestamp) {
+    const LIMIT: usize = 100;
+    let limited = |mut update: Update| {
+        update.max_bytes = LIMIT;
+        update
+    };
+    let value = |len: usize| format!("\"{}\"", "x".repeat(len - 2));
+    let t = now.saturating_add(Duration::from_secs(1));
+    // 1 + 10 bytes held; two requests loaded that, and each adds 1 + 60:
+    // each fits alone (72), not both (133).
+    let id = must_create(store, &record_at(now, None, &[("k", &value(10))])).await;
+    let (a, b) = (value(60), value(60));
+    let first = limited(update_at(t, &[("a", &a)], &[]));
+    let second = limited(update_at(t, &[("b", &b)], &[]));
+    assert_eq!(
+        store.update(&id, first).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        store.update(&id, second).await.unwrap(),
+        WriteOutcome::TooLarge { size: 133 },
+        "size_limit_holds_at_the_merge: the second update went past the limit"
+    );
+    let record = must_load(store, &id, t).await;
+    assert_eq!(record.data.bytes(), 72, "size_limit_holds_at_the_merge");
+    assert!(!record.data.contains_key("b"), "a refused update wrote");
+    // Replacing a value counts what it drops: 72 - 11 + 91 = 152 is over;
+    // removing `a` in the same update brings it to 152 - 61 = 91.
+    let replace = limited(update_at(t, &[("k", &value(90))], &[]));
+    assert!(matches!(
+        store.update(&id, replace).await.unwrap(),
+        WriteOutcome::TooLarge { size: 152 }
+    ));
+    let swap = limited(update_at(t, &[("k", &value(90))], &["a"]));
+    assert_eq!(
+        store.update(&id, swap).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(must_load(store, &id, t).await.data.bytes(), 91);
+    // Renewing checks the same rule, and leaves the old id live when it
+    // refuses.
+    let new_id = SessionId::generate();
+    let grow = limited(update_at(t, &[("z", &value(20))], &[]));
+    assert_eq!(
+        store.renew(&id, &new_id, &grow).await.unwrap(),
+        WriteOutcome::TooLarge { size: 112 }
+    );
+    assert!(store.load(&new_id, t).await.unwrap().is_none());
+    assert_eq!(must_load(store, &id, t).await.data.bytes(), 91);
+    // A session over the limit (written under a larger one) may shrink,
+    // and a cleared session counts only what is set.
+    let big = must_create(store, &record_at(now, None, &[("big", &value(300))])).await;
+    let shrink = limited(update_at(t, &[("big", &value(200))], &[]));
+    assert_eq!(
+        store.update(&big, shrink).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let mut cleared = limited(update_at(t, &[("c", &value(50))], &[]));
+    cleared.cleared = true;
+    assert_eq!(
+        store.update(&big, cleared).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(must_load(store, &big, t).await.data.bytes(), 51);
 }
 
 /// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
@@ -605,4 +677,82 @@ impl<S: SessionStore> SessionStore for Deferred<S> {
     async fn delete_user(&self, user: &str) -> Result<usize, crate::Error> {
         yield_once(self.0.delete_user(user)).await
     }
+}
+
+/// Runs every future to completion, polled together on this task, and
+/// returns their outputs in order (a small `join_all`, so the suite needs
+/// no runtime crate).
+pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(out) => *output = Some(out),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// `writes` updates of one session, all planned from the session as one
+/// request loaded it (each adds its own key, under `limit` alone, far over
+/// it together), sent to `store` at once. Asserts that the stored values
+/// stay within `limit`, that each update was written or refused as
+/// [`WriteOutcome::TooLarge`], and that exactly the written ones are kept.
+/// Returns how many were written. Stores run it on their own runtime so
+/// that the updates truly race (see the Redis and SQL stores' tests).
+pub async fn racing_updates_stay_within_the_limit<S: SessionStore>(
+    store: &S,
+    now: Timestamp,
+    writes: usize,
+    limit: usize,
+) -> usize {
+    let id = must_create(store, &record_at(now, None, &[("seed", "1")])).await;
+    let value = format!("\"{}\"", "v".repeat(limit / 8));
+    let t = now.saturating_add(Duration::from_secs(1));
+    let updates = (0..writes).map(|i| {
+        let mut update = update_at(t, &[(&format!("k{i:04}"), &value)], &[]);
+        update.max_bytes = limit;
+        store.update(&id, update)
+    });
+    let outcomes = join_all(updates.collect()).await;
+    let record = must_load(store, &id, t).await;
+    assert!(
+        record.data.bytes() <= limit,
+        "racing updates took the session to {} bytes, over the limit of {limit}",
+        record.data.bytes()
+    );
+    let mut written = 0;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let kept = record.data.contains_key(&format!("k{i:04}"));
+        match outcome.expect("update failed") {
+            WriteOutcome::Written => {
+                assert!(kept, "update {i} was written but is not kept");
+                written += 1;
+            }
+            WriteOutcome::TooLarge { .. } => assert!(!kept, "update {i} was refused but kept"),
+            other => panic!("update {i}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        record.data.len(),
+        written + 1,
+        "only the written keys and the seed"
+    );
+    assert!(
+        written >= 1 && written < writes,
+        "{written} of {writes} written"
+    );
+    written
 }

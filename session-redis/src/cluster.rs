@@ -22,7 +22,7 @@ use session_core::{Error, Record, SessionId, Timestamp, Update, WriteOutcome};
 
 use crate::layout::{EXPIRES, USER, decode_record, hash_pairs, redis_millis};
 use crate::scripts::{self, WRITTEN};
-use crate::store::{RedisStore, int, items, outcome, status, user};
+use crate::store::{RedisStore, int, items, outcome, status, user, write_outcome};
 
 impl RedisStore {
     /// Adds `id` to `user`'s index with `score`, or raises its score.
@@ -83,7 +83,7 @@ impl RedisStore {
         let call = self.update_call(&scripts::UPDATE, &[&key], update, false, (id, None));
         let (code, rest) = status(self.conn.invoke(&call).await?)?;
         if code != WRITTEN {
-            return outcome(code);
+            return write_outcome(code, rest);
         }
         let mut rest = rest.into_iter();
         let before = user(rest.next())?;
@@ -122,6 +122,12 @@ impl RedisStore {
         let Some(original) = decode_record(fields)? else {
             return Ok(WriteOutcome::Missing);
         };
+        // The record is out of Redis, so no other write can merge into it
+        // meanwhile: the size limit is checked here, on it.
+        if let Err(size) = update.admits(&original.data) {
+            self.put_back(old_id, &original).await?;
+            return Ok(WriteOutcome::TooLarge { size });
+        }
         let mut record = original.clone();
         update.apply_to(&mut record);
         match self.cluster_create(new_id, &record).await {

@@ -26,6 +26,9 @@ pub(crate) const LIFETIME: &str = "m:life";
 pub(crate) const PERSISTENT: &str = "m:pers";
 /// Prefix of the field that holds one value: `d:<key>`.
 pub(crate) const DATA: &str = "d:";
+/// The bytes of the values (keys plus JSON text), kept by every write so
+/// that the size limit is checked without reading the values.
+pub(crate) const SIZE: &str = "m:size";
 
 /// The latest instant given to Redis as a TTL or an index score: 14 digits,
 /// so Lua (which prints numbers with 14 significant digits) and Redis agree
@@ -76,6 +79,7 @@ pub(crate) fn record_fields(record: &Record) -> Vec<(String, String)> {
     if let Some(persistent) = meta.expiry.persistent {
         fields.push((PERSISTENT.into(), flag(persistent).into()));
     }
+    fields.push((SIZE.into(), record.data.bytes().to_string()));
     for (key, value) in record.data.iter() {
         fields.push((data_field(key), value.to_owned()));
     }

@@ -2,8 +2,14 @@
 //!
 //! Scripts run with `EVALSHA`, falling back to loading the script once per
 //! server (`redis::Script` does this). They answer with small integer codes
-//! ([`WRITTEN`], [`MISSING`], [`TAKEN`], [`CORRUPT`]) and never raise errors
-//! of their own.
+//! ([`WRITTEN`], [`MISSING`], [`TAKEN`], [`CORRUPT`], [`TOO_LARGE`]) and
+//! never raise errors of their own.
+//!
+//! Every write keeps the bytes of the session's values (keys plus JSON
+//! text, as [`Data::bytes`](session_core::Data::bytes) counts them) in the
+//! hash's `m:size` field, so the size limit is checked inside the script
+//! that merges the update, at a cost that grows with the keys it changes,
+//! not with the session.
 //!
 //! On a single node the scripts also keep the user index, whose key they
 //! build from the prefix (`prefix .. 'user:{' .. user .. '}'`, as
@@ -23,6 +29,9 @@ pub(crate) const MISSING: i64 = 0;
 pub(crate) const TAKEN: i64 = -1;
 /// The key holds something that is not a session hash.
 pub(crate) const CORRUPT: i64 = -2;
+/// The update would take the values past the size limit; followed by the
+/// size they would have reached.
+pub(crate) const TOO_LARGE: i64 = -3;
 
 /// Functions every script may use.
 const LIB: &str = r#"
@@ -89,11 +98,14 @@ local function retrack(key, flag)
   if flag == '1' then redis.call('EXISTS', key) end
 end
 
--- WRITTEN, the last activity and the session's user if the session at
--- `key` is live at `now`; MISSING or CORRUPT otherwise. One HMGET on the
--- common path (a live session); a key of another type fails it (pcall).
+-- WRITTEN, the last activity, the session's user and the bytes of its
+-- values (`m:size`, nil for a hash written before it was kept) if the
+-- session at `key` is live at `now`; MISSING or CORRUPT otherwise. One
+-- HMGET on the common path (a live session); a key of another type fails
+-- it (pcall).
 local function check_live(key, now)
-  local ok, meta = pcall(redis.call, 'HMGET', key, 'm:exp', 'm:last', 'm:created', 'm:user')
+  local ok, meta = pcall(redis.call, 'HMGET', key, 'm:exp', 'm:last', 'm:created', 'm:user',
+    'm:size')
   if not ok then return -2 end
   local exp, last, created = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
   if not exp or not last or not created then
@@ -104,11 +116,24 @@ local function check_live(key, now)
     return -2
   end
   if exp <= tonumber(now) then return 0 end
-  return 1, last, meta[4]
+  return 1, last, meta[4], tonumber(meta[5])
+end
+
+-- The bytes of the values of the hash at `key`, measured field by field:
+-- for a hash written before `m:size` was kept (once; the write keeps it).
+local function measure(key)
+  local size = 0
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(field, 1, 2) == 'd:' then
+      size = size + #field - 2 + redis.call('HSTRLEN', key, field)
+    end
+  end
+  return size
 end
 "#;
 
-/// Applies an update to a live session's hash; returns the user after it.
+/// Checks an update against the size limit, and applies it to a live
+/// session's hash; returns the user after it.
 ///
 /// The arguments of [`UPDATE`] and [`RENEW`], in order (1-based in Lua):
 /// 1 last activity, 2 expires at, 3 expires at for Redis (clamped),
@@ -116,10 +141,45 @@ end
 /// argument 6), 6 user, 7 expiry change (`1`/`0`), 8 idle, 9 lifetime,
 /// 10 persistent (each empty for none), 11 keep the index here (`1`/`0`),
 /// 12 prefix, 13 the id, 14 the new id (renew), 15 read the key again at
-/// the end (`1`/`0`, see `retrack`), 16 the number of removed fields, then
-/// the removed fields, then field-value pairs to set, `m:exp` (argument 2)
-/// last among them, so one `HSET` writes the values and the expiry.
+/// the end (`1`/`0`, see `retrack`), 16 the most bytes the values may
+/// hold (empty for no limit), 17 the number of removed fields, then the
+/// removed fields, then field-value pairs to set, `m:exp` (argument 2)
+/// last among them, so one `HSET` writes the values, the expiry and (added
+/// by `apply_update`) the size.
 const APPLY_UPDATE: &str = r#"
+-- The bytes of the values of the hash at `key` (holding `before`) once the
+-- update is applied; nil and that size if it would grow them past the
+-- limit. Only growth is refused: a session over the limit may shrink.
+local function size_after(key, before)
+  if not before then before = measure(key) end
+  local cleared = ARGV[4] == '1'
+  local size = before
+  if cleared then size = 0 end
+  local removed = tonumber(ARGV[17])
+  local gone = {}
+  for i = 18, 17 + removed do
+    local field = ARGV[i]
+    if not cleared and not gone[field] then
+      local held = redis.call('HSTRLEN', key, field)
+      if held > 0 then size = size - (#field - 2) - held end
+    end
+    gone[field] = true
+  end
+  -- The pairs to set, but the last (`m:exp`).
+  for i = 18 + removed, #ARGV - 3, 2 do
+    local field = ARGV[i]
+    if not cleared and not gone[field] then
+      local held = redis.call('HSTRLEN', key, field)
+      if held > 0 then size = size - (#field - 2) - held end
+    end
+    gone[field] = true
+    size = size + (#field - 2) + #ARGV[i + 1]
+  end
+  local limit = tonumber(ARGV[16])
+  if limit and size > limit and size > before then return nil, size end
+  return size
+end
+
 local function set_or_clear(key, field, value)
   if value == '' then
     redis.call('HDEL', key, field)
@@ -128,7 +188,7 @@ local function set_or_clear(key, field, value)
   end
 end
 
-local function apply_update(key, last, old_user)
+local function apply_update(key, last, old_user, size)
   if ARGV[4] == '1' then
     local fields = redis.call('HKEYS', key)
     local values = {}
@@ -137,9 +197,11 @@ local function apply_update(key, last, old_user)
     end
     hdel_range(key, values, 1, #values)
   end
-  local removed = tonumber(ARGV[16])
-  hdel_range(key, ARGV, 17, 16 + removed)
-  hset_range(key, ARGV, 17 + removed)
+  local removed = tonumber(ARGV[17])
+  hdel_range(key, ARGV, 18, 17 + removed)
+  ARGV[#ARGV + 1] = 'm:size'
+  ARGV[#ARGV + 1] = size
+  hset_range(key, ARGV, 18 + removed)
   if tonumber(ARGV[1]) > last then
     redis.call('HSET', key, 'm:last', ARGV[1])
   end
@@ -192,9 +254,11 @@ return 1
 pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
-local code, last, old_user = check_live(KEYS[1], ARGV[1])
+local code, last, old_user, before = check_live(KEYS[1], ARGV[1])
 if code ~= 1 then return {code} end
-local user = apply_update(KEYS[1], last, old_user)
+local size, over = size_after(KEYS[1], before)
+if not size then return {-3, over} end
+local user = apply_update(KEYS[1], last, old_user, size)
 retrack(KEYS[1], ARGV[15])
 if ARGV[11] ~= '1' then return {1, old_user, user} end
 if old_user and old_user ~= user then
@@ -219,10 +283,12 @@ pub(crate) static RENEW: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
 if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
-local code, last, old_user = check_live(KEYS[1], ARGV[1])
+local code, last, old_user, before = check_live(KEYS[1], ARGV[1])
 if code ~= 1 then return {code} end
+local size, over = size_after(KEYS[1], before)
+if not size then return {-3, over} end
 redis.call('RENAME', KEYS[1], KEYS[2])
-local user = apply_update(KEYS[2], last, old_user)
+local user = apply_update(KEYS[2], last, old_user, size)
 if old_user then redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13]) end
 if user then index_add(user_key(ARGV[12], user), ARGV[14], ARGV[3], false) end
 return {1}

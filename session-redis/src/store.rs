@@ -16,7 +16,7 @@ use crate::layout::{
     unexpected, user_key,
 };
 use crate::pool::Route;
-use crate::scripts::{self, CORRUPT, MISSING, TAKEN, WRITTEN};
+use crate::scripts::{self, CORRUPT, MISSING, TAKEN, TOO_LARGE, WRITTEN};
 
 /// A [`SessionStore`] on Redis: one server, or a Redis Cluster.
 ///
@@ -378,8 +378,12 @@ impl RedisStore {
             .arg(&*self.prefix)
             .arg(ids.0.to_string())
             .arg(ids.1.map(ToString::to_string).unwrap_or_default())
-            .arg(flag(self.is_cached()))
-            .arg(update.removed.len());
+            .arg(flag(self.is_cached()));
+        match update.max_bytes {
+            usize::MAX => call.arg(""),
+            limit => call.arg(limit),
+        };
+        call.arg(update.removed.len());
         for key in &update.removed {
             call.arg(layout::data_field(key));
         }
@@ -394,6 +398,18 @@ impl RedisStore {
 
 fn config_error(what: &str, err: &redis::RedisError) -> Error {
     Error::Config(format!("invalid Redis {what}: {err}"))
+}
+
+/// A script's `{code, ...}` reply as an outcome: [`outcome`], and for
+/// [`TOO_LARGE`] the size that follows the code.
+pub(crate) fn write_outcome(code: i64, rest: Vec<Value>) -> Result<WriteOutcome, Error> {
+    if code != TOO_LARGE {
+        return outcome(code);
+    }
+    let size = rest.first().map(int).transpose()?.unwrap_or_default();
+    Ok(WriteOutcome::TooLarge {
+        size: usize::try_from(size).unwrap_or_default(),
+    })
 }
 
 /// A script's status code as an outcome.
@@ -501,14 +517,14 @@ impl SessionStore for RedisStore {
         let key = self.session_key(id);
         let call = self.update_call(&scripts::UPDATE, &[&key], &update, true, (id, None));
         let Some(cache) = self.conn.cache() else {
-            let reply = self.conn.invoke_on(self.route(id), &call).await?;
-            return outcome(status(reply)?.0);
+            let (code, rest) = status(self.conn.invoke_on(self.route(id), &call).await?)?;
+            return write_outcome(code, rest);
         };
         let from = cache.begin_update(id);
         // A future dropped after sending may or may not have been applied.
         let unsure = OnDrop::new(|| cache.remove(id));
         let result = match self.conn.invoke_on(self.route(id), &call).await {
-            Ok(reply) => status(reply).and_then(|(code, _)| outcome(code)),
+            Ok(reply) => status(reply).and_then(|(code, rest)| write_outcome(code, rest)),
             Err(err) => Err(err),
         };
         drop(call);
@@ -547,7 +563,7 @@ impl SessionStore for RedisStore {
                 (old_id, Some(new_id)),
             );
             match self.conn.invoke_on(self.route(old_id), &call).await {
-                Ok(reply) => status(reply).and_then(|(code, _)| outcome(code)),
+                Ok(reply) => status(reply).and_then(|(code, rest)| write_outcome(code, rest)),
                 Err(err) => Err(err),
             }
         };
