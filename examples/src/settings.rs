@@ -37,6 +37,9 @@ pub struct Settings {
     /// header NAME both ways) or `bearer:NAME` (`Authorization: Bearer` in,
     /// header NAME out), for clients that keep no cookies.
     pub transport: Transport,
+    /// `SESSION_STORE_ERROR_STATUS`, default 503: the status of every
+    /// answer caused by a store failure (a 5xx status).
+    pub store_error_status: u16,
 }
 
 impl Settings {
@@ -124,6 +127,16 @@ impl Settings {
                 "bytes",
             )?,
             redis_cache: parsed("SESSION_REDIS_CACHE", false, "true or false")?,
+            store_error_status: {
+                let accepts = "a 5xx status such as 500 or 503";
+                let status = parsed("SESSION_STORE_ERROR_STATUS", 503u16, accepts)?;
+                if !(500..=599).contains(&status) {
+                    return Err(format!(
+                        "SESSION_STORE_ERROR_STATUS={status:?} is not valid: use {accepts}"
+                    ));
+                }
+                status
+            },
         })
     }
 
@@ -134,6 +147,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(self.idle_secs),
             lifetime: Duration::from_secs(self.ttl_secs),
             max_session_bytes: self.max_bytes,
+            store_error_status: self.store_error_status,
             ..SessionConfig::default()
         };
         config.cookie.secure = self.secure;
