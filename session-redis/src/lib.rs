@@ -269,6 +269,7 @@
 mod cache;
 mod cluster;
 mod connection;
+mod freshness;
 mod layout;
 mod pool;
 mod scripts;
