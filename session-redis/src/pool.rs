@@ -240,11 +240,11 @@ impl Pool {
             if generation > self.slots.len() as u64 {
                 cache.clear();
             }
-            // Unproven before it carries a command; its first proof is a
-            // round trip after tracking is on (then the pinger keeps it).
-            cache.proof().opened(index, generation);
+            // Its first proof, a round trip after tracking is on, before it
+            // carries a command (then the pinger keeps it).
             let sent = Instant::now();
             redis::cmd("PING").query_async::<Value>(&mut conn).await?;
+            cache.proof().opened(index, generation);
             cache.proof().proved(index, generation, sent);
         }
         Ok(Live { generation, conn })
