@@ -9,9 +9,9 @@
 //! the arrival: a reply that took long proves less.
 //!
 //! The cache serves only before the earliest such deadline of all open
-//! streams (a stream that is open but has not answered yet, or none open,
-//! means no serving). A stream that closes leaves the set (the cache was
-//! dropped with it); its replacement starts unproven.
+//! streams (an open stream that has not answered yet, or none open, means
+//! no serving). A stream that closes leaves the set (the cache was dropped
+//! with it); its replacement counts from its own first answer.
 //!
 //! No IO and no clock here: instants are passed in. Readers pay one atomic
 //! load; the writers (a few pings per bound, and connection changes) share

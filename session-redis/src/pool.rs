@@ -22,8 +22,8 @@
 //! Each tracking connection also proves, every half staleness bound, that
 //! its invalidations are caught up: a `PING` whose reply, behind every
 //! invalidation sent before it, extends the cache's proof (see
-//! `freshness.rs`). A connection is unproven from its opening until its
-//! first reply, and leaves the proof when it is lost.
+//! `freshness.rs`). A connection joins the proof with its first reply,
+//! before it carries a command, and leaves it when it is lost.
 //!
 //! Each connection opens on first use and is replaced after a connection
 //! error, on the next call that needs it.
