@@ -11,29 +11,65 @@
 //!
 //! Eviction is second-chance (CLOCK): a hit marks its entry, and the
 //! eviction hand skips (and unmarks) marked entries once.
+//!
+//! The cache serves only while its [`Freshness`] says the invalidation
+//! streams proved themselves within the staleness bound; the instants come
+//! from the caller.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use session_core::{Record, SessionId, Timestamp, Update};
 
+use crate::freshness::Freshness;
+
 /// The limits of a [`RedisStore`](crate::RedisStore)'s client-side cache,
-/// for [`RedisStore::with_cache`](crate::RedisStore::with_cache).
+/// for [`RedisStore::with_cache`](crate::RedisStore::with_cache): how much
+/// it keeps, and how stale it may ever be.
+///
+/// **The staleness bound** ([`with_staleness_bound`](Self::with_staleness_bound),
+/// default [100 ms](Self::DEFAULT_STALENESS_BOUND)) is hard: the store
+/// serves from its cache only while it has proof, younger than the bound,
+/// that Redis's invalidation messages reach it and are caught up. Every
+/// tracking connection sends a `PING` every half bound; since Redis sends
+/// a connection's invalidations before any later reply on it, the answer to
+/// a `PING` sent at *t* proves that every change acknowledged before *t*
+/// has been applied to the cache, and the cache may serve until *t* +
+/// bound. Without a fresh answer from every connection (one stalls, a
+/// connection was just opened), loads go to Redis:
+///
+/// - **stalled** (connections open, nothing comes back: a partition, a hung
+///   Redis or proxy): cached sessions stop being served at most one bound
+///   after the last `PING` that was answered was sent; loads then wait for
+///   Redis and fail with the store's timeout, and the connection is given
+///   up (the cache dropped) when its `PING` has not come back within it;
+/// - **reset or refused** (a connection ends, or cannot be opened): the
+///   whole cache is dropped at once, and loads read Redis until a new
+///   connection is open, tracking again, and has answered a `PING`.
+///
+/// What remains: between another process's write being acknowledged and
+/// its invalidation reaching this process (well under a millisecond on one
+/// network), a load may still return the old session; later than the
+/// bound after the acknowledgement, never.
 ///
 /// ```
+/// use std::time::Duration;
 /// use session_redis::CacheConfig;
 ///
 /// let config = CacheConfig::default()
 ///     .with_max_entries(50_000)
-///     .with_max_bytes(128 << 20);
+///     .with_max_bytes(128 << 20)
+///     .with_staleness_bound(Duration::from_millis(50));
 /// assert_eq!(config.max_entries(), 50_000);
+/// assert_eq!(config.staleness_bound(), Duration::from_millis(50));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
     max_entries: usize,
     max_bytes: usize,
+    staleness_bound: Duration,
 }
 
 impl CacheConfig {
@@ -43,6 +79,13 @@ impl CacheConfig {
     /// Bytes kept unless [`with_max_bytes`](Self::with_max_bytes) says
     /// otherwise: 64 MiB.
     pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+    /// How stale a served session may be unless
+    /// [`with_staleness_bound`](Self::with_staleness_bound) says otherwise:
+    /// 100 ms.
+    pub const DEFAULT_STALENESS_BOUND: Duration = Duration::from_millis(100);
+    /// The smallest staleness bound: 2 ms (a `PING` every millisecond on
+    /// each connection).
+    pub const MIN_STALENESS_BOUND: Duration = Duration::from_millis(2);
 
     /// The most sessions the cache keeps (at least 1).
     pub fn with_max_entries(mut self, entries: usize) -> Self {
@@ -58,6 +101,19 @@ impl CacheConfig {
         self
     }
 
+    /// The staleness bound (at least
+    /// [`MIN_STALENESS_BOUND`](Self::MIN_STALENESS_BOUND)): a cached session
+    /// is served only while every tracking connection answered a `PING`
+    /// sent less than this long ago, and never later than this after
+    /// another process's change to it was acknowledged. Each tracking
+    /// connection sends a `PING` every half bound; one that cannot answer
+    /// within about half the bound (a slow network, a busy Redis) leaves
+    /// loads going to Redis. See the [type docs](Self).
+    pub fn with_staleness_bound(mut self, bound: Duration) -> Self {
+        self.staleness_bound = bound.max(Self::MIN_STALENESS_BOUND);
+        self
+    }
+
     /// The most sessions the cache keeps.
     pub fn max_entries(&self) -> usize {
         self.max_entries
@@ -67,6 +123,11 @@ impl CacheConfig {
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
     }
+
+    /// The staleness bound.
+    pub fn staleness_bound(&self) -> Duration {
+        self.staleness_bound
+    }
 }
 
 impl Default for CacheConfig {
@@ -74,6 +135,7 @@ impl Default for CacheConfig {
         Self {
             max_entries: Self::DEFAULT_MAX_ENTRIES,
             max_bytes: Self::DEFAULT_MAX_BYTES,
+            staleness_bound: Self::DEFAULT_STALENESS_BOUND,
         }
     }
 }
@@ -85,8 +147,12 @@ impl Default for CacheConfig {
 pub struct CacheStats {
     /// Loads answered from memory, with no round trip.
     pub hits: u64,
-    /// Loads that went to Redis.
+    /// Loads that went to Redis (the unproven ones included).
     pub misses: u64,
+    /// Loads that found their session cached but went to Redis because
+    /// the cache had no proof within the staleness bound that its
+    /// invalidations are caught up (see [`CacheConfig`]).
+    pub unproven: u64,
     /// Entries removed because Redis said another client changed or
     /// deleted their key.
     pub invalidations: u64,
@@ -273,8 +339,10 @@ pub(crate) struct Cache {
     limits: CacheConfig,
     prefix: Box<str>,
     state: Mutex<State>,
+    proof: Freshness,
     hits: AtomicU64,
     misses: AtomicU64,
+    unproven: AtomicU64,
     invalidations: AtomicU64,
     flushes: AtomicU64,
     evictions: AtomicU64,
@@ -290,8 +358,9 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// A cache for the sessions under `prefix`.
-    pub(crate) fn new(limits: CacheConfig, prefix: &str) -> Self {
+    /// A cache for the sessions under `prefix`; the instants it is given
+    /// come after `origin`.
+    pub(crate) fn new(limits: CacheConfig, prefix: &str, origin: Instant) -> Self {
         Self {
             limits,
             prefix: prefix.into(),
@@ -302,8 +371,10 @@ impl Cache {
                 bytes: 0,
                 next: 0,
             }),
+            proof: Freshness::new(limits.staleness_bound, origin),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            unproven: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -316,17 +387,30 @@ impl Cache {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The proof that the invalidation streams are caught up, which the
+    /// connections keep.
+    pub(crate) fn proof(&self) -> &Freshness {
+        &self.proof
+    }
+
     /// A live cached record (checked against `now` on every hit), or a
-    /// ticket to fill the cache with once the record is loaded.
-    pub(crate) fn lookup(&self, id: &SessionId, now: Timestamp) -> Lookup {
+    /// ticket to fill the cache with once the record is loaded. Without
+    /// proof of freshness at `at` (see [`Freshness`]) nothing is served:
+    /// the entry gives way to a ticket, and the load's reply may be
+    /// installed (it is as fresh as any), to be served once proof returns.
+    pub(crate) fn lookup(&self, id: &SessionId, now: Timestamp, at: Instant) -> Lookup {
+        let fresh = self.proof.is_fresh(at);
         let mut state = self.state();
         match state.slots.get_mut(id) {
             Some(Slot::Ready(entry)) if entry.record.expires_at > now => {
-                entry.referenced = true;
-                let record = entry.record.clone();
-                drop(state);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Lookup::Hit(record);
+                if fresh {
+                    entry.referenced = true;
+                    let record = entry.record.clone();
+                    drop(state);
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Lookup::Hit(record);
+                }
+                self.unproven.fetch_add(1, Ordering::Relaxed);
             }
             // Loaders of one session share a ticket: the first to finish
             // installs; the others find it installed and leave it.
@@ -487,6 +571,7 @@ impl Cache {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            unproven: self.unproven.load(Ordering::Relaxed),
             invalidations: self.invalidations.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
@@ -500,12 +585,24 @@ impl Cache {
 mod tests {
     use session_core::testing::{record_at, update_at};
 
+    use std::sync::LazyLock;
+
     use super::*;
 
     const NOW: Timestamp = Timestamp::from_unix_millis(1_000_000);
 
+    /// The origin of every cache's instants in these tests.
+    static T0: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+    /// A cache whose one stream proved itself at `T0`.
+    fn proven(cache: Cache) -> Cache {
+        cache.proof().opened(0, 1);
+        cache.proof().proved(0, 1, *T0);
+        cache
+    }
+
     fn cache() -> Cache {
-        Cache::new(CacheConfig::default(), "s:")
+        proven(Cache::new(CacheConfig::default(), "s:", *T0))
     }
 
     fn key(id: &SessionId) -> Vec<u8> {
@@ -513,14 +610,30 @@ mod tests {
     }
 
     fn loaded(cache: &Cache, id: &SessionId, record: &Record) {
-        let Lookup::Miss(ticket) = cache.lookup(id, NOW) else {
+        let Lookup::Miss(ticket) = cache.lookup(id, NOW, *T0) else {
             panic!("hit before the load");
         };
         cache.fill(id, ticket, Some(record));
     }
 
+    /// A load at `at` as the store makes it: whether it was served from
+    /// the cache (the cached record, checked), or went to Redis, which
+    /// answered `redis` (then installed as the store would).
+    fn served(cache: &Cache, id: &SessionId, at: Instant, redis: &Record) -> bool {
+        match cache.lookup(id, NOW, at) {
+            Lookup::Hit(record) => {
+                assert_eq!(&record, redis);
+                true
+            }
+            Lookup::Miss(ticket) => {
+                cache.fill(id, ticket, Some(redis));
+                false
+            }
+        }
+    }
+
     fn hit(cache: &Cache, id: &SessionId, now: Timestamp) -> Option<Record> {
-        match cache.lookup(id, now) {
+        match cache.lookup(id, now, *T0) {
             Lookup::Hit(record) => Some(record),
             Lookup::Miss(_) => None,
         }
@@ -539,10 +652,55 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_served_without_proof_younger_than_the_bound() {
+        let bound = CacheConfig::DEFAULT_STALENESS_BOUND;
+        let cache = cache(); // proven by a ping sent at T0
+        let id = SessionId::generate();
+        let record = record_at(NOW, Some("ann"), &[("a", "1")]);
+        loaded(&cache, &id, &record);
+        let just_before = *T0 + bound - Duration::from_nanos(1);
+        assert!(served(&cache, &id, just_before, &record));
+        // The stream stalls: no reply since the ping of T0. From T0 +
+        // bound on, every load goes to Redis; its reply is installed (it
+        // is as fresh as a reply can be) but not served.
+        assert!(!served(&cache, &id, *T0 + bound, &record));
+        assert!(!served(&cache, &id, *T0 + 10 * bound, &record));
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.unproven, stats.entries), (1, 2, 1));
+        // A reply to a ping sent at 150 ms: served until 250 ms.
+        let sent = *T0 + bound + bound / 2;
+        cache.proof().proved(0, 1, sent);
+        assert!(served(&cache, &id, sent, &record));
+        assert!(served(&cache, &id, sent + bound / 2, &record));
+        assert!(!served(&cache, &id, sent + bound, &record));
+    }
+
+    #[test]
+    fn a_broken_stream_drops_everything_and_its_replacement_proves_itself() {
+        let cache = cache();
+        let id = SessionId::generate();
+        let record = record_at(NOW, None, &[]);
+        loaded(&cache, &id, &record);
+        // The pool's order on a lost connection: the stream closes, the
+        // cache goes.
+        cache.proof().closed(0, 1);
+        cache.clear();
+        assert_eq!(cache.stats().entries, 0);
+        // Reconnected (tracking on), read again, but not yet pinged.
+        cache.proof().opened(0, 2);
+        assert!(!served(&cache, &id, *T0, &record));
+        // A late reply of the old connection is no proof.
+        cache.proof().proved(0, 1, *T0);
+        assert!(!served(&cache, &id, *T0, &record));
+        cache.proof().proved(0, 2, *T0);
+        assert!(served(&cache, &id, *T0, &record));
+    }
+
+    #[test]
     fn an_invalidation_during_a_load_keeps_its_reply_out() {
         let cache = cache();
         let id = SessionId::generate();
-        let Lookup::Miss(ticket) = cache.lookup(&id, NOW) else {
+        let Lookup::Miss(ticket) = cache.lookup(&id, NOW, *T0) else {
             panic!()
         };
         cache.invalidate_key(&key(&id));
@@ -554,12 +712,12 @@ mod tests {
     fn a_cancelled_load_leaves_no_ticket() {
         let cache = cache();
         let id = SessionId::generate();
-        let Lookup::Miss(ticket) = cache.lookup(&id, NOW) else {
+        let Lookup::Miss(ticket) = cache.lookup(&id, NOW, *T0) else {
             panic!()
         };
         drop(Pending::new(&cache, &id, ticket));
         assert!(cache.state().slots.is_empty());
-        let Lookup::Miss(ticket) = cache.lookup(&id, NOW) else {
+        let Lookup::Miss(ticket) = cache.lookup(&id, NOW, *T0) else {
             panic!()
         };
         let ticket = Pending::new(&cache, &id, ticket).done();
@@ -579,7 +737,7 @@ mod tests {
         cache.invalidate_key(&key(&a));
         assert_eq!(hit(&cache, &a, NOW), None);
         assert!(hit(&cache, &b, NOW).is_some());
-        let Lookup::Miss(ticket) = cache.lookup(&a, NOW) else {
+        let Lookup::Miss(ticket) = cache.lookup(&a, NOW, *T0) else {
             panic!()
         };
         cache.clear();
@@ -605,7 +763,7 @@ mod tests {
         assert_eq!(hit(&cache, &id, NOW), None);
         // An update of a session not cached caches nothing, and makes a
         // load in flight forget its reply.
-        let Lookup::Miss(ticket) = cache.lookup(&id, NOW) else {
+        let Lookup::Miss(ticket) = cache.lookup(&id, NOW, *T0) else {
             panic!()
         };
         let from = cache.begin_update(&id);
@@ -641,7 +799,7 @@ mod tests {
         );
         loaded(&cache, &ann, &record_at(NOW, Some("ann"), &[]));
         loaded(&cache, &bob, &record_at(NOW, Some("bob"), &[]));
-        let Lookup::Miss(ticket) = cache.lookup(&loading, NOW) else {
+        let Lookup::Miss(ticket) = cache.lookup(&loading, NOW, *T0) else {
             panic!()
         };
         cache.remove_user("ann");
@@ -653,12 +811,13 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_entries_and_bytes() {
-        let cache = Cache::new(
+        let cache = proven(Cache::new(
             CacheConfig::default()
                 .with_max_entries(3)
                 .with_max_bytes(4 * 1024),
             "s:",
-        );
+            *T0,
+        ));
         let ids: Vec<SessionId> = (0..10).map(|_| SessionId::generate()).collect();
         let small = record_at(NOW, None, &[("a", "1")]);
         for id in &ids[..5] {

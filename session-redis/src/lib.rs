@@ -177,14 +177,14 @@
 //! AOF); with persistence off, a restarted Redis has none and visitors get
 //! fresh sessions.
 //!
-//! With the cache on, a lost connection drops the whole cache at once (an
-//! invalidation may have been lost with it), and so does a restarted or
-//! flushed Redis. Since cached reads send nothing, each connection is also
-//! checked every second (a `PING` that must answer within the timeout): a
-//! connection that died without a word (a network partition) or a Redis
-//! that hangs drops the cache within about a second plus the timeout.
-//! Until then cached sessions are served (a hung Redis changes nothing);
-//! writes fail with the timeout.
+//! With the cache on, a lost or refused connection drops the whole cache at
+//! once (an invalidation may have been lost with it), and so does a
+//! restarted or flushed Redis. A stalled one (a network partition, a hung
+//! proxy or Redis: connections open, nothing comes back) stops cached reads
+//! within the [staleness bound](#the-staleness-bound) (100 ms by default):
+//! loads then go to Redis and fail with the timeout like every other call,
+//! and the connection is given up, with the cache, when its `PING` has not
+//! come back within the timeout.
 //!
 //! # Client-side cache
 //!
@@ -213,7 +213,8 @@
 //!   cache holds the session as written, so the next request costs nothing.
 //! - **Coherence**: a change or logout (delete, `delete_user`, renew) made
 //!   through any process is seen by every other process as soon as Redis's
-//!   invalidation message reaches it. In the tests, a second process
+//!   invalidation message reaches it, and never later than the staleness
+//!   bound. In the tests, a second process
 //!   (polling every 5 ms) saw updates after 1.7-6 ms and a logout after
 //!   1.4-2.8 ms, over several runs, and two stores in one process saw every change, delete,
 //!   `delete_user` and renew on their first or second poll: far within
@@ -226,9 +227,16 @@
 //! - **Uncertain writes are forgotten**: a write that fails, times out, or
 //!   whose request is cancelled after its command was sent may or may not
 //!   have been applied, so the sessions it touched leave the cache.
+//! - **A hard staleness bound** ([`CacheConfig::with_staleness_bound`],
+//!   default 100 ms): the cache serves only while it has proof, younger
+//!   than the bound, that Redis's invalidations reach it and are caught up.
+//!   A session changed or ended through another process is never served
+//!   from this cache later than the bound after that write was
+//!   acknowledged, whatever happens to the network (see
+//!   [below](#the-staleness-bound)).
 //! - **Whole drops**: a connection lost (or replaced), a restarted Redis, or
-//!   `FLUSHALL` drops everything cached; so does a connection that stops
-//!   answering its once-a-second `PING` within the timeout.
+//!   `FLUSHALL` drops everything cached; so does a connection whose `PING`
+//!   is not answered within the timeout.
 //!
 //! How it stays coherent: each pooled connection speaks RESP3 and runs
 //! `CLIENT TRACKING ON NOLOOP`, so Redis remembers which keys it read and
@@ -243,6 +251,43 @@
 //! writes, which it applies to its entry itself; the write scripts end
 //! with a read of the key (one `EXISTS`) so that Redis tracks it again.
 //!
+//! ## The staleness bound
+//!
+//! Invalidations that stop flowing make no noise: a process whose
+//! connections stall (a partition, a hung proxy) would keep serving what it
+//! cached, logged-out sessions included. So every tracking connection sends
+//! a `PING` as soon as tracking is on and then every half bound. Redis
+//! writes a connection's invalidations before any later reply on it, and
+//! the store applies them in the read loop before the reply reaches the
+//! `PING`'s sender: the answer to a `PING` sent at *t* proves every change
+//! acknowledged before *t* has reached the cache, which may then serve
+//! until *t* + bound (the send time counts, not the arrival, so a slow
+//! answer proves less). A cached read checks that deadline: one clock read
+//! and one atomic load. The cache serves only before the earliest deadline
+//! of the open connections, so one connection without fresh proof sends
+//! every load to Redis:
+//!
+//! - **stalled** (nothing comes back): cached sessions stop being served
+//!   at most one bound after the last answered `PING` was sent (98-100 ms
+//!   in this crate's `staleness` tests); loads then wait for Redis and fail
+//!   with the timeout ([`Error::Store`](session_core::Error::Store), never
+//!   the stale session), and the connection is given up and the cache
+//!   dropped once its `PING` is a timeout late;
+//! - **reset or refused**: the cache is dropped when the connection's end
+//!   is seen (the next load after the cut, 5-6 ms later in the tests,
+//!   went to Redis), and loads read Redis until a new connection is open,
+//!   has turned tracking on, and has answered a `PING`.
+//!
+//! What remains: between another process's write being acknowledged and
+//! its invalidation reaching this process (well under a millisecond on one
+//! network), a load here may still return the old session; beyond the
+//! bound, never. A load that found its session cached without proof reads
+//! Redis (counted in [`CacheStats::unproven`]), and its reply is cached
+//! again, to be served once proof returns. The price: two `PING`s per bound
+//! on each open connection (80 a second with the default 4 connections and
+//! 100 ms); and the round trip to Redis must stay under half the bound, or
+//! proof lapses between `PING`s and those loads go to Redis.
+//!
 //! Why not the `redis` crate's own cache (`cache-aio`): it caches raw
 //! replies, so every hit would decode the whole session again (a copy of
 //! every value); it bounds entries but not bytes; its tracking has no
@@ -254,8 +299,10 @@
 //! **Off by default.** The cache is only as coherent as the path to Redis
 //! delivers tracking messages: a proxy in between (twemproxy, Envoy's Redis
 //! proxy, some managed front ends) may accept `CLIENT TRACKING` and never
-//! deliver an invalidation, and a cached session would then outlive its
-//! logout on other processes for as long as it stays cached. Without the
+//! deliver an invalidation while still answering `PING` (which the
+//! staleness bound cannot tell apart from a quiet stream), and a cached
+//! session would then outlive its logout on other processes for as long as
+//! it stays cached. Without the
 //! cache, a logout is seen everywhere at once; with it, after one message's
 //! delivery (well under a millisecond on one network). It also costs
 //! memory in each process and in Redis (its tracking table, one entry per
@@ -269,6 +316,7 @@
 mod cache;
 mod cluster;
 mod connection;
+mod freshness;
 mod layout;
 mod pool;
 mod scripts;

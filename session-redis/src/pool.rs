@@ -19,6 +19,12 @@
 //! closes drops the whole cache; its replacement turns tracking on before
 //! it carries a command.
 //!
+//! Each tracking connection also proves, every half staleness bound, that
+//! its invalidations are caught up: a `PING` whose reply, behind every
+//! invalidation sent before it, extends the cache's proof (see
+//! `freshness.rs`). A connection joins the proof with its first reply,
+//! before it carries a command, and leaves it when it is lost.
+//!
 //! Each connection opens on first use and is replaced after a connection
 //! error, on the next call that needs it.
 
@@ -27,7 +33,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, RedisError, Value};
@@ -193,6 +199,11 @@ impl Pool {
         }
         let live = self.connect(index).await?;
         *lock(&slot.live) = Some(live.clone());
+        if self.cache.is_some() {
+            // Once published: it stops when the slot holds another.
+            let conn = live.conn.clone();
+            tokio::spawn(prove(self.me.clone(), index, live.generation, conn));
+        }
         Ok(live)
     }
 
@@ -229,7 +240,12 @@ impl Pool {
             if generation > self.slots.len() as u64 {
                 cache.clear();
             }
-            tokio::spawn(heartbeat(self.me.clone(), index, generation, conn.clone()));
+            // Its first proof, a round trip after tracking is on, before it
+            // carries a command (then the pinger keeps it).
+            let sent = Instant::now();
+            redis::cmd("PING").query_async::<Value>(&mut conn).await?;
+            cache.proof().opened(index, generation);
+            cache.proof().proved(index, generation, sent);
         }
         Ok(Live { generation, conn })
     }
@@ -243,6 +259,7 @@ impl Pool {
         }
         drop(live);
         if let Some(cache) = &self.cache {
+            cache.proof().closed(index, generation);
             cache.clear();
         }
     }
@@ -270,37 +287,44 @@ impl Pool {
     }
 }
 
-/// How often a tracking connection is checked when nothing else would
-/// notice it died.
-pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
-
-/// With the cache on, hits send nothing, so a connection that dies without
-/// a word (a network partition, a dropped NAT entry) would go unnoticed
-/// while Redis's invalidations for it are lost. Every [`HEARTBEAT`], a
-/// `PING` must come back within the store's timeout, or the connection is
-/// given up and the cache dropped. Ends with the connection or the pool.
-async fn heartbeat(
-    pool: Weak<Pool>,
-    index: usize,
-    generation: u64,
-    mut conn: MultiplexedConnection,
-) {
+/// With the cache on, hits send nothing, so nothing else would notice a
+/// connection whose invalidations stopped coming (a partition, a dropped
+/// NAT entry, a hung proxy or Redis). Every half staleness bound, a `PING`
+/// goes out on the connection; its reply, which Redis sends after every
+/// invalidation it owed the connection before the `PING`, proves the cache
+/// caught up to the moment it was sent, and extends the proof to then plus
+/// the bound. Without replies the proof lapses by itself; a `PING` not
+/// answered within the store's timeout gives the connection up (dropping
+/// the cache). Ends with the connection or the pool.
+async fn prove(pool: Weak<Pool>, index: usize, generation: u64, mut conn: MultiplexedConnection) {
+    let Some((timeout, every)) = pool
+        .upgrade()
+        .and_then(|pool| Some((pool.timeout, pool.cache.as_ref()?.proof().bound() / 2)))
+    else {
+        return;
+    };
+    let mut sent = Instant::now(); // about when `connect` sent its `PING`
     loop {
-        tokio::time::sleep(HEARTBEAT).await;
-        let Some(timeout) = pool.upgrade().and_then(|pool| {
+        tokio::time::sleep_until((sent + every).into()).await;
+        let current = pool.upgrade().is_some_and(|pool| {
             let live = lock(&pool.slots[index].live);
-            let current = live.as_ref().is_some_and(|l| l.generation == generation);
-            current.then_some(pool.timeout)
-        }) else {
+            live.as_ref().is_some_and(|l| l.generation == generation)
+        });
+        if !current {
             return;
-        };
+        }
+        // Read before the `PING` is written: the proof may only start
+        // earlier than the truth, never later.
+        sent = Instant::now();
         let ping = redis::cmd("PING");
         let answered = tokio::time::timeout(timeout, ping.query_async::<Value>(&mut conn)).await;
+        let Some(pool) = pool.upgrade() else { return };
         if !matches!(answered, Ok(Ok(_))) {
-            if let Some(pool) = pool.upgrade() {
-                pool.lost(index, generation);
-            }
+            pool.lost(index, generation);
             return;
+        }
+        if let Some(cache) = &pool.cache {
+            cache.proof().proved(index, generation, sent);
         }
     }
 }

@@ -3,7 +3,8 @@
 //! free loopback ports (no persistence, a temporary directory, killed on
 //! drop), or the server at `REDIS_URL` when `redis-server` is not installed.
 //! A shared server is never flushed: every test uses fresh ids and its own
-//! key prefix.
+//! key prefix. A [`Proxy`] in front of a server plays a stalled, reset or
+//! refused network.
 //!
 //! When neither is there, the `try_` constructors, [`own_server`] and
 //! [`own_cluster`] call [`session_core::testing::skip`] and return `None`,
@@ -33,6 +34,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use session_core::SessionId;
+
+mod proxy;
+
+pub use proxy::{Proxy, ProxyMode};
 
 const INSTALL: &str = "these tests need a real Redis: install it (`apt-get install redis-server`, \
      or `brew install redis`) so that `redis-server` and `redis-cli` are on PATH, \

@@ -1,6 +1,7 @@
 //! `RedisStore` against real Redis servers: the shared store contract on a
 //! single node and on a Cluster, round trips per operation, outages,
-//! corrupt records and concurrent writers.
+//! corrupt records, concurrent writers, and the cache's staleness bound
+//! through a failing network.
 
 mod cache;
 mod concurrency;
@@ -8,3 +9,4 @@ mod contract;
 mod corrupt;
 mod outage;
 mod round_trips;
+mod staleness;

@@ -81,7 +81,7 @@ impl Monitor {
                         break lines[start + 1..stop]
                             .iter()
                             .filter(|line| !line.contains(" lua] "))
-                            // The cache's heartbeat, not an operation's.
+                            // The cache's PINGs (its staleness proof), not an operation's.
                             .filter(|line| !line.contains("\"PING\""))
                             .count();
                     }
