@@ -328,6 +328,7 @@ pub fn example_config() -> SessionConfig {
         max_bytes: session_core::DEFAULT_MAX_SESSION_BYTES,
         redis_cache: false,
         transport: session_core::Transport::Cookie,
+        store_error_status: 503,
     }
     .config()
 }
