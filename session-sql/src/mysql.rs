@@ -1,6 +1,7 @@
 //! MySQL and MariaDB: every operation is one prepared statement, so one
 //! round trip once the connection has prepared it; `delete_user` alone
-//! takes two.
+//! takes two, and an update or renew that sets keys under a size limit four
+//! (a transaction that locks the row, checks the limit, then writes).
 //!
 //! A write's affected-row count is the number of rows its `WHERE` matched,
 //! not the number it changed: sqlx connects with `CLIENT_FOUND_ROWS`, so an
@@ -15,7 +16,7 @@ use sqlx::{Connection, MySqlConnection, Row};
 use crate::codec::{self, Columns, column_error, millis};
 use crate::pool::Pool;
 use crate::schema::{Dialect, Sql};
-use crate::store::{is_unique_violation, store_error, wall_clock, written};
+use crate::store::{is_unique_violation, refusal, store_error, wall_clock, written};
 
 pub(crate) type MySqlPool = Pool<MySqlConnection>;
 
@@ -119,18 +120,65 @@ fn bind_update<'q>(
         .bind(persistent)
 }
 
+/// A size-limited write (`write`, an update or renew of `id`'s row) in one
+/// transaction: the row is read under its lock first (`SELECT ... FOR
+/// UPDATE`), so concurrent writers of the session take turns and the limit
+/// is checked on the values the write merges into. Missing, expired or too
+/// large: the transaction ends and nothing is written. Four round trips
+/// (begin, read, write, commit) instead of one, for updates that set keys
+/// under a limit. The outer error is the database's (the connection's
+/// fate); the inner one a row that would not decode.
+async fn limited<'q>(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    id: &SessionId,
+    update: &Update,
+    write: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+) -> Result<Result<WriteOutcome, Error>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let row = sqlx::query(&sql.lock)
+        .bind(&id.as_bytes()[..])
+        .bind(millis(update.last_activity))
+        .fetch_optional(&mut *tx)
+        .await?;
+    let refused = match row.map(|row| codec::decode(columns(&row)?)).transpose() {
+        Ok(now) => refusal(update, now.as_ref()).map(Ok),
+        Err(corrupt) => Some(Err(corrupt)),
+    };
+    if let Some(refused) = refused {
+        tx.rollback().await?;
+        return Ok(refused);
+    }
+    match write.execute(&mut *tx).await {
+        Ok(done) => {
+            tx.commit().await?;
+            Ok(Ok(written(done.rows_affected())))
+        }
+        Err(err) => {
+            // The write's own error says more than the rollback's (which
+            // fails too if the connection is gone).
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
 pub(crate) async fn update(
     pool: &MySqlPool,
     sql: &Sql,
     id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let done = on_conn!(pool, |conn| bind_update(&sql.update, update)
-        .bind(&id.as_bytes()[..])
-        .bind(millis(update.last_activity))
-        .execute(conn))
-    .map_err(store_error)?;
-    Ok(written(done.rows_affected()))
+    let write = || {
+        bind_update(&sql.update, update)
+            .bind(&id.as_bytes()[..])
+            .bind(millis(update.last_activity))
+    };
+    if codec::limit(update).is_none() {
+        let done = on_conn!(pool, |conn| write().execute(conn)).map_err(store_error)?;
+        return Ok(written(done.rows_affected()));
+    }
+    on_conn!(pool, |conn| limited(conn, sql, id, update, write())).map_err(store_error)?
 }
 
 pub(crate) async fn renew(
@@ -140,13 +188,19 @@ pub(crate) async fn renew(
     new_id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let result = on_conn!(pool, |conn| bind_update(&sql.renew, update)
-        .bind(&new_id.as_bytes()[..])
-        .bind(&old_id.as_bytes()[..])
-        .bind(millis(update.last_activity))
-        .execute(conn));
+    let write = || {
+        bind_update(&sql.renew, update)
+            .bind(&new_id.as_bytes()[..])
+            .bind(&old_id.as_bytes()[..])
+            .bind(millis(update.last_activity))
+    };
+    let result = if codec::limit(update).is_none() {
+        on_conn!(pool, |conn| write().execute(conn)).map(|done| Ok(written(done.rows_affected())))
+    } else {
+        on_conn!(pool, |conn| limited(conn, sql, old_id, update, write()))
+    };
     match result {
-        Ok(done) => Ok(written(done.rows_affected())),
+        Ok(outcome) => outcome,
         Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
         Err(err) => Err(store_error(err)),
     }

@@ -10,7 +10,7 @@ use sqlx::{Connection, PgConnection, Row};
 use crate::codec::{self, Columns, column_error, millis};
 use crate::pool::Pool;
 use crate::schema::{Dialect, Sql};
-use crate::store::{is_unique_violation, store_error, wall_clock, written};
+use crate::store::{is_unique_violation, limited, store_error, wall_clock, written};
 
 pub(crate) type PgPool = Pool<PgConnection>;
 
@@ -106,10 +106,19 @@ pub(crate) async fn update(
     id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let done = on_conn!(pool, |conn| bind_update(&sql.update, id, update)
-        .execute(conn))
-    .map_err(store_error)?;
-    Ok(written(done.rows_affected()))
+    let limit = codec::limit(update);
+    limited(
+        update,
+        || async {
+            let done = on_conn!(pool, |conn| bind_update(&sql.update, id, update)
+                .bind(limit)
+                .execute(conn))
+            .map_err(store_error)?;
+            Ok(written(done.rows_affected()))
+        },
+        || load(pool, sql, id, update.last_activity),
+    )
+    .await
 }
 
 pub(crate) async fn renew(
@@ -119,14 +128,23 @@ pub(crate) async fn renew(
     new_id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let result = on_conn!(pool, |conn| bind_update(&sql.renew, old_id, update)
-        .bind(&new_id.as_bytes()[..])
-        .execute(conn));
-    match result {
-        Ok(done) => Ok(written(done.rows_affected())),
-        Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
-        Err(err) => Err(store_error(err)),
-    }
+    let limit = codec::limit(update);
+    limited(
+        update,
+        || async {
+            let result = on_conn!(pool, |conn| bind_update(&sql.renew, old_id, update)
+                .bind(&new_id.as_bytes()[..])
+                .bind(limit)
+                .execute(conn));
+            match result {
+                Ok(done) => Ok(written(done.rows_affected())),
+                Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
+                Err(err) => Err(store_error(err)),
+            }
+        },
+        || load(pool, sql, old_id, update.last_activity),
+    )
+    .await
 }
 
 pub(crate) async fn delete(pool: &PgPool, sql: &Sql, id: &SessionId) -> Result<bool, Error> {

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use session_core::{Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome};
 
+use crate::codec;
 use crate::schema::{self, Dialect, Sql};
 
 #[cfg(feature = "mysql")]
@@ -430,6 +431,56 @@ pub(crate) fn written(rows: u64) -> WriteOutcome {
     } else {
         WriteOutcome::Missing
     }
+}
+
+/// How often a size-limited update whose statement matched no row reads
+/// the row, finds that the update fits it after all (a concurrent write
+/// shrank it in between), and runs again, before giving up with
+/// [`Error::Store`].
+pub(crate) const LIMIT_ATTEMPTS: usize = 8;
+
+/// Why a size-limited update's statement matched no row, from the row as
+/// read just after: `Missing` (gone or expired), `TooLarge` (the update
+/// would grow its values past the limit), or `None` when the update fits
+/// the row as it is now (a concurrent write shrank it): run it again.
+pub(crate) fn refusal(update: &Update, now: Option<&Record>) -> Option<WriteOutcome> {
+    match now {
+        None => Some(WriteOutcome::Missing),
+        Some(record) => update
+            .admits(&record.data)
+            .err()
+            .map(|size| WriteOutcome::TooLarge { size }),
+    }
+}
+
+/// Runs a size-limited update or renew (`write` gives its outcome; its
+/// statement's `WHERE` checks liveness and the limit in one atomic step)
+/// until it is written, or refused for a reason the row confirms: a
+/// statement that matched no row is `Missing` or `TooLarge`, told apart by
+/// reading the row just after (`read`). A read that finds the update fits
+/// after all (a concurrent write shrank the row in between) runs the
+/// statement again. Unlimited updates take one statement, as before.
+pub(crate) async fn limited<W, R>(
+    update: &Update,
+    mut write: impl FnMut() -> W,
+    mut read: impl FnMut() -> R,
+) -> Result<WriteOutcome, Error>
+where
+    W: Future<Output = Result<WriteOutcome, Error>>,
+    R: Future<Output = Result<Option<Record>, Error>>,
+{
+    for _ in 0..LIMIT_ATTEMPTS {
+        let outcome = write().await?;
+        if outcome != WriteOutcome::Missing || codec::limit(update).is_none() {
+            return Ok(outcome);
+        }
+        if let Some(refused) = refusal(update, read().await?.as_ref()) {
+            return Ok(refused);
+        }
+    }
+    Err(Error::store(
+        "a size-limited update was refused, then admitted, too many times in a row",
+    ))
 }
 
 /// The process's clock, for counting the live sessions `delete_user` ends.
