@@ -52,6 +52,11 @@ pub(crate) struct Sql {
     pub(crate) create: String,
     pub(crate) update: String,
     pub(crate) renew: String,
+    /// The update, run again after its connection died: only where the
+    /// row's `last_activity` is still before the update's, so that it can
+    /// never apply twice (see `crate::retry`). PostgreSQL and MySQL (which
+    /// binds the instant once more at the end); empty on SQLite.
+    pub(crate) update_guarded: String,
     /// MySQL: reads a live row and locks it until the transaction ends, so
     /// that a size-limited update checks the values it merges into (empty
     /// elsewhere: their update statement checks the limit itself).
@@ -87,6 +92,7 @@ impl Sql {
                 ),
                 update: pg_update(&t, false),
                 renew: pg_update(&t, true),
+                update_guarded: format!("{} AND last_activity < $5", pg_update(&t, false)),
                 lock: String::new(),
                 delete: format!("DELETE FROM {t} WHERE id = $1"),
                 user_sessions: format!(
@@ -138,6 +144,11 @@ impl Sql {
                     },
                     update: update(false),
                     renew: update(true),
+                    update_guarded: if mysql {
+                        format!("{} AND last_activity < ?", update(false))
+                    } else {
+                        String::new()
+                    },
                     lock: if mysql {
                         format!(
                             "SELECT {COLUMNS}, data FROM {t} \

@@ -102,7 +102,7 @@ pub(crate) async fn create(
     record: &Record,
 ) -> Result<WriteOutcome, Error> {
     let (idle, lifetime, persistent) = codec::expiry_columns(&record.meta.expiry);
-    let done = on_conn!(pools.write, |conn| sqlx::query(&sql.create)
+    let done = on_conn!(pools.write, once, |conn| sqlx::query(&sql.create)
         .bind(&id.as_bytes()[..])
         .bind(millis(record.meta.created_at))
         .bind(millis(record.meta.last_activity))
@@ -153,7 +153,7 @@ pub(crate) async fn update(
     limited(
         update,
         || async {
-            let done = on_conn!(pools.write, |conn| bind_update(&sql.update, update)
+            let done = on_conn!(pools.write, once, |conn| bind_update(&sql.update, update)
                 .bind(&id.as_bytes()[..])
                 .bind(millis(update.last_activity))
                 .bind(limit)
@@ -177,7 +177,7 @@ pub(crate) async fn renew(
     limited(
         update,
         || async {
-            let result = on_conn!(pools.write, |conn| bind_update(&sql.renew, update)
+            let result = on_conn!(pools.write, once, |conn| bind_update(&sql.renew, update)
                 .bind(&new_id.as_bytes()[..])
                 .bind(&old_id.as_bytes()[..])
                 .bind(millis(update.last_activity))
@@ -272,7 +272,7 @@ pub(crate) fn migrate<'a>(
     // Boxed: the compiler cannot see that this future of many awaits on a
     // generic executor is `Send` for every lifetime.
     Box::pin(async move {
-        let mut lease = pools.write.acquire().await.map_err(store_error)?;
+        let mut lease = pools.write.acquire(false).await.map_err(store_error)?;
         let conn = &mut *lease;
         // IMMEDIATE: take the write lock first, so that processes migrating
         // the same file take turns (waiting up to the busy timeout).
