@@ -182,9 +182,24 @@ impl Settings {
                 Ok(DynStore::new(store))
             }
             "sql" => {
-                // The file (SQLite) and the tables are made at start.
-                let store = session_sql::SqlStore::new(&self.database_url)?;
-                store.migrate().await?;
+                // The file (SQLite) and the tables are made at start, or, if
+                // the database is not answering yet, by the first request
+                // that reaches it: requests answer 503 until then.
+                let store =
+                    session_sql::SqlStore::new(&self.database_url)?.with_migrate_on_first_use();
+                match store.migrate().await {
+                    Ok(()) => {}
+                    Err(e @ Error::Store(_)) => {
+                        let cause = std::error::Error::source(&e)
+                            .map(ToString::to_string)
+                            .unwrap_or_default();
+                        eprintln!(
+                            "warning: the database is not answering yet ({cause}); \
+                             its tables will be made when it does"
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
                 spawn_sql_sweeper(store.clone());
                 Ok(DynStore::new(store))
             }

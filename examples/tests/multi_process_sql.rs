@@ -141,3 +141,113 @@ async fn round_trips_per_request_and_an_outage_on_postgres() {
         "the outage lost committed data"
     );
 }
+
+/// Each example started while its database is unreachable (a proxy that
+/// cuts every connection): it starts and keeps running, answers 503, and
+/// once the database answers it makes the tables and logs in, without a
+/// restart.
+async fn apps_start_while_the_database_is_down(db: &TestDatabase) {
+    let proxy = Proxy::start(db.server_addr().unwrap()).await.unwrap();
+    proxy.set_mode(ProxyMode::Down);
+    let url = db.url_via(&proxy);
+    let mut apps: Vec<App> = bins().iter().map(|bin| start_on(bin, &url)).collect();
+    for app in &apps {
+        app.wait_ready().await;
+    }
+    for app in &mut apps {
+        assert!(
+            app.child.try_wait().unwrap().is_none(),
+            "an app exited while its database was down"
+        );
+        let mut browser = Browser::new(app.addr);
+        let res = browser
+            .post("/session/login", r#"{"username": "early"}"#)
+            .await;
+        assert_eq!(res.status, 503, "login while the database is down");
+    }
+    proxy.set_mode(ProxyMode::Forward);
+    let started = Instant::now();
+    for app in &apps {
+        let mut browser = Browser::new(app.addr);
+        let mut status = 0;
+        for _ in 0..100 {
+            status = browser
+                .post("/session/login", r#"{"username": "late"}"#)
+                .await
+                .status;
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, 200, "the app did not come back");
+        assert_eq!(browser.get("/session/profile").await.status, 200);
+    }
+    println!(
+        "{:?}: the apps served {:?} after the database came back",
+        db.kind(),
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_start_while_postgres_is_down() {
+    if let Some(db) = TestDatabase::postgres("down_at_start").await {
+        apps_start_while_the_database_is_down(&db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_start_while_mariadb_is_down() {
+    if let Some(db) = TestDatabase::mysql("down_at_start").await {
+        apps_start_while_the_database_is_down(&db).await;
+    }
+}
+
+/// The proxy cuts every connection of the app's pool while the database
+/// stays up: no request gets a 503.
+async fn a_reset_costs_no_request(db: &TestDatabase) {
+    let proxy = Proxy::start(db.server_addr().unwrap()).await.unwrap();
+    let app = start_on(bins()[0], &db.url_via(&proxy));
+    app.wait_ready().await;
+    let mut browser = Browser::new(app.addr);
+    browser.login("reset", json!({})).await;
+    let mut lost = 0;
+    for round in 0..10 {
+        proxy.reset_connections();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Writes first on odd rounds, reads first on even ones.
+        let body = format!(r#"{{"round": {round}}}"#);
+        let statuses = if round % 2 == 1 {
+            let update = browser.post("/session/update", &body).await.status;
+            [update, browser.get("/session/profile").await.status]
+        } else {
+            let profile = browser.get("/session/profile").await.status;
+            [browser.post("/session/update", &body).await.status, profile]
+        };
+        lost += statuses.iter().filter(|status| **status != 200).count();
+    }
+    println!(
+        "{:?}: {lost} of 20 requests failed over 10 resets",
+        db.kind()
+    );
+    assert_eq!(lost, 0);
+    assert_eq!(
+        browser.get("/session/profile").await.json()["data"],
+        json!({ "round": 9 })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_costs_no_request_on_postgres() {
+    if let Some(db) = TestDatabase::postgres("reset_app").await {
+        a_reset_costs_no_request(&db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_costs_no_request_on_mariadb() {
+    if let Some(db) = TestDatabase::mysql("reset_app").await {
+        a_reset_costs_no_request(&db).await;
+    }
+}

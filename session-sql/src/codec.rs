@@ -104,6 +104,16 @@ fn push_json_string(out: &mut String, text: &str) {
     }
 }
 
+/// The size limit an update's statement must check: `None` when the update
+/// cannot grow the values (it sets no key: removing and clearing only
+/// shrink them) or has no limit.
+pub(crate) fn limit(update: &Update) -> Option<i64> {
+    if update.set.is_empty() || update.max_bytes == usize::MAX {
+        return None;
+    }
+    i64::try_from(update.max_bytes).ok()
+}
+
 /// The three fields of an expiry change: idle, lifetime, persistent.
 pub(crate) fn expiry_columns(expiry: &ExpiryOverrides) -> (Option<i64>, Option<i64>, Option<bool>) {
     (

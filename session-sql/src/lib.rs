@@ -11,14 +11,29 @@ compile_error!("session-sql needs at least one of its features `postgres`, `mysq
 
 /// Runs `$body` (a future using the connection `$conn`) on a connection of
 /// `$pool`, and gives the connection back unless the call failed on the
-/// wire. A call the database rolled back as a deadlock's victim runs again
-/// (see `pool::is_retryable`). Evaluates to the body's
-/// `Result<_, sqlx::Error>`.
+/// wire. Evaluates to the body's `Result<_, sqlx::Error>`.
+///
+/// A call the database rolled back as a deadlock's victim runs again (see
+/// `pool::is_retryable`): it was rolled back whole.
+///
+/// A call whose connection turned out dead (`pool::is_dead_connection`:
+/// most often one that a restart, a proxy or a firewall ended while it sat
+/// in the pool) runs once more, on a new connection, so that a reset costs
+/// no request. That is only right for a call that may run twice: a read, or
+/// a write whose second run cannot apply it twice (`delete`, `delete_user`
+/// and `sweep` delete what is there; a second run finds less and counts
+/// less, never more). `create`, `update` and `renew` use the `once` form,
+/// which never runs the body again after a dead connection, and decide
+/// their own second run (see `crate::retry`), with `fresh = true`: on a
+/// new connection, never an idle one. A connection that cannot be
+/// opened at all is not tried again: the database is down.
 macro_rules! on_conn {
-    ($pool:expr, |$conn:ident| $body:expr) => {{
+    (@run $pool:expr, $fresh:expr, $again_if_dead:expr, |$conn:ident| $body:expr) => {{
         let mut attempt = 0;
+        let mut fresh: bool = $fresh;
+        let mut again_if_dead: bool = $again_if_dead;
         loop {
-            let result = match $pool.acquire().await {
+            let result = match $pool.acquire(fresh).await {
                 Ok(mut lease) => {
                     let result = {
                         let $conn = &mut *lease;
@@ -27,16 +42,29 @@ macro_rules! on_conn {
                     lease.release(&result);
                     result
                 }
-                Err(err) => Err(err),
+                Err(err) => break Err(err),
             };
             match result {
                 Err(err) if attempt < crate::pool::RETRIES && crate::pool::is_retryable(&err) => {
                     attempt += 1;
                 }
+                Err(err) if again_if_dead && crate::pool::is_dead_connection(&err) => {
+                    again_if_dead = false;
+                    fresh = true;
+                }
                 result => break result,
             }
         }
     }};
+    ($pool:expr, |$conn:ident| $body:expr) => {
+        on_conn!(@run $pool, false, true, |$conn| $body)
+    };
+    ($pool:expr, once, |$conn:ident| $body:expr) => {
+        on_conn!(@run $pool, false, false, |$conn| $body)
+    };
+    ($pool:expr, fresh = $fresh:expr, |$conn:ident| $body:expr) => {
+        on_conn!(@run $pool, $fresh, false, |$conn| $body)
+    };
 }
 
 mod codec;
@@ -45,6 +73,8 @@ mod mysql;
 mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod retry;
 mod schema;
 #[cfg(feature = "sqlite")]
 mod sqlite;

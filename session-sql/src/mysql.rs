@@ -1,6 +1,7 @@
 //! MySQL and MariaDB: every operation is one prepared statement, so one
 //! round trip once the connection has prepared it; `delete_user` alone
-//! takes two.
+//! takes two, and an update or renew that sets keys under a size limit four
+//! (a transaction that locks the row, checks the limit, then writes).
 //!
 //! A write's affected-row count is the number of rows its `WHERE` matched,
 //! not the number it changed: sqlx connects with `CLIENT_FOUND_ROWS`, so an
@@ -14,8 +15,9 @@ use sqlx::{Connection, MySqlConnection, Row};
 
 use crate::codec::{self, Columns, column_error, millis};
 use crate::pool::Pool;
+use crate::retry;
 use crate::schema::{Dialect, Sql};
-use crate::store::{is_unique_violation, store_error, wall_clock, written};
+use crate::store::{is_unique_violation, refusal, store_error, wall_clock, written};
 
 pub(crate) type MySqlPool = Pool<MySqlConnection>;
 
@@ -71,22 +73,29 @@ pub(crate) async fn create(
     record: &Record,
 ) -> Result<WriteOutcome, Error> {
     let (idle, lifetime, persistent) = codec::expiry_columns(&record.meta.expiry);
-    let result = on_conn!(pool, |conn| sqlx::query(&sql.create)
-        .bind(&id.as_bytes()[..])
-        .bind(millis(record.meta.created_at))
-        .bind(millis(record.meta.last_activity))
-        .bind(millis(record.expires_at))
-        .bind(record.meta.user.as_deref().map(str::as_bytes))
-        .bind(idle)
-        .bind(lifetime)
-        .bind(persistent)
-        .bind(codec::data_json(&record.data))
-        .execute(conn));
-    match result {
-        Ok(_) => Ok(WriteOutcome::Written),
-        Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
-        Err(err) => Err(store_error(err)),
-    }
+    retry::create(
+        record,
+        |fresh| async move {
+            let result = on_conn!(pool, fresh = fresh, |conn| sqlx::query(&sql.create)
+                .bind(&id.as_bytes()[..])
+                .bind(millis(record.meta.created_at))
+                .bind(millis(record.meta.last_activity))
+                .bind(millis(record.expires_at))
+                .bind(record.meta.user.as_deref().map(str::as_bytes))
+                .bind(idle)
+                .bind(lifetime)
+                .bind(persistent)
+                .bind(codec::data_json(&record.data))
+                .execute(conn));
+            match result {
+                Ok(_) => Ok(WriteOutcome::Written),
+                Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
+                Err(err) => Err(err),
+            }
+        },
+        || load(pool, sql, id, record.meta.last_activity),
+    )
+    .await
 }
 
 /// The update statement with every parameter but the trailing id and
@@ -119,18 +128,112 @@ fn bind_update<'q>(
         .bind(persistent)
 }
 
+/// A size-limited write (`write`, an update or renew of `id`'s row) in one
+/// transaction: the row is read under its lock first (`SELECT ... FOR
+/// UPDATE`), so concurrent writers of the session take turns and the limit
+/// is checked on the values the write merges into. Missing, expired or too
+/// large: the transaction ends and nothing is written. Four round trips
+/// (begin, read, write, commit) instead of one, for updates that set keys
+/// under a limit. With `guarded` (an update run again after its connection
+/// died), a row whose `last_activity` is not before the update's is left
+/// alone and reads as `Missing`, as `Sql::update_guarded` does.
+async fn limited<'q>(
+    conn: &mut MySqlConnection,
+    sql: &Sql,
+    id: &SessionId,
+    update: &Update,
+    guarded: bool,
+    write: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+) -> Result<WriteOutcome, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let row = sqlx::query(&sql.lock)
+        .bind(&id.as_bytes()[..])
+        .bind(millis(update.last_activity))
+        .fetch_optional(&mut *tx)
+        .await?;
+    let now = row
+        .map(|row| codec::decode(columns(&row)?))
+        .transpose()
+        .map_err(|corrupt| sqlx::Error::Decode(Box::new(corrupt)));
+    let refused = match now {
+        Ok(Some(now)) if guarded && now.meta.last_activity >= update.last_activity => {
+            Some(Ok(WriteOutcome::Missing))
+        }
+        Ok(now) => refusal(update, now.as_ref()).map(Ok),
+        Err(corrupt) => Some(Err(corrupt)),
+    };
+    if let Some(refused) = refused {
+        tx.rollback().await?;
+        return refused;
+    }
+    match write.execute(&mut *tx).await {
+        Ok(done) => {
+            tx.commit().await?;
+            Ok(written(done.rows_affected()))
+        }
+        Err(err) => {
+            // The write's own error says more than the rollback's (which
+            // fails too if the connection is gone).
+            let _ = tx.rollback().await;
+            Err(err)
+        }
+    }
+}
+
 pub(crate) async fn update(
     pool: &MySqlPool,
     sql: &Sql,
     id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let done = on_conn!(pool, |conn| bind_update(&sql.update, update)
-        .bind(&id.as_bytes()[..])
-        .bind(millis(update.last_activity))
-        .execute(conn))
-    .map_err(store_error)?;
-    Ok(written(done.rows_affected()))
+    let write = |statement| {
+        bind_update(statement, update)
+            .bind(&id.as_bytes()[..])
+            .bind(millis(update.last_activity))
+    };
+    let read = || load(pool, sql, id, update.last_activity);
+    if codec::limit(update).is_none() {
+        return retry::update(
+            update,
+            async {
+                on_conn!(pool, once, |conn| write(&sql.update).execute(conn))
+                    .map(|done| written(done.rows_affected()))
+            },
+            || async {
+                on_conn!(pool, fresh = true, |conn| write(&sql.update_guarded)
+                    .bind(millis(update.last_activity))
+                    .execute(conn))
+                .map(|done| written(done.rows_affected()))
+            },
+            read,
+        )
+        .await;
+    }
+    retry::update(
+        update,
+        async {
+            on_conn!(pool, once, |conn| limited(
+                conn,
+                sql,
+                id,
+                update,
+                false,
+                write(&sql.update)
+            ))
+        },
+        || async {
+            on_conn!(pool, fresh = true, |conn| limited(
+                conn,
+                sql,
+                id,
+                update,
+                true,
+                write(&sql.update)
+            ))
+        },
+        read,
+    )
+    .await
 }
 
 pub(crate) async fn renew(
@@ -140,16 +243,36 @@ pub(crate) async fn renew(
     new_id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let result = on_conn!(pool, |conn| bind_update(&sql.renew, update)
-        .bind(&new_id.as_bytes()[..])
-        .bind(&old_id.as_bytes()[..])
-        .bind(millis(update.last_activity))
-        .execute(conn));
-    match result {
-        Ok(done) => Ok(written(done.rows_affected())),
-        Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
-        Err(err) => Err(store_error(err)),
-    }
+    let write = || {
+        bind_update(&sql.renew, update)
+            .bind(&new_id.as_bytes()[..])
+            .bind(&old_id.as_bytes()[..])
+            .bind(millis(update.last_activity))
+    };
+    let is_limited = codec::limit(update).is_some();
+    retry::renew(
+        |fresh| async move {
+            let result = if is_limited {
+                on_conn!(pool, fresh = fresh, |conn| limited(
+                    conn,
+                    sql,
+                    old_id,
+                    update,
+                    false,
+                    write()
+                ))
+            } else {
+                on_conn!(pool, fresh = fresh, |conn| write().execute(conn))
+                    .map(|done| written(done.rows_affected()))
+            };
+            match result {
+                Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
+                result => result,
+            }
+        },
+        || load(pool, sql, new_id, update.last_activity),
+    )
+    .await
 }
 
 pub(crate) async fn delete(pool: &MySqlPool, sql: &Sql, id: &SessionId) -> Result<bool, Error> {
@@ -226,7 +349,7 @@ pub(crate) fn migrate<'a>(
         // DDL commits on its own in MySQL, so a named lock (held by this
         // connection, released when it closes) makes processes take turns.
         let lock = format!("session-sql:{}", sql.sessions);
-        let mut lease = pool.acquire().await.map_err(store_error)?;
+        let mut lease = pool.acquire(false).await.map_err(store_error)?;
         let conn = &mut *lease;
         let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 30)")
             .bind(&lock)

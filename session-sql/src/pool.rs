@@ -82,15 +82,17 @@ where
     C: Connection,
     for<'c> &'c mut C: Executor<'c, Database = C::Database>,
 {
-    /// A connection: an idle one, or a new one. Waits for a free slot;
-    /// the caller bounds the wait with its timeout.
-    pub(crate) async fn acquire(&self) -> Result<Lease<'_, C>, sqlx::Error> {
+    /// A connection: an idle one, or a new one (always a new one when
+    /// `fresh`, to run a call again after its pooled connection turned out
+    /// dead). Waits for a free slot; the caller bounds the wait with its
+    /// timeout.
+    pub(crate) async fn acquire(&self, fresh: bool) -> Result<Lease<'_, C>, sqlx::Error> {
         let permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        let idle = self.take_idle();
+        let idle = if fresh { None } else { self.take_idle() };
         let conn = match idle {
             Some(conn) => conn,
             None => {
@@ -173,6 +175,25 @@ pub(crate) fn is_retryable(err: &sqlx::Error) -> bool {
 /// How often a call the database rolled back as a deadlock's victim is run
 /// again (within the store's timeout) before its error is returned.
 pub(crate) const RETRIES: usize = 3;
+
+/// Whether a call failed because its connection was dead: the socket
+/// failed or was closed (an I/O error, end of stream: a connection the
+/// server, a proxy or a firewall ended while it sat in the pool), or the
+/// server said it is ending the connection (SQLSTATE class 08, or
+/// PostgreSQL's 57P01-57P03: terminated by an administrator, a crash, a
+/// restart). A fresh connection may well succeed; whether the call may run
+/// again on it is the caller's rule (see `on_conn!` and the writes).
+pub(crate) fn is_dead_connection(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or_default();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        _ => false,
+    }
+}
 
 /// Whether a connection whose call failed with `err` can serve again: the
 /// database answered (a constraint, a decoding problem), as opposed to a

@@ -9,8 +9,9 @@ use sqlx::{Connection, PgConnection, Row};
 
 use crate::codec::{self, Columns, column_error, millis};
 use crate::pool::Pool;
+use crate::retry;
 use crate::schema::{Dialect, Sql};
-use crate::store::{is_unique_violation, store_error, wall_clock, written};
+use crate::store::{is_unique_violation, limited, store_error, wall_clock, written};
 
 pub(crate) type PgPool = Pool<PgConnection>;
 
@@ -58,23 +59,29 @@ pub(crate) async fn create(
     record: &Record,
 ) -> Result<WriteOutcome, Error> {
     let (idle, lifetime, persistent) = codec::expiry_columns(&record.meta.expiry);
-    let done = on_conn!(pool, |conn| sqlx::query(&sql.create)
-        .bind(&id.as_bytes()[..])
-        .bind(millis(record.meta.created_at))
-        .bind(millis(record.meta.last_activity))
-        .bind(millis(record.expires_at))
-        .bind(record.meta.user.as_deref())
-        .bind(idle)
-        .bind(lifetime)
-        .bind(persistent)
-        .bind(codec::data_json(&record.data))
-        .execute(conn))
-    .map_err(store_error)?;
-    Ok(if done.rows_affected() > 0 {
-        WriteOutcome::Written
-    } else {
-        WriteOutcome::IdTaken
-    })
+    retry::create(
+        record,
+        |fresh| async move {
+            let done = on_conn!(pool, fresh = fresh, |conn| sqlx::query(&sql.create)
+                .bind(&id.as_bytes()[..])
+                .bind(millis(record.meta.created_at))
+                .bind(millis(record.meta.last_activity))
+                .bind(millis(record.expires_at))
+                .bind(record.meta.user.as_deref())
+                .bind(idle)
+                .bind(lifetime)
+                .bind(persistent)
+                .bind(codec::data_json(&record.data))
+                .execute(conn))?;
+            Ok(if done.rows_affected() > 0 {
+                WriteOutcome::Written
+            } else {
+                WriteOutcome::IdTaken
+            })
+        },
+        || load(pool, sql, id, record.meta.last_activity),
+    )
+    .await
 }
 
 /// The update statement with its first twelve parameters bound.
@@ -106,10 +113,35 @@ pub(crate) async fn update(
     id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let done = on_conn!(pool, |conn| bind_update(&sql.update, id, update)
-        .execute(conn))
-    .map_err(store_error)?;
-    Ok(written(done.rows_affected()))
+    let limit = codec::limit(update);
+    let read = || load(pool, sql, id, update.last_activity);
+    limited(
+        update,
+        || {
+            retry::update(
+                update,
+                async {
+                    on_conn!(pool, once, |conn| bind_update(&sql.update, id, update)
+                        .bind(limit)
+                        .execute(conn))
+                    .map(|done| written(done.rows_affected()))
+                },
+                || async {
+                    on_conn!(pool, fresh = true, |conn| bind_update(
+                        &sql.update_guarded,
+                        id,
+                        update
+                    )
+                    .bind(limit)
+                    .execute(conn))
+                    .map(|done| written(done.rows_affected()))
+                },
+                read,
+            )
+        },
+        read,
+    )
+    .await
 }
 
 pub(crate) async fn renew(
@@ -119,14 +151,30 @@ pub(crate) async fn renew(
     new_id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let result = on_conn!(pool, |conn| bind_update(&sql.renew, old_id, update)
-        .bind(&new_id.as_bytes()[..])
-        .execute(conn));
-    match result {
-        Ok(done) => Ok(written(done.rows_affected())),
-        Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
-        Err(err) => Err(store_error(err)),
-    }
+    let limit = codec::limit(update);
+    limited(
+        update,
+        || {
+            retry::renew(
+                |fresh| async move {
+                    let result = on_conn!(pool, fresh = fresh, |conn| bind_update(
+                        &sql.renew, old_id, update
+                    )
+                    .bind(&new_id.as_bytes()[..])
+                    .bind(limit)
+                    .execute(conn));
+                    match result {
+                        Ok(done) => Ok(written(done.rows_affected())),
+                        Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
+                        Err(err) => Err(err),
+                    }
+                },
+                || load(pool, sql, new_id, update.last_activity),
+            )
+        },
+        || load(pool, sql, old_id, update.last_activity),
+    )
+    .await
 }
 
 pub(crate) async fn delete(pool: &PgPool, sql: &Sql, id: &SessionId) -> Result<bool, Error> {
@@ -203,7 +251,7 @@ pub(crate) fn migrate<'a>(
     // Boxed: the compiler cannot see that this future of many awaits on a
     // generic executor is `Send` for every lifetime.
     Box::pin(async move {
-        let mut lease = pool.acquire().await.map_err(store_error)?;
+        let mut lease = pool.acquire(false).await.map_err(store_error)?;
         let mut tx = lease.begin().await.map_err(store_error)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(lock_key(prefix))

@@ -52,6 +52,15 @@ pub(crate) struct Sql {
     pub(crate) create: String,
     pub(crate) update: String,
     pub(crate) renew: String,
+    /// The update, run again after its connection died: only where the
+    /// row's `last_activity` is still before the update's, so that it can
+    /// never apply twice (see `crate::retry`). PostgreSQL and MySQL (which
+    /// binds the instant once more at the end); empty on SQLite.
+    pub(crate) update_guarded: String,
+    /// MySQL: reads a live row and locks it until the transaction ends, so
+    /// that a size-limited update checks the values it merges into (empty
+    /// elsewhere: their update statement checks the limit itself).
+    pub(crate) lock: String,
     pub(crate) delete: String,
     pub(crate) user_sessions: String,
     /// PostgreSQL: one statement that deletes and counts the live ones;
@@ -83,6 +92,8 @@ impl Sql {
                 ),
                 update: pg_update(&t, false),
                 renew: pg_update(&t, true),
+                update_guarded: format!("{} AND last_activity < $5", pg_update(&t, false)),
+                lock: String::new(),
                 delete: format!("DELETE FROM {t} WHERE id = $1"),
                 user_sessions: format!(
                     "SELECT id FROM {t} WHERE user_name = $1 AND expires_at > $2"
@@ -107,24 +118,12 @@ impl Sql {
             },
             Dialect::MySql | Dialect::Sqlite => {
                 let mysql = dialect == Dialect::MySql;
-                let (patch, greatest) = if mysql {
-                    ("JSON_MERGE_PATCH", "GREATEST")
-                } else {
-                    ("json_patch", "max")
-                };
                 let update = |renew: bool| {
-                    format!(
-                        "UPDATE {t} SET \
-                         data = {patch}(CASE WHEN ? THEN '{{}}' ELSE data END, ?), \
-                         last_activity = {greatest}(last_activity, ?), \
-                         expires_at = ?, \
-                         user_name = CASE WHEN ? THEN ? ELSE user_name END, \
-                         idle_ms = CASE WHEN ? THEN ? ELSE idle_ms END, \
-                         lifetime_ms = CASE WHEN ? THEN ? ELSE lifetime_ms END, \
-                         persistent = CASE WHEN ? THEN ? ELSE persistent END{} \
-                         WHERE id = ? AND expires_at > ?",
-                        if renew { ", id = ?" } else { "" }
-                    )
+                    if mysql {
+                        mysql_update(&t, renew)
+                    } else {
+                        sqlite_update(&t, renew)
+                    }
                 };
                 Self {
                     load: format!(
@@ -145,6 +144,19 @@ impl Sql {
                     },
                     update: update(false),
                     renew: update(true),
+                    update_guarded: if mysql {
+                        format!("{} AND last_activity < ?", update(false))
+                    } else {
+                        String::new()
+                    },
+                    lock: if mysql {
+                        format!(
+                            "SELECT {COLUMNS}, data FROM {t} \
+                             WHERE id = ? AND expires_at > ? FOR UPDATE"
+                        )
+                    } else {
+                        String::new()
+                    },
                     delete: format!("DELETE FROM {t} WHERE id = ?"),
                     user_sessions: format!(
                         "SELECT id FROM {t} WHERE user_name = ? AND expires_at > ?"
@@ -243,18 +255,92 @@ impl Sql {
 /// PostgreSQL's update (and renew, which also moves the row to `$13`):
 /// one statement that checks the session is live and merges the changes
 /// into the row as it is now, under the row's lock.
+///
+/// The size limit (`$13` for update, `$14` for renew; `NULL` when the
+/// update cannot grow the values) is part of the `WHERE`: the merged values
+/// may not hold more bytes (keys plus JSON text, as
+/// [`Data::bytes`](session_core::Data::bytes) counts) than the limit, or
+/// than the row holds now (only growth is refused). PostgreSQL evaluates a
+/// `WHERE` again on the row's newest version after waiting for a concurrent
+/// writer's lock, so the check always sees the values it merges into.
 fn pg_update(t: &str, renew: bool) -> String {
+    let limit = if renew { "$14" } else { "$13" };
+    let merged = "(CASE WHEN $2 THEN '{}'::jsonb ELSE data - $3::text[] END) || $4::jsonb";
+    let size = |json: &str| {
+        format!(
+            "(SELECT coalesce(sum(octet_length(key) + octet_length(value)), 0) \
+             FROM jsonb_each_text({json}))"
+        )
+    };
     format!(
         "UPDATE {t} SET \
-         data = (CASE WHEN $2 THEN '{{}}'::jsonb ELSE data - $3::text[] END) || $4::jsonb, \
+         data = {merged}, \
          last_activity = GREATEST(last_activity, $5), \
          expires_at = $6, \
          user_name = CASE WHEN $7 THEN $8 ELSE user_name END, \
          idle_ms = CASE WHEN $9 THEN $10 ELSE idle_ms END, \
          lifetime_ms = CASE WHEN $9 THEN $11 ELSE lifetime_ms END, \
          persistent = CASE WHEN $9 THEN $12 ELSE persistent END{} \
-         WHERE id = $1 AND expires_at > $5",
-        if renew { ", id = $13" } else { "" }
+         WHERE id = $1 AND expires_at > $5 \
+         AND CASE WHEN {limit}::bigint IS NULL THEN TRUE \
+         ELSE {} <= GREATEST({limit}::bigint, {}) END",
+        if renew { ", id = $13" } else { "" },
+        size(merged),
+        size("data"),
+    )
+}
+
+/// MySQL's update (and renew, which also sets `id`). The size limit is
+/// checked by the store in a transaction that locks the row first
+/// ([`Sql::lock`]): MySQL has no way to walk a JSON object's members in
+/// SQL on every version this crate supports.
+fn mysql_update(t: &str, renew: bool) -> String {
+    format!(
+        "UPDATE {t} SET \
+         data = JSON_MERGE_PATCH(CASE WHEN ? THEN '{{}}' ELSE data END, ?), \
+         last_activity = GREATEST(last_activity, ?), \
+         expires_at = ?, \
+         user_name = CASE WHEN ? THEN ? ELSE user_name END, \
+         idle_ms = CASE WHEN ? THEN ? ELSE idle_ms END, \
+         lifetime_ms = CASE WHEN ? THEN ? ELSE lifetime_ms END, \
+         persistent = CASE WHEN ? THEN ? ELSE persistent END{} \
+         WHERE id = ? AND expires_at > ?",
+        if renew { ", id = ?" } else { "" }
+    )
+}
+
+/// SQLite's update (and renew, which also sets `id`), with numbered
+/// parameters in the order MySQL's takes them, then the size limit (`NULL`
+/// when the update cannot grow the values), checked in the `WHERE` as on
+/// PostgreSQL. One statement is one write transaction, so the check sees
+/// the values it merges into.
+fn sqlite_update(t: &str, renew: bool) -> String {
+    let (new_id, id, live, limit) = if renew {
+        (", id = ?13", "?14", "?15", "?16")
+    } else {
+        ("", "?13", "?14", "?15")
+    };
+    let merged = "json_patch(CASE WHEN ?1 THEN '{}' ELSE data END, ?2)";
+    let size = |json: &str| {
+        format!(
+            "(SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) \
+             FROM json_each({json}))"
+        )
+    };
+    format!(
+        "UPDATE {t} SET \
+         data = {merged}, \
+         last_activity = max(last_activity, ?3), \
+         expires_at = ?4, \
+         user_name = CASE WHEN ?5 THEN ?6 ELSE user_name END, \
+         idle_ms = CASE WHEN ?7 THEN ?8 ELSE idle_ms END, \
+         lifetime_ms = CASE WHEN ?9 THEN ?10 ELSE lifetime_ms END, \
+         persistent = CASE WHEN ?11 THEN ?12 ELSE persistent END{new_id} \
+         WHERE id = {id} AND expires_at > {live} \
+         AND CASE WHEN {limit} IS NULL THEN 1 \
+         ELSE {} <= max({limit}, {}) END",
+        size(merged),
+        size("data"),
     )
 }
 

@@ -12,7 +12,7 @@ use sqlx::{Connection, Executor, Row, SqliteConnection};
 use crate::codec::{self, Columns, column_error, millis};
 use crate::pool::Pool;
 use crate::schema::{Dialect, Sql};
-use crate::store::{is_unique_violation, store_error, wall_clock, written};
+use crate::store::{is_unique_violation, limited, store_error, wall_clock, written};
 
 type SqlitePool = Pool<SqliteConnection>;
 
@@ -102,7 +102,7 @@ pub(crate) async fn create(
     record: &Record,
 ) -> Result<WriteOutcome, Error> {
     let (idle, lifetime, persistent) = codec::expiry_columns(&record.meta.expiry);
-    let done = on_conn!(pools.write, |conn| sqlx::query(&sql.create)
+    let done = on_conn!(pools.write, once, |conn| sqlx::query(&sql.create)
         .bind(&id.as_bytes()[..])
         .bind(millis(record.meta.created_at))
         .bind(millis(record.meta.last_activity))
@@ -149,12 +149,21 @@ pub(crate) async fn update(
     id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let done = on_conn!(pools.write, |conn| bind_update(&sql.update, update)
-        .bind(&id.as_bytes()[..])
-        .bind(millis(update.last_activity))
-        .execute(conn))
-    .map_err(store_error)?;
-    Ok(written(done.rows_affected()))
+    let limit = codec::limit(update);
+    limited(
+        update,
+        || async {
+            let done = on_conn!(pools.write, once, |conn| bind_update(&sql.update, update)
+                .bind(&id.as_bytes()[..])
+                .bind(millis(update.last_activity))
+                .bind(limit)
+                .execute(conn))
+            .map_err(store_error)?;
+            Ok(written(done.rows_affected()))
+        },
+        || load(pools, sql, id, update.last_activity),
+    )
+    .await
 }
 
 pub(crate) async fn renew(
@@ -164,16 +173,25 @@ pub(crate) async fn renew(
     new_id: &SessionId,
     update: &Update,
 ) -> Result<WriteOutcome, Error> {
-    let result = on_conn!(pools.write, |conn| bind_update(&sql.renew, update)
-        .bind(&new_id.as_bytes()[..])
-        .bind(&old_id.as_bytes()[..])
-        .bind(millis(update.last_activity))
-        .execute(conn));
-    match result {
-        Ok(done) => Ok(written(done.rows_affected())),
-        Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
-        Err(err) => Err(store_error(err)),
-    }
+    let limit = codec::limit(update);
+    limited(
+        update,
+        || async {
+            let result = on_conn!(pools.write, once, |conn| bind_update(&sql.renew, update)
+                .bind(&new_id.as_bytes()[..])
+                .bind(&old_id.as_bytes()[..])
+                .bind(millis(update.last_activity))
+                .bind(limit)
+                .execute(conn));
+            match result {
+                Ok(done) => Ok(written(done.rows_affected())),
+                Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::IdTaken),
+                Err(err) => Err(store_error(err)),
+            }
+        },
+        || load(pools, sql, old_id, update.last_activity),
+    )
+    .await
 }
 
 pub(crate) async fn delete(pools: &SqlitePools, sql: &Sql, id: &SessionId) -> Result<bool, Error> {
@@ -254,7 +272,7 @@ pub(crate) fn migrate<'a>(
     // Boxed: the compiler cannot see that this future of many awaits on a
     // generic executor is `Send` for every lifetime.
     Box::pin(async move {
-        let mut lease = pools.write.acquire().await.map_err(store_error)?;
+        let mut lease = pools.write.acquire(false).await.map_err(store_error)?;
         let conn = &mut *lease;
         // IMMEDIATE: take the write lock first, so that processes migrating
         // the same file take turns (waiting up to the busy timeout).

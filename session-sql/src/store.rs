@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use session_core::{Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome};
 
+use crate::codec;
 use crate::schema::{self, Dialect, Sql};
 
 #[cfg(feature = "mysql")]
@@ -83,9 +84,11 @@ impl Pools {
 /// [`with_table_prefix`](Self::with_table_prefix),
 /// [`with_timeout`](Self::with_timeout) and
 /// [`with_max_connections`](Self::with_max_connections), then create or
-/// upgrade its table once with [`migrate`](Self::migrate). Building
-/// connects nothing: connections open on first use and reopen by themselves
-/// after a failure.
+/// upgrade its table once with [`migrate`](Self::migrate) (or let it do so
+/// on first use: [`with_migrate_on_first_use`](Self::with_migrate_on_first_use)).
+/// Building connects nothing: connections open on first use and reopen by
+/// themselves after a failure, and a pooled connection found dead costs no
+/// call (see the crate docs on outages).
 ///
 /// Clones share the connections. See the [crate docs](crate) for the
 /// schema, the statements and round trips, sweeping and outages.
@@ -95,6 +98,16 @@ pub struct SqlStore {
     sql: Arc<Sql>,
     prefix: Arc<str>,
     timeout: Duration,
+    schema: Arc<SchemaOnFirstUse>,
+}
+
+/// Whether the store makes its tables itself, on its first call that
+/// reaches the database, and whether it has (once per store and prefix,
+/// shared by clones).
+#[derive(Debug, Default)]
+struct SchemaOnFirstUse {
+    enabled: bool,
+    done: tokio::sync::OnceCell<()>,
 }
 
 impl fmt::Debug for SqlStore {
@@ -247,6 +260,7 @@ impl SqlStore {
             sql: Arc::new(Sql::new(dialect, Self::DEFAULT_PREFIX)),
             prefix: Arc::from(Self::DEFAULT_PREFIX),
             timeout: Self::DEFAULT_TIMEOUT,
+            schema: Arc::default(),
         }
     }
 
@@ -263,7 +277,31 @@ impl SqlStore {
         schema::check_prefix(prefix)?;
         self.sql = Arc::new(Sql::new(self.pools.dialect(), prefix));
         self.prefix = Arc::from(prefix);
+        self.schema = Arc::new(SchemaOnFirstUse {
+            enabled: self.schema.enabled,
+            ..SchemaOnFirstUse::default()
+        });
         Ok(self)
+    }
+
+    /// Makes the store create or upgrade its tables itself, as
+    /// [`migrate`](Self::migrate) does, before its first call that reaches
+    /// the database, instead of needing `migrate` at start: an application
+    /// can then start while its database is down, answer with store errors
+    /// meanwhile, and serve once the database is back, without a restart.
+    ///
+    /// The migration runs once per store (clones share it): calls wait for
+    /// the one in progress, and a migration that fails (the database is
+    /// still down) is tried again by the next call. It counts against the
+    /// call's timeout. A successful [`migrate`](Self::migrate) counts as
+    /// done. Set it after [`with_table_prefix`](Self::with_table_prefix)
+    /// or before, either works.
+    pub fn with_migrate_on_first_use(mut self) -> Self {
+        self.schema = Arc::new(SchemaOnFirstUse {
+            enabled: true,
+            done: self.schema.done.clone(),
+        });
+        self
     }
 
     /// Bounds every call to the database (default 2 seconds), waiting for a
@@ -329,20 +367,39 @@ impl SqlStore {
     /// [`Error::Config`] if the database's schema is of a later version
     /// than this crate knows.
     pub async fn migrate(&self) -> Result<(), Error> {
-        let work = async {
-            match &*self.pools {
-                #[cfg(feature = "postgres")]
-                Pools::Postgres(pool) => postgres::migrate(pool, &self.sql, &self.prefix).await,
-                #[cfg(feature = "mysql")]
-                Pools::MySql(pool) => mysql::migrate(pool, &self.sql, &self.prefix).await,
-                #[cfg(feature = "sqlite")]
-                Pools::Sqlite(pools) => sqlite::migrate(pools, &self.sql, &self.prefix).await,
+        match tokio::time::timeout(MIGRATE_TIMEOUT.max(self.timeout), self.migrate_now()).await {
+            Ok(Ok(())) => {
+                // Done: calls need not migrate on first use.
+                let _ = self.schema.done.set(());
+                Ok(())
             }
-        };
-        match tokio::time::timeout(MIGRATE_TIMEOUT.max(self.timeout), work).await {
-            Ok(result) => result,
+            Ok(Err(err)) => Err(err),
             Err(_) => Err(Error::store(TimedOut(MIGRATE_TIMEOUT))),
         }
+    }
+
+    async fn migrate_now(&self) -> Result<(), Error> {
+        match &*self.pools {
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(pool) => postgres::migrate(pool, &self.sql, &self.prefix).await,
+            #[cfg(feature = "mysql")]
+            Pools::MySql(pool) => mysql::migrate(pool, &self.sql, &self.prefix).await,
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite(pools) => sqlite::migrate(pools, &self.sql, &self.prefix).await,
+        }
+    }
+
+    /// With [`with_migrate_on_first_use`](Self::with_migrate_on_first_use),
+    /// migrates unless done; at once otherwise.
+    async fn schema_ready(&self) -> Result<(), Error> {
+        if !self.schema.enabled || self.schema.done.initialized() {
+            return Ok(());
+        }
+        self.schema
+            .done
+            .get_or_try_init(|| self.migrate_now())
+            .await
+            .map(drop)
     }
 
     /// Deletes up to `batch` sessions that expired at or before `now`, and
@@ -356,6 +413,7 @@ impl SqlStore {
     /// [`Error::Store`] if the database fails or does not answer in time.
     pub async fn sweep(&self, now: Timestamp, batch: u32) -> Result<u64, Error> {
         self.timed(async {
+            self.schema_ready().await?;
             match &*self.pools {
                 #[cfg(feature = "postgres")]
                 Pools::Postgres(pool) => postgres::sweep(pool, &self.sql, now, batch).await,
@@ -432,6 +490,56 @@ pub(crate) fn written(rows: u64) -> WriteOutcome {
     }
 }
 
+/// How often a size-limited update whose statement matched no row reads
+/// the row, finds that the update fits it after all (a concurrent write
+/// shrank it in between), and runs again, before giving up with
+/// [`Error::Store`].
+pub(crate) const LIMIT_ATTEMPTS: usize = 8;
+
+/// Why a size-limited update's statement matched no row, from the row as
+/// read just after: `Missing` (gone or expired), `TooLarge` (the update
+/// would grow its values past the limit), or `None` when the update fits
+/// the row as it is now (a concurrent write shrank it): run it again.
+pub(crate) fn refusal(update: &Update, now: Option<&Record>) -> Option<WriteOutcome> {
+    match now {
+        None => Some(WriteOutcome::Missing),
+        Some(record) => update
+            .admits(&record.data)
+            .err()
+            .map(|size| WriteOutcome::TooLarge { size }),
+    }
+}
+
+/// Runs a size-limited update or renew (`write` gives its outcome; its
+/// statement's `WHERE` checks liveness and the limit in one atomic step)
+/// until it is written, or refused for a reason the row confirms: a
+/// statement that matched no row is `Missing` or `TooLarge`, told apart by
+/// reading the row just after (`read`). A read that finds the update fits
+/// after all (a concurrent write shrank the row in between) runs the
+/// statement again. Unlimited updates take one statement, as before.
+pub(crate) async fn limited<W, R>(
+    update: &Update,
+    mut write: impl FnMut() -> W,
+    mut read: impl FnMut() -> R,
+) -> Result<WriteOutcome, Error>
+where
+    W: Future<Output = Result<WriteOutcome, Error>>,
+    R: Future<Output = Result<Option<Record>, Error>>,
+{
+    for _ in 0..LIMIT_ATTEMPTS {
+        let outcome = write().await?;
+        if outcome != WriteOutcome::Missing || codec::limit(update).is_none() {
+            return Ok(outcome);
+        }
+        if let Some(refused) = refusal(update, read().await?.as_ref()) {
+            return Ok(refused);
+        }
+    }
+    Err(Error::store(
+        "a size-limited update was refused, then admitted, too many times in a row",
+    ))
+}
+
 /// The process's clock, for counting the live sessions `delete_user` ends.
 pub(crate) fn wall_clock() -> Timestamp {
     Timestamp::from(SystemTime::now())
@@ -440,6 +548,7 @@ pub(crate) fn wall_clock() -> Timestamp {
 macro_rules! dispatch {
     ($self:ident, $op:ident ( $($arg:expr),* )) => {
         $self.timed(async {
+            $self.schema_ready().await?;
             match &*$self.pools {
                 #[cfg(feature = "postgres")]
                 Pools::Postgres(pool) => postgres::$op(pool, &$self.sql, $($arg),*).await,

@@ -27,6 +27,8 @@ pub enum ProxyMode {
 pub struct Proxy {
     addr: SocketAddr,
     mode: watch::Sender<ProxyMode>,
+    /// Bumped to cut the connections open now (new ones are forwarded).
+    epoch: watch::Sender<u64>,
     round_trips: Arc<AtomicU64>,
 }
 
@@ -36,6 +38,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (mode, watcher) = watch::channel(ProxyMode::Forward);
+        let (epoch, epochs) = watch::channel(0u64);
         let round_trips = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&round_trips);
         tokio::spawn(async move {
@@ -49,9 +52,14 @@ impl Proxy {
                     continue;
                 }
                 let counter = Arc::clone(&counter);
+                let mut epochs = epochs.clone();
+                epochs.mark_unchanged();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
-                        relay(client, server, watcher, counter).await;
+                        tokio::select! {
+                            () = relay(client, server, watcher, counter) => {}
+                            _ = epochs.changed() => {}
+                        }
                     }
                 });
             }
@@ -59,6 +67,7 @@ impl Proxy {
         Ok(Self {
             addr,
             mode,
+            epoch,
             round_trips,
         })
     }
@@ -72,6 +81,14 @@ impl Proxy {
     /// with the proxy (dropping it cuts every connection).
     pub fn set_mode(&self, mode: ProxyMode) {
         self.mode.send_replace(mode);
+    }
+
+    /// Cuts every connection open now (both ways: the client sees the
+    /// server close it), as a database restart, a failover or a firewall
+    /// that forgets idle connections does, while new connections are
+    /// forwarded as before.
+    pub fn reset_connections(&self) {
+        self.epoch.send_modify(|epoch| *epoch += 1);
     }
 
     /// Round trips counted so far.

@@ -41,3 +41,4 @@ mod corrupt;
 mod outage;
 mod round_trips;
 mod schema;
+mod size_limit;

@@ -269,8 +269,166 @@ async fn a_locked_row_and_an_exhausted_pool_time_out(kind: Kind) {
     }
 }
 
+/// Operations after a reset, each kind at least once, writes first (the
+/// hardest case: a write whose pooled connection is dead): how many failed.
+async fn operations_after_a_reset(store: &SqlStore, phase: &str) -> usize {
+    let mut failed = 0;
+    let mut check = |name: &str, result: Result<(), Error>| {
+        if let Err(err) = result {
+            println!("{phase}: {name} failed: {err}");
+            failed += 1;
+        }
+    };
+    let at = || Timestamp::from(SystemTime::now());
+    let user = format!("reset-{}", SessionId::generate());
+    let id = SessionId::generate();
+    let record = record_at(at(), Some(&user), &[("a", "1")]);
+    check(
+        "create",
+        match store.create(&id, &record).await {
+            Ok(WriteOutcome::Written) => Ok(()),
+            other => Err(Error::store(format!("{other:?}"))),
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let update = update_at(at(), &[("b", "2")], &["a"]);
+    check(
+        "update",
+        match store.update(&id, update.clone()).await {
+            Ok(WriteOutcome::Written) => Ok(()),
+            other => Err(Error::store(format!("{other:?}"))),
+        },
+    );
+    let new_id = SessionId::generate();
+    check(
+        "renew",
+        match store.renew(&id, &new_id, &update).await {
+            Ok(WriteOutcome::Written) => Ok(()),
+            other => Err(Error::store(format!("{other:?}"))),
+        },
+    );
+    check("load", store.load(&new_id, at()).await.map(drop));
+    check(
+        "user_sessions",
+        store.user_sessions(&user, at()).await.map(drop),
+    );
+    check("delete", store.delete(&new_id).await.map(drop));
+    check("delete_user", store.delete_user(&user).await.map(drop));
+    check("sweep", store.sweep(at(), 10).await.map(drop));
+    failed
+}
+
+/// The proxy cuts every connection while the database stays up (a
+/// restart that was quick, a failover, a firewall forgetting idle
+/// connections): no operation fails, whichever comes first, alone or many
+/// at once, and nothing committed is lost.
+async fn a_reset_with_the_database_up_costs_no_operation(kind: Kind) {
+    if kind == Kind::Sqlite {
+        return; // no wire
+    }
+    let Some(db) = TestDatabase::new(kind, "reset").await else {
+        return;
+    };
+    db.store().await; // migrated directly
+    let proxy = Proxy::start(db.server_addr().expect("server address"))
+        .await
+        .unwrap();
+    let store = SqlStore::new(&db.url_via(&proxy))
+        .unwrap()
+        .with_timeout(Duration::from_secs(5))
+        .with_max_connections(4);
+    // Four pooled connections, each with its statements prepared.
+    for _ in 0..3 {
+        let rounds: Vec<_> = (0..4)
+            .map(|_| operations_after_a_reset(&store, "warm-up"))
+            .collect();
+        for round in rounds {
+            assert_eq!(round.await, 0);
+        }
+    }
+    let mut lost = 0;
+    for round in 0..5 {
+        proxy.reset_connections();
+        // Let the cut reach the pooled connections, as it would before a
+        // request came.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        lost += if round % 2 == 0 {
+            operations_after_a_reset(&store, "after a reset").await
+        } else {
+            let all = (0..4).map(|_| operations_after_a_reset(&store, "after a reset, at once"));
+            let mut failed = 0;
+            for one in all.collect::<Vec<_>>() {
+                failed += one.await;
+            }
+            failed
+        };
+    }
+    // An update whose first statement meets a dead connection, then at once
+    // another for the same session: both land, once each.
+    let now = Timestamp::from(SystemTime::now());
+    let id = SessionId::generate();
+    let record = record_at(now, None, &[("n", "0")]);
+    assert_eq!(
+        store.create(&id, &record).await.unwrap(),
+        WriteOutcome::Written
+    );
+    proxy.reset_connections();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let later = now.saturating_add(Duration::from_millis(5));
+    let update = update_at(later, &[("n", "1")], &[]);
+    assert_eq!(
+        store.update(&id, update).await.unwrap(),
+        WriteOutcome::Written
+    );
+    must_have(&store, &id, "n").await;
+    println!("{kind:?}: {lost} operations failed after 5 resets");
+    assert_eq!(lost, 0, "{kind:?}: a reset cost operations");
+}
+
+/// A store made (with the tables made on first use) while the database is
+/// unreachable: its operations fail with `Error::Store` in time; once the
+/// database answers, the same store makes the tables and serves, without a
+/// restart.
+async fn a_store_made_while_the_database_is_down_recovers(kind: Kind) {
+    if kind == Kind::Sqlite {
+        return; // no wire
+    }
+    let Some(db) = TestDatabase::new(kind, "down_at_start").await else {
+        return;
+    };
+    let proxy = Proxy::start(db.server_addr().expect("server address"))
+        .await
+        .unwrap();
+    proxy.set_mode(ProxyMode::Down);
+    let store = SqlStore::new(&db.url_via(&proxy))
+        .unwrap()
+        .with_timeout(TIMEOUT)
+        .with_migrate_on_first_use();
+    assert!(matches!(store.migrate().await, Err(Error::Store(_))));
+    let id = SessionId::generate();
+    every_operation_fails_in_time(&store, &id, "down at start").await;
+    proxy.set_mode(ProxyMode::Forward);
+    println!(
+        "{kind:?}: served {:?} after the database came back",
+        until_back(&store, &id).await
+    );
+    let now = Timestamp::from(SystemTime::now());
+    let record = record_at(now, Some("late"), &[("a", "1")]);
+    assert_eq!(
+        store.create(&id, &record).await.unwrap(),
+        WriteOutcome::Written
+    );
+    must_have(&store, &id, "a").await;
+    // The tables are there for other stores too, at the schema's version.
+    let direct = SqlStore::new(db.url()).unwrap();
+    assert!(direct.load(&id, now).await.unwrap().is_some());
+    direct.migrate().await.unwrap();
+}
+
 backend_tests!(
     outages_fail_in_time_and_the_store_recovers,
     terminated_connections_are_replaced,
-    a_locked_row_and_an_exhausted_pool_time_out
+    a_locked_row_and_an_exhausted_pool_time_out,
+    a_reset_with_the_database_up_costs_no_operation,
+    a_store_made_while_the_database_is_down_recovers
 );
