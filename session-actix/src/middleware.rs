@@ -9,9 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE, VARY};
 use session_core::driver::{Engine, SessionFuture, Shell};
-use session_core::{
-    Answer, ResponseHeaders, Session, SessionHeader, SessionManager, SessionStore,
-};
+use session_core::{Answer, ResponseHeaders, Session, SessionHeader, SessionManager, SessionStore};
 
 use crate::error::StoreFailure;
 
