@@ -726,10 +726,13 @@ pub async fn a_header_transport_works_without_cookies(target: Target) {
     assert_eq!(res.status, 401);
 }
 
+/// A header transport the suite tries, with the request header that
+/// carries the id and how a token is written in it.
+type HeaderCase = (session_core::Transport, &'static str, fn(&str) -> String);
+
 /// The header transports the suite tries: the id in `X-Session` both ways,
-/// and `Authorization: Bearer` in with `X-Session` out. Each with the
-/// request header that carries the id, and how a token is written in it.
-fn header_transports() -> [(session_core::Transport, &'static str, fn(&str) -> String); 2] {
+/// and `Authorization: Bearer` in with `X-Session` out.
+fn header_transports() -> [HeaderCase; 2] {
     use session_core::Transport;
     [
         (Transport::Header("X-Session".into()), "x-session", |t| {
