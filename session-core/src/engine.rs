@@ -99,10 +99,12 @@ impl<T> Step<T> {
 }
 
 /// Why [`SessionManager::without_store`] gave no session: an id to load, or
-/// an error to answer the request with.
+/// an id presented more than once, which refuses the request
+/// ([`Error::AmbiguousId`]). No bigger than the id, so the common path moves
+/// no more than it did.
 enum Unread {
     Load(SessionId),
-    Refuse(Error),
+    Ambiguous,
 }
 
 /// The headers a response must carry for its session.
@@ -347,7 +349,10 @@ impl<S: SessionStore> SessionManager<S> {
         let id = match self.without_store(presented) {
             Ok(session) => return Step::Ready(Ok(session)),
             Err(Unread::Load(id)) => id,
-            Err(Unread::Refuse(error)) => return Step::Ready(Err(self.failure_answer(&error))),
+            Err(Unread::Ambiguous) => {
+                let status = self.inner.config.store_error_status;
+                return Step::Ready(Err(Answer::of(&Error::AmbiguousId, status)));
+            }
         };
         let now = self.now();
         if self.inner.store.is_immediate() {
@@ -386,8 +391,8 @@ impl<S: SessionStore> SessionManager<S> {
 
     /// The session when the store need not be asked (no id, or one refused
     /// unread): a new one, which reads the clock only when its times are
-    /// first needed. Else the id to load, or the error that refuses the
-    /// request (an ambiguous id).
+    /// first needed. Else the id to load, or an ambiguous id, which refuses
+    /// the request.
     #[inline]
     fn without_store(&self, presented: Presented) -> Result<Session, Unread> {
         let stale_cookie = match presented {
@@ -403,14 +408,14 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(Session::unstamped(stale_cookie, self.inner.defaults, clock))
     }
 
-    /// An id presented more than once: logged, and refused.
+    /// An id presented more than once: logged, to be refused.
     #[cold]
     fn ambiguous(&self) -> Unread {
         self.emit(SessionEvent::Rejected {
             id: None,
             reason: RejectReason::Ambiguous,
         });
-        Unread::Refuse(Error::AmbiguousId)
+        Unread::Ambiguous
     }
 
     /// Loads and opens the session stored under a presented id.
@@ -679,7 +684,7 @@ impl<S: SessionStore> Engine for SessionManager<S> {
         match self.without_store(presented) {
             Ok(session) => Ok(session),
             Err(Unread::Load(id)) => self.load_id(id, self.now()).await,
-            Err(Unread::Refuse(error)) => Err(error),
+            Err(Unread::Ambiguous) => Err(Error::AmbiguousId),
         }
     }
 
