@@ -30,9 +30,9 @@ impl FromRequest for JsonPost {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let content_type = req.headers().get(header::CONTENT_TYPE);
+        let content_types = req.headers().get_all(header::CONTENT_TYPE);
         ready(
-            app::require_json(content_type.map(|v| v.as_bytes()))
+            app::require_json(content_types.map(|v| v.as_bytes()))
                 .map(|()| JsonPost)
                 .map_err(|reply| InternalError::from_response("not JSON", respond(reply)).into()),
         )

@@ -60,15 +60,20 @@ impl Reply {
     }
 }
 
-/// The 415 rule for every `POST`: its `Content-Type` must be
-/// `application/json` (parameters such as `; charset=utf-8` allowed).
+/// The 415 rule for every `POST`: it must carry exactly one `Content-Type`
+/// header, `application/json` (parameters such as `; charset=utf-8`
+/// allowed). `content_types` are the values of every `Content-Type` header
+/// line, in order.
 ///
 /// A page on another site can make a browser post a form (`text/plain`,
 /// urlencoded, multipart) with no preflight, but not JSON; refusing
 /// everything else, before the session is touched, is what stops such a
-/// page from logging a visitor in as someone else (login CSRF).
-pub fn require_json(content_type: Option<&[u8]>) -> Result<(), Reply> {
-    let Some(value) = content_type else {
+/// page from logging a visitor in as someone else (login CSRF). Two
+/// `Content-Type` lines are refused too, whatever they say: a proxy or a
+/// body parser could go by the other one.
+pub fn require_json<'a>(content_types: impl IntoIterator<Item = &'a [u8]>) -> Result<(), Reply> {
+    let mut values = content_types.into_iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
         return Err(Reply::not_json());
     };
     let essence = value.split(|&b| b == b';').next().unwrap_or_default();
@@ -184,5 +189,32 @@ pub async fn logout_all(manager: &SessionManager<DynStore>, session: &Session) -
             Reply::ok(json!({ "ended": ended }))
         }
         Err(e) => Reply::session_error(Some(manager), &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_json_takes_exactly_one_json_content_type() {
+        let one = |v: &'static str| require_json([v.as_bytes()]);
+        assert_eq!(one("application/json"), Ok(()));
+        assert_eq!(one(" Application/JSON ; charset=utf-8"), Ok(()));
+        for refused in ["text/plain", "application/json, text/plain", ""] {
+            assert_eq!(one(refused), Err(Reply::not_json()), "{refused:?}");
+        }
+        assert_eq!(require_json([]), Err(Reply::not_json()));
+        for pair in [
+            ["application/json", "text/plain"],
+            ["application/json", "application/json"],
+            ["text/plain", "application/json"],
+        ] {
+            assert_eq!(
+                require_json(pair.map(str::as_bytes)),
+                Err(Reply::not_json()),
+                "{pair:?}"
+            );
+        }
     }
 }

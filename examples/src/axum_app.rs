@@ -36,8 +36,8 @@ impl<St: Send + Sync> FromRequestParts<St> for JsonPost {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
-        let content_type = parts.headers.get(header::CONTENT_TYPE);
-        app::require_json(content_type.map(|v| v.as_bytes()))
+        let content_types = parts.headers.get_all(header::CONTENT_TYPE);
+        app::require_json(content_types.iter().map(|v| v.as_bytes()))
             .map(|()| JsonPost)
             .map_err(respond)
     }

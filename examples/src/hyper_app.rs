@@ -31,8 +31,8 @@ fn respond(reply: Reply) -> Response<Body> {
 async fn route(manager: Manager, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let live = |req: &Request<Incoming>| req.user_session().cloned();
     if req.method() == Method::POST {
-        let content_type = req.headers().get(header::CONTENT_TYPE);
-        if let Err(reply) = app::require_json(content_type.map(|v| v.as_bytes())) {
+        let content_types = req.headers().get_all(header::CONTENT_TYPE);
+        if let Err(reply) = app::require_json(content_types.iter().map(|v| v.as_bytes())) {
             return Ok(respond(reply));
         }
     }

@@ -271,3 +271,80 @@ fn start_up_errors_say_what_to_do() {
     }
     drop(taken);
 }
+
+/// The binaries with `SESSION_TRANSPORT=header:x-session` and
+/// `bearer:x-session`, from outside: answers that use the session are not
+/// cacheable, an id header sent twice is 401 and changes nothing, and two
+/// `Content-Type` lines are 415.
+#[test]
+fn header_transports_refuse_duplicates_and_are_never_cached() {
+    use session_conformance::http::send_headers;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The transport, and the request header the id goes back in.
+    let transports = [
+        ("header:x-session", "x-session"),
+        ("bearer:x-session", "authorization"),
+    ];
+    for (name, bin) in bins() {
+        for (transport, id_header) in transports {
+            let what = format!("{name} {transport}");
+            let app = App::start(
+                bin,
+                &[("SESSION_SECRET", SECRET), ("SESSION_TRANSPORT", transport)],
+            );
+            wait_listening(app.addr);
+            let send = |method: &str, path: &str, headers: &[(&str, &str)], body: &str| {
+                runtime.block_on(send_headers(app.addr, method, path, headers, body))
+            };
+            let json = ("Content-Type", "application/json");
+            let login = r#"{"username": "ada", "data": {"a": 1}}"#;
+            let res = send("POST", "/session/login", &[json], login);
+            assert_eq!(res.status, 200, "{what}");
+            assert_eq!(res.all("cache-control"), ["no-store"], "{what}");
+            let token = res.header("x-session").expect("the id in x-session");
+            let id = match id_header {
+                "authorization" => format!("Bearer {token}"),
+                _ => token.to_owned(),
+            };
+            let one = (id_header, id.as_str());
+
+            let res = send("GET", "/session/profile", &[one], "");
+            assert_eq!(res.status, 200, "{what}");
+            assert_eq!(res.all("cache-control"), ["no-store"], "{what}: profile");
+            let res = send("POST", "/session/update", &[one, json], r#"{"b": 2}"#);
+            assert_eq!(res.status, 200, "{what}");
+            assert_eq!(res.all("cache-control"), ["no-store"], "{what}: update");
+
+            let twice = [one, one, json];
+            for (method, path, body) in [
+                ("GET", "/session/profile", ""),
+                ("POST", "/session/update", r#"{"a": 9}"#),
+                ("POST", "/session/logout", ""),
+            ] {
+                let res = send(method, path, &twice, body);
+                assert_eq!(res.status, 401, "{what}: {path} with two ids");
+                assert!(res.json()["error"].is_string(), "{what}: {path}");
+                assert_eq!(res.header("x-session"), None, "{what}: {path}");
+            }
+            let res = send(
+                "POST",
+                "/session/update",
+                &[one, json, ("Content-Type", "text/plain")],
+                r#"{"a": 9}"#,
+            );
+            assert_eq!(res.status, 415, "{what}: two Content-Type lines");
+            assert!(res.json()["error"].is_string(), "{what}");
+
+            let res = send("GET", "/session/profile", &[one], "");
+            assert_eq!(res.status, 200, "{what}: the session survived");
+            assert_eq!(
+                res.json()["data"],
+                serde_json::json!({ "a": 1, "b": 2 }),
+                "{what}"
+            );
+        }
+    }
+}

@@ -136,8 +136,14 @@ impl Default for CookieConfig {
 /// client must drop its id (logout, or an id that is no longer valid). The
 /// same rules hold as for the cookie: strict ids (an unknown one is never
 /// adopted), signing with [`CookieConfig::signing_keys`], and the same
-/// timeouts, enforced on the server. `Cache-Control: no-store` and
-/// `Vary: <header>` are sent as for the cookie.
+/// timeouts, enforced on the server. `Vary: <header>` is sent as for the
+/// cookie, and `Cache-Control: no-store` is stricter: on every response
+/// whose handler used the session, not only those that hand the id out (see
+/// [`ResponseHeaders::into_each`](crate::ResponseHeaders::into_each)).
+///
+/// The id header must come once: two of them (two `Authorization` headers
+/// with `Bearer`), or a list in one, are refused with 401 before the
+/// handler runs (see [`Presented::Ambiguous`](crate::Presented::Ambiguous)).
 ///
 /// In JSON or TOML: `"cookie"`, `{ "header" = "x-session" }`, or
 /// `{ "bearer" = "x-session" }`.

@@ -35,6 +35,10 @@ pub enum RejectReason {
     Unknown,
     /// The store holds a record under it that cannot be decoded.
     Corrupt,
+    /// A header transport's id was presented more than once (two headers,
+    /// or a list in one): the request is refused, as neither can be trusted
+    /// over the other. See [`Presented::Ambiguous`].
+    Ambiguous,
 }
 
 impl RejectReason {
@@ -46,11 +50,13 @@ impl RejectReason {
             Self::BadSignature => "bad_signature",
             Self::Unknown => "unknown",
             Self::Corrupt => "corrupt",
+            Self::Ambiguous => "ambiguous",
         }
     }
 }
 
-/// What the request's cookies said about the session.
+/// What the request's cookies (or a header transport's header) said about
+/// the session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Presented {
     /// No cookie of our name.
@@ -59,6 +65,14 @@ pub enum Presented {
     Id(SessionId),
     /// One or more cookies of our name, none usable.
     Rejected(RejectReason),
+    /// With a header [`Transport`], the id header came more than once, or
+    /// as a list (a comma in its value; with `Bearer`, in its token). The
+    /// engine refuses the request with 401 (see
+    /// [`AMBIGUOUS_ID_BODY`](crate::AMBIGUOUS_ID_BODY)) before any store
+    /// lookup and without calling the handler: a proxy and the app could
+    /// otherwise each take a different one. Never given for cookies, whose
+    /// duplicates are normal (one per matching path).
+    Ambiguous,
 }
 
 /// The compiled cookie settings.
@@ -173,31 +187,39 @@ impl CookiePolicy {
     }
 
     /// Finds the id among the values of a header transport's request
-    /// header, by the same rules as the cookie: the first valid of at most
-    /// eight wins. With `Bearer`, values of other schemes are not ours.
+    /// header. Unlike the cookie (which a browser may send once per
+    /// matching path), the header must come once and hold one value: two
+    /// headers, or a comma in the one (a list; no id or signature has one),
+    /// are [`Presented::Ambiguous`], decided before any value is verified.
+    /// With `Bearer`, a value of another scheme is not ours, but a second
+    /// `Authorization` header of any scheme is still a second header.
     fn find_header<'a, I>(&self, bearer: bool, values: I) -> Presented
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let mut first_reason = None;
-        for value in values.into_iter().take(MAX_CANDIDATES) {
-            let value = trim(value);
-            let token = if bearer {
-                match strip_bearer(value) {
-                    Some(token) => trim(token),
-                    None => continue,
-                }
-            } else {
-                value
-            };
-            match self.verify(token) {
-                Ok(id) => return Presented::Id(id),
-                Err(reason) => {
-                    first_reason.get_or_insert(reason);
-                }
-            }
+        let mut values = values.into_iter();
+        let Some(value) = values.next() else {
+            return Presented::Nothing;
+        };
+        if values.next().is_some() {
+            return Presented::Ambiguous;
         }
-        first_reason.map_or(Presented::Nothing, Presented::Rejected)
+        let value = trim(value);
+        let token = if bearer {
+            match strip_bearer(value) {
+                Some(token) => trim(token),
+                None => return Presented::Nothing,
+            }
+        } else {
+            value
+        };
+        if token.contains(&b',') {
+            return Presented::Ambiguous;
+        }
+        match self.verify(token) {
+            Ok(id) => Presented::Id(id),
+            Err(reason) => Presented::Rejected(reason),
+        }
     }
 
     fn find_cookie<'a, I>(&self, cookie_headers: I) -> Presented
@@ -497,6 +519,75 @@ mod tests {
             find(&p, tampered.as_bytes()),
             Presented::Rejected(RejectReason::BadSignature)
         );
+    }
+
+    fn header_policy(transport: Transport) -> CookiePolicy {
+        CookiePolicy::new(&SessionConfig {
+            transport,
+            ..SessionConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_header_id_given_twice_or_as_a_list_is_ambiguous() {
+        let id = SessionId::generate();
+        let other = SessionId::generate();
+        let p = header_policy(Transport::Header("X-Session".into()));
+        let one = id.to_string();
+        assert_eq!(p.find([one.as_bytes()]), Presented::Id(id));
+        // Two headers: whatever they hold, valid or not, the same or not.
+        for pair in [
+            [one.clone(), other.to_string()],
+            [one.clone(), one.clone()],
+            ["garbage".into(), one.clone()],
+            [String::new(), one.clone()],
+        ] {
+            assert_eq!(
+                p.find(pair.iter().map(String::as_bytes)),
+                Presented::Ambiguous,
+                "{pair:?}"
+            );
+        }
+        let many = vec![one.as_bytes(); 100];
+        assert_eq!(p.find(many), Presented::Ambiguous);
+        // One header holding a list.
+        for list in [
+            format!("{id}, {other}"),
+            format!("{id},{id}"),
+            format!("{id},"),
+        ] {
+            assert_eq!(p.find([list.as_bytes()]), Presented::Ambiguous, "{list}");
+        }
+
+        let p = header_policy(Transport::Bearer("X-Session".into()));
+        let bearer = format!("Bearer {id}");
+        assert_eq!(p.find([bearer.as_bytes()]), Presented::Id(id));
+        assert_eq!(
+            p.find([bearer.as_bytes(), format!("Bearer {other}").as_bytes()]),
+            Presented::Ambiguous
+        );
+        // A second Authorization header of another scheme is still a second.
+        assert_eq!(
+            p.find([b"Basic dXNlcjpwdw==".as_slice(), bearer.as_bytes()]),
+            Presented::Ambiguous
+        );
+        let list = format!("Bearer {id}, Bearer {other}");
+        assert_eq!(p.find([list.as_bytes()]), Presented::Ambiguous);
+        // One value of another scheme, lists included, is not ours.
+        assert_eq!(
+            p.find([b"Digest username=\"a\", realm=\"b\"".as_slice()]),
+            Presented::Nothing
+        );
+    }
+
+    #[test]
+    fn cookies_are_never_ambiguous() {
+        let p = policy(&[]);
+        let (id, other) = (SessionId::generate(), SessionId::generate());
+        let header = format!("id={id}, id={other}");
+        let both = [format!("id={id}"), format!("id={other}")];
+        assert_ne!(find(&p, header.as_bytes()), Presented::Ambiguous);
+        assert_eq!(p.find(both.iter().map(String::as_bytes)), Presented::Id(id));
     }
 
     proptest::proptest! {

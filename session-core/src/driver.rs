@@ -171,7 +171,8 @@ pub trait Shell<Req>: Sized {
     fn respond(response: &mut Self::Response, headers: ResponseHeaders);
 
     /// The engine's [`Answer`] when the session could not be loaded (the
-    /// store failed): its status and JSON body, with
+    /// store failed, or the request presented its id more than once, see
+    /// [`Presented::Ambiguous`]): its status and JSON body, with
     /// `Content-Type: application/json` and `Cache-Control: no-store`, as a
     /// response, or as an error the framework renders so (actix-web's
     /// way). The inner service is not called.

@@ -33,6 +33,11 @@ pub const STORE_ERROR_BODY: &str = r#"{"error":"session store unavailable"}"#;
 /// session and the request has none.
 pub const NO_SESSION_BODY: &str = r#"{"error":"no live session"}"#;
 
+/// The JSON body adapters send with 401 when a request presents its
+/// session id more than once through a header transport
+/// ([`Presented::Ambiguous`]).
+pub const AMBIGUOUS_ID_BODY: &str = r#"{"error":"more than one session id"}"#;
+
 /// The session engine for one store and one configuration. Cheap to clone;
 /// adapters hold one and call [`load`](Self::load) before the handler and
 /// [`commit`](Self::commit) after it.
@@ -91,6 +96,15 @@ impl<T> Step<T> {
     fn pending(work: impl Future<Output = Result<T, Answer>> + Send + 'static) -> Self {
         Self::Pending(Pending(Box::pin(work)))
     }
+}
+
+/// Why [`SessionManager::without_store`] gave no session: an id to load, or
+/// an id presented more than once, which refuses the request
+/// ([`Error::AmbiguousId`]). No bigger than the id, so the common path moves
+/// no more than it did.
+enum Unread {
+    Load(SessionId),
+    Ambiguous,
 }
 
 /// The headers a response must carry for its session.
@@ -164,10 +178,20 @@ impl SessionHeader<'_> {
 
 impl ResponseHeaders {
     /// Calls `add(headers, header)` for each header to append to the
-    /// response's `headers`. A response that hands out or withdraws the id
-    /// must not be cached (`Cache-Control: no-store`), unless the
-    /// application set its own `Cache-Control`: `has_cache_control` says
-    /// whether it did, and is asked only then.
+    /// response's `headers`. These responses must not be cached
+    /// (`Cache-Control: no-store`), unless the application set its own
+    /// `Cache-Control` (`has_cache_control` says whether it did, and is
+    /// asked only then):
+    ///
+    /// - one that hands out or withdraws the id, with any transport;
+    /// - with a header [`Transport`](crate::Transport), also one whose
+    ///   handler used the session (the one that varies with the id
+    ///   header): the id is a credential the client sends on purpose, and
+    ///   an answer made for it belongs in no cache, shared or the client's
+    ///   own.
+    ///
+    /// A cookie response that only read the session carries `Vary: cookie`
+    /// alone, as it always has.
     pub fn into_each<M>(
         self,
         headers: &mut M,
@@ -175,10 +199,11 @@ impl ResponseHeaders {
         mut add: impl FnMut(&mut M, SessionHeader<'_>),
     ) {
         let names = self.transport.as_deref();
+        let no_store = self.set_cookie.is_some() || (self.vary_cookie && names.is_some());
+        if no_store && !has_cache_control(headers) {
+            add(headers, SessionHeader::NoStore);
+        }
         if let Some(value) = self.set_cookie {
-            if !has_cache_control(headers) {
-                add(headers, SessionHeader::NoStore);
-            }
             add(
                 headers,
                 match names {
@@ -301,7 +326,7 @@ impl<S: SessionStore> SessionManager<S> {
     /// the status and a body that names no detail of the failure.
     pub fn failure_answer(&self, error: &Error) -> Answer {
         #[cfg(feature = "tracing")]
-        if !matches!(error, Error::TooLarge { .. }) {
+        if !matches!(error, Error::TooLarge { .. } | Error::AmbiguousId) {
             let source = std::error::Error::source(error).map(ToString::to_string);
             tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
                 "session request failed");
@@ -323,7 +348,11 @@ impl<S: SessionStore> SessionManager<S> {
     pub(crate) fn begin(&self, presented: Presented) -> Step<Session> {
         let id = match self.without_store(presented) {
             Ok(session) => return Step::Ready(Ok(session)),
-            Err(id) => id,
+            Err(Unread::Load(id)) => id,
+            Err(Unread::Ambiguous) => {
+                let status = self.inner.config.store_error_status;
+                return Step::Ready(Err(Answer::of(&Error::AmbiguousId, status)));
+            }
         };
         let now = self.now();
         if self.inner.store.is_immediate() {
@@ -362,19 +391,31 @@ impl<S: SessionStore> SessionManager<S> {
 
     /// The session when the store need not be asked (no id, or one refused
     /// unread): a new one, which reads the clock only when its times are
-    /// first needed. Else the id to load.
+    /// first needed. Else the id to load, or an ambiguous id, which refuses
+    /// the request.
     #[inline]
-    fn without_store(&self, presented: Presented) -> Result<Session, SessionId> {
+    fn without_store(&self, presented: Presented) -> Result<Session, Unread> {
         let stale_cookie = match presented {
             Presented::Nothing => false,
             Presented::Rejected(reason) => {
                 self.emit(SessionEvent::Rejected { id: None, reason });
                 true
             }
-            Presented::Id(id) => return Err(id),
+            Presented::Id(id) => return Err(Unread::Load(id)),
+            Presented::Ambiguous => return Err(self.ambiguous()),
         };
         let clock = self.inner.clock.clone();
         Ok(Session::unstamped(stale_cookie, self.inner.defaults, clock))
+    }
+
+    /// An id presented more than once: logged, to be refused.
+    #[cold]
+    fn ambiguous(&self) -> Unread {
+        self.emit(SessionEvent::Rejected {
+            id: None,
+            reason: RejectReason::Ambiguous,
+        });
+        Unread::Ambiguous
     }
 
     /// Loads and opens the session stored under a presented id.
@@ -642,7 +683,8 @@ impl<S: SessionStore> Engine for SessionManager<S> {
     async fn load(&self, presented: Presented) -> Result<Session, Error> {
         match self.without_store(presented) {
             Ok(session) => Ok(session),
-            Err(id) => self.load_id(id, self.now()).await,
+            Err(Unread::Load(id)) => self.load_id(id, self.now()).await,
+            Err(Unread::Ambiguous) => Err(Error::AmbiguousId),
         }
     }
 

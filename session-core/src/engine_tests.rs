@@ -1009,12 +1009,112 @@ fn a_bearer_transport_reads_authorization_and_ignores_other_schemes() {
     assert_eq!(read(&format!("Basic {token}")), Presented::Nothing);
     assert_eq!(read(&token), Presented::Nothing, "the scheme is required");
     assert!(matches!(read("Bearer nope"), Presented::Rejected(_)));
-    // A valid id after a bad one still counts, as with cookies.
+    // Unlike cookies, a second Authorization header is never skipped over.
     let presented = h.manager.read_id([
         "Bearer nope".as_bytes(),
         format!("Bearer {token}").as_bytes(),
     ]);
-    assert!(matches!(presented, Presented::Id(_)));
+    assert_eq!(presented, Presented::Ambiguous);
+}
+
+#[test]
+fn an_ambiguous_header_id_is_refused_with_401_without_the_store() {
+    use std::sync::{Arc, Mutex};
+    let config = SessionConfig {
+        transport: Transport::Header("X-Session".into()),
+        ..SessionConfig::default()
+    };
+    let live = Harness::new(config.clone());
+    let session = block_on(live.manager.load(Presented::Nothing)).unwrap();
+    session.set_user("ada");
+    let token = block_on(live.manager.commit(&session))
+        .unwrap()
+        .set_cookie
+        .unwrap();
+    let twice = [token.as_bytes(), token.as_bytes()];
+    assert_eq!(live.manager.read_id(twice), Presented::Ambiguous);
+
+    // A store that fails every call: a refusal that asked it would be a 503.
+    let seen: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let down = SessionManager::with_event_hook(
+        BrokenStore::down(),
+        config,
+        ManualClock::new(T0),
+        move |e| sink.lock().unwrap().push(e.clone()),
+    )
+    .unwrap();
+    let crate::engine::Step::Ready(Err(answer)) = down.begin(Presented::Ambiguous) else {
+        panic!("an ambiguous id is answered at once");
+    };
+    assert_eq!(answer.status(), 401);
+    assert_eq!(answer.body(), AMBIGUOUS_ID_BODY);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [SessionEvent::Rejected {
+            id: None,
+            reason: RejectReason::Ambiguous
+        }]
+    );
+    // Through the step API as well.
+    let refused = block_on(down.load(Presented::Ambiguous));
+    assert!(matches!(refused, Err(Error::AmbiguousId)), "{refused:?}");
+    assert_eq!(down.failure_status(&Error::AmbiguousId), 401);
+    // The session is as it was.
+    let presented = live.manager.read_id([token.as_bytes()]);
+    let again = block_on(live.manager.load(presented)).unwrap();
+    assert_eq!(again.user().as_deref(), Some("ada"));
+}
+
+#[test]
+fn a_header_transport_response_that_used_the_session_is_not_cacheable() {
+    let header = Harness::new(SessionConfig {
+        transport: Transport::Header("X-Session".into()),
+        ..SessionConfig::default()
+    });
+    let session = block_on(header.manager.load(Presented::Nothing)).unwrap();
+    session.set_user("ada");
+    let token = block_on(header.manager.commit(&session))
+        .unwrap()
+        .set_cookie
+        .unwrap();
+    let read = |touch: bool| {
+        let presented = header.manager.read_id([token.as_bytes()]);
+        let session = block_on(header.manager.load(presented)).unwrap();
+        if touch {
+            assert_eq!(session.user().as_deref(), Some("ada"));
+            let _ = session.get::<u32>("k");
+        }
+        block_on(header.manager.commit(&session)).unwrap()
+    };
+    // A read hands nothing out, yet depends on the id: no-store and Vary.
+    let headers = read(true);
+    assert_eq!(headers.set_cookie, None);
+    assert_eq!(
+        sent(&headers),
+        [
+            ("cache-control".to_owned(), "no-store".to_owned()),
+            ("vary".to_owned(), "x-session".to_owned())
+        ]
+    );
+    // An application's own Cache-Control is kept.
+    let mut names = Vec::new();
+    headers.into_each(&mut names, |_| true, |n, h| n.push(h.name().to_owned()));
+    assert_eq!(names, ["vary"]);
+    // A handler that never used the session: nothing to add.
+    assert_eq!(sent(&read(false)), []);
+
+    // The cookie, unchanged: a read sends Vary alone.
+    let cookie = Harness::default();
+    let id = cookie.request(None, write("k")).cookie().unwrap();
+    let reply = cookie.request(Some(&id), |s| {
+        let _ = s.get::<u32>("k");
+    });
+    assert_eq!(reply.headers.set_cookie, None);
+    assert_eq!(
+        sent(&reply.headers),
+        [("vary".to_owned(), "cookie".to_owned())]
+    );
 }
 
 #[test]

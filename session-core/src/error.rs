@@ -39,6 +39,12 @@ pub enum Error {
     /// The configuration breaks a rule (for example the `__Host-` prefix
     /// without `Secure`).
     Config(String),
+    /// The request presented its session id more than once through a
+    /// header transport ([`Presented::Ambiguous`](crate::Presented::Ambiguous)).
+    /// Adapters answer it with 401 and
+    /// [`AMBIGUOUS_ID_BODY`](crate::AMBIGUOUS_ID_BODY), before the handler
+    /// and without asking the store.
+    AmbiguousId,
 }
 
 impl Error {
@@ -52,12 +58,14 @@ impl Error {
         Self::Corrupt(err.into())
     }
 
-    /// The HTTP status for this error when a handler lets it through: 413
-    /// for [`TooLarge`](Self::TooLarge), 500 for a value the application
+    /// The HTTP status for this error when a handler lets it through: 401
+    /// for [`AmbiguousId`](Self::AmbiguousId), 413 for
+    /// [`TooLarge`](Self::TooLarge), 500 for a value the application
     /// could not encode or a bad configuration, and 503 for a store that
     /// failed or is full.
     pub fn status(&self) -> u16 {
         match self {
+            Self::AmbiguousId => 401,
             Self::TooLarge { .. } => 413,
             Self::Value(_) | Self::Config(_) | Self::Committed => 500,
             Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => 503,
@@ -68,6 +76,7 @@ impl Error {
     /// failure and no detail of it (no store address, no value).
     pub fn public_body(&self) -> &'static str {
         match self {
+            Self::AmbiguousId => crate::AMBIGUOUS_ID_BODY,
             Self::TooLarge { .. } => r#"{"error":"session too large"}"#,
             Self::Value(_) | Self::Config(_) | Self::Committed => r#"{"error":"internal error"}"#,
             Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => {
@@ -93,6 +102,7 @@ impl fmt::Display for Error {
             Self::StoreFull => f.write_str("session store is full"),
             Self::IdCollision => f.write_str("fresh session ids kept colliding"),
             Self::Config(why) => write!(f, "invalid session configuration: {why}"),
+            Self::AmbiguousId => f.write_str("the session id was presented more than once"),
         }
     }
 }

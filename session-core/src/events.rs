@@ -48,7 +48,8 @@ pub enum SessionEvent {
         id: LogHash,
     },
     /// A request presented a cookie that led to no session: malformed,
-    /// oversized, badly signed, unknown, or corrupt in the store.
+    /// oversized, badly signed, unknown, or corrupt in the store; or a
+    /// header transport's id more than once (refused with 401).
     Rejected {
         /// The presented id, when it was well-formed.
         id: Option<LogHash>,

@@ -34,7 +34,8 @@ pub use config::{
 pub use cookie_policy::{Presented, RejectReason};
 pub use csrf::{CsrfPolicy, CsrfRejection};
 pub use engine::{
-    NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionHeader, SessionInfo, SessionManager,
+    AMBIGUOUS_ID_BODY, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionHeader,
+    SessionInfo, SessionManager,
 };
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::json;
 use session_core::{SessionId, SessionStore};
 
-use crate::http::send_raw;
+use crate::http::{Response, send_headers, send_raw};
 use crate::server::{Adapter, Target, TestServer, example_config};
 
 fn assert_no_5xx(status: u16, what: &str) {
@@ -724,4 +724,211 @@ pub async fn a_header_transport_works_without_cookies(target: Target) {
     assert_eq!(res.header("x-session"), Some(""));
     let res = send("GET", "/session/profile", Some(token), String::new()).await;
     assert_eq!(res.status, 401);
+}
+
+/// A header transport the suite tries, with the request header that
+/// carries the id and how a token is written in it.
+type HeaderCase = (session_core::Transport, &'static str, fn(&str) -> String);
+
+/// The header transports the suite tries: the id in `X-Session` both ways,
+/// and `Authorization: Bearer` in with `X-Session` out.
+fn header_transports() -> [HeaderCase; 2] {
+    use session_core::Transport;
+    [
+        (Transport::Header("X-Session".into()), "x-session", |t| {
+            t.to_owned()
+        }),
+        (
+            Transport::Bearer("X-Session".into()),
+            "authorization",
+            |t| format!("Bearer {t}"),
+        ),
+    ]
+}
+
+/// Logs in over a header transport; the token handed out in `X-Session`.
+async fn header_login(addr: std::net::SocketAddr, data: serde_json::Value) -> String {
+    let login = json!({ "username": "ada", "data": data }).to_string();
+    let json = [("Content-Type", "application/json")];
+    let res = send_headers(addr, "POST", "/session/login", &json, &login).await;
+    assert_eq!(res.status, 200);
+    res.header("x-session")
+        .expect("the id in x-session")
+        .to_owned()
+}
+
+fn assert_no_store_once(res: &Response, what: &str) {
+    assert_eq!(res.all("cache-control"), ["no-store"], "{what}");
+}
+
+/// Over a header transport, every answer that depends on the id is
+/// `Cache-Control: no-store`: those that hand it out or withdraw it, and
+/// those that only read the session (a profile, an update that keeps the
+/// id), which `Vary` names the id header for.
+pub async fn header_transport_answers_that_use_the_session_are_no_store(target: Target) {
+    for (transport, id_header, written) in header_transports() {
+        let mut config = example_config();
+        config.transport = transport.clone();
+        let server = TestServer::start_with(target, config).await;
+        let addr = server.addr;
+        let token = header_login(addr, json!({ "a": 1 })).await;
+        let with_id = |extra: Option<(&'static str, &'static str)>| {
+            let mut headers = vec![(id_header, written(&token))];
+            headers.extend(extra.map(|(n, v)| (n, v.to_owned())));
+            headers
+        };
+        let send = |method: &'static str, path: &'static str, body: &'static str| {
+            let headers =
+                with_id((method == "POST").then_some(("Content-Type", "application/json")));
+            async move {
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                send_headers(addr, method, path, &headers, body).await
+            }
+        };
+        let what = |route: &str| format!("{transport:?} {route}");
+
+        let res = send("GET", "/session/profile", "").await;
+        assert_eq!(res.status, 200, "{}", what("profile"));
+        assert_eq!(res.json()["data"], json!({ "a": 1 }));
+        assert_eq!(
+            res.header("x-session"),
+            None,
+            "the id is not handed out again"
+        );
+        assert!(
+            res.all("vary")
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(id_header)),
+            "{}",
+            what("profile")
+        );
+        assert_no_store_once(&res, &what("profile"));
+
+        let res = send("POST", "/session/update", r#"{"b": 2}"#).await;
+        assert_eq!(res.status, 200, "{}", what("update"));
+        assert_eq!(res.header("x-session"), None, "same id after an update");
+        assert_no_store_once(&res, &what("update"));
+
+        let res = send("POST", "/session/logout", "").await;
+        assert_eq!(res.status, 200, "{}", what("logout"));
+        assert_eq!(res.header("x-session"), Some(""));
+        assert_no_store_once(&res, &what("logout"));
+    }
+}
+
+/// Over a header transport, an id header sent twice (with the same id or
+/// another, valid or not), a list in one header, or with `Bearer` two
+/// `Authorization` headers, is refused: 401 with a JSON error, before the
+/// handler and the store. Nothing changes: an update, a logout and a login
+/// sent so are not done, and no id is handed out or withdrawn.
+pub async fn duplicate_id_headers_are_401_and_change_nothing(target: Target) {
+    for (transport, id_header, written) in header_transports() {
+        let mut config = example_config();
+        config.transport = transport.clone();
+        let server = TestServer::start_with(target, config).await;
+        let addr = server.addr;
+        let token = header_login(addr, json!({ "a": 1 })).await;
+        let other = header_login(addr, json!({ "other": true })).await;
+        let mut cases = vec![
+            vec![written(&token), written(&token)],
+            vec![written(&token), written(&other)],
+            vec![written("garbage"), written(&token)],
+            vec![written(&token), String::new()],
+            vec![written(&format!("{token}, {token}"))],
+            vec![written(&format!("{token},{other}"))],
+        ];
+        if id_header == "authorization" {
+            cases.push(vec!["Basic dXNlcjpwdw==".into(), written(&token)]);
+            cases.push(vec![format!("Bearer {token}, Bearer {other}")]);
+        }
+        let requests: [(&str, &str, String); 4] = [
+            ("POST", "/session/update", r#"{"a": 2}"#.into()),
+            ("POST", "/session/logout", String::new()),
+            (
+                "POST",
+                "/session/login",
+                json!({ "username": "mallory", "data": { "a": 3 } }).to_string(),
+            ),
+            ("GET", "/session/profile", String::new()),
+        ];
+        for values in &cases {
+            for (method, path, body) in &requests {
+                let mut headers: Vec<(&str, &str)> =
+                    values.iter().map(|v| (id_header, v.as_str())).collect();
+                if *method == "POST" {
+                    headers.push(("Content-Type", "application/json"));
+                }
+                let res = send_headers(addr, method, path, &headers, body).await;
+                let what = format!("{transport:?} {path} with {values:?}");
+                assert_eq!(res.status, 401, "{what}");
+                assert_eq!(
+                    res.header("content-type"),
+                    Some("application/json"),
+                    "{what}"
+                );
+                assert!(res.json()["error"].is_string(), "{what}");
+                assert_no_store_once(&res, &what);
+                assert_eq!(
+                    res.header("x-session"),
+                    None,
+                    "{what}: no id handed out or withdrawn"
+                );
+                assert_eq!(res.set_cookie(), None, "{what}");
+            }
+        }
+        // Both sessions are as they were.
+        for (token, data) in [
+            (&token, json!({ "a": 1 })),
+            (&other, json!({ "other": true })),
+        ] {
+            let headers = [(id_header, written(token))];
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let res = send_headers(addr, "GET", "/session/profile", &headers, "").await;
+            assert_eq!(res.status, 200, "{transport:?}: the session survived");
+            assert_eq!(res.json()["username"], "ada");
+            assert_eq!(res.json()["data"], data, "{transport:?}");
+        }
+    }
+}
+
+/// A `POST` with two `Content-Type` lines is 415, whatever they say (JSON
+/// then `text/plain`, or JSON twice), and changes nothing.
+pub async fn duplicate_content_types_are_415_and_change_nothing(target: Target) {
+    let server = TestServer::start(target).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({ "a": 1 })).await;
+    let before = browser.get("/session/profile").await.json();
+    let forged = r#"{"username":"mallory","data":{"a":2}}"#;
+    let pairs: [&[&str]; 3] = [
+        &["application/json", "text/plain"],
+        &["text/plain", "application/json"],
+        &["application/json", "application/json"],
+    ];
+    for path in [
+        "/session/login",
+        "/session/update",
+        "/session/logout",
+        "/session/logout-all",
+    ] {
+        for pair in pairs {
+            let res = browser
+                .request_with("POST", path, pair, forged.as_bytes())
+                .await;
+            assert_eq!(res.status, 415, "{path} as {pair:?}");
+            assert_eq!(res.header("content-type"), Some("application/json"));
+            assert!(res.json()["error"].is_string(), "{path} as {pair:?}");
+            assert_eq!(res.set_cookie(), None, "{path} as {pair:?}");
+        }
+    }
+    let after = browser.get("/session/profile").await;
+    assert_eq!(after.status, 200, "the session survived");
+    assert_eq!(after.json(), before);
+    let mut stranger = server.browser();
+    let res = stranger
+        .request_with("POST", "/session/login", pairs[0], forged.as_bytes())
+        .await;
+    assert_eq!(res.status, 415);
+    assert_eq!(res.set_cookie(), None);
 }

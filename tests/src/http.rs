@@ -60,6 +60,22 @@ impl Response {
     }
 }
 
+/// Sends `method path` with these header lines, in order (a name may come
+/// more than once), and a body; reads the whole response.
+pub async fn send_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    send_raw(addr, head.as_bytes(), body.as_bytes()).await
+}
+
 /// Sends raw request head bytes (and a body) and reads the whole response.
 pub async fn send_raw(addr: SocketAddr, head: &[u8], body: &[u8]) -> Response {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
@@ -171,8 +187,24 @@ impl Browser {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Response {
+        let content_types: &[&str] = match &content_type {
+            Some(content_type) => std::slice::from_ref(content_type),
+            None => &[],
+        };
+        self.request_with(method, path, content_types, body).await
+    }
+
+    /// As [`request`](Self::request), with one `Content-Type` header line
+    /// per entry of `content_types`, in order (none when empty).
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_types: &[&str],
+        body: &[u8],
+    ) -> Response {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
-        if let Some(content_type) = content_type {
+        for content_type in content_types {
             head.push_str(&format!("Content-Type: {content_type}\r\n"));
         }
         if let Some(cookie) = &self.cookie {

@@ -50,6 +50,9 @@ macro_rules! conformance_suite {
                 posts_that_are_not_json_are_415_and_change_nothing,
                 writes_over_the_size_limit_are_413_and_change_nothing,
                 a_header_transport_works_without_cookies,
+                header_transport_answers_that_use_the_session_are_no_store,
+                duplicate_id_headers_are_401_and_change_nothing,
+                duplicate_content_types_are_415_and_change_nothing,
             );
         }
     };
