@@ -30,8 +30,9 @@ pub struct Settings {
     pub secure: bool,
     /// `SESSION_MAX_BYTES`, default 262144 (256 KiB).
     pub max_bytes: usize,
-    /// `SESSION_REDIS_CACHE`: `true` or `false`, default `false` (the
-    /// library's default: the client-side cache is opt-in).
+    /// `SESSION_REDIS_CACHE`: `true` or `false`, default `true` (the
+    /// library's default: the client-side cache is on, with a hard
+    /// staleness bound and a delivery check per connection).
     pub redis_cache: bool,
     /// `SESSION_TRANSPORT`: `cookie` (default), `header:NAME` (the id in
     /// header NAME both ways) or `bearer:NAME` (`Authorization: Bearer` in,
@@ -126,7 +127,7 @@ impl Settings {
                 session_core::DEFAULT_MAX_SESSION_BYTES,
                 "bytes",
             )?,
-            redis_cache: parsed("SESSION_REDIS_CACHE", false, "true or false")?,
+            redis_cache: parsed("SESSION_REDIS_CACHE", true, "true or false")?,
             store_error_status: {
                 let accepts = "a 5xx status such as 500 or 503";
                 let status = parsed("SESSION_STORE_ERROR_STATUS", 503u16, accepts)?;
@@ -165,8 +166,8 @@ impl Settings {
         match self.store.as_str() {
             "redis" => {
                 let mut store = session_redis::RedisStore::new(self.redis_url.as_str())?;
-                if self.redis_cache {
-                    store = store.with_cache(session_redis::CacheConfig::default())?;
+                if !self.redis_cache {
+                    store = store.without_cache();
                 }
                 // Connections are made on first use; say now if Redis is not
                 // there, but start anyway: requests answer 503 until it is.

@@ -387,6 +387,11 @@ impl Cache {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The key prefix of the store this cache belongs to.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The proof that the invalidation streams are caught up, which the
     /// connections keep.
     pub(crate) fn proof(&self) -> &Freshness {

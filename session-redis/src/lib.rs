@@ -188,10 +188,12 @@
 //!
 //! # Client-side cache
 //!
-//! [`RedisStore::with_cache`] keeps the sessions this process has read in
-//! memory, within a number of sessions and of bytes ([`CacheConfig`]), and
-//! Redis tells the store when any other client changes or deletes one
-//! (server-assisted client-side caching: RESP3 `CLIENT TRACKING`).
+//! On one server the store keeps the sessions this process has read in
+//! memory (on by default; [`RedisStore::with_cache`] sets its limits,
+//! [`RedisStore::without_cache`] turns it off), within a number of
+//! sessions and of bytes ([`CacheConfig`]), and Redis tells the store when
+//! any other client changes or deletes one (server-assisted client-side
+//! caching: RESP3 `CLIENT TRACKING`).
 //!
 //! ```no_run
 //! use session_redis::{CacheConfig, RedisStore};
@@ -296,20 +298,23 @@
 //! each miss also sends a `PTTL`; and each connection of a pool would keep
 //! its own cache.
 //!
-//! **Off by default.** The cache is only as coherent as the path to Redis
-//! delivers tracking messages: a proxy in between (twemproxy, Envoy's Redis
-//! proxy, some managed front ends) may accept `CLIENT TRACKING` and never
-//! deliver an invalidation while still answering `PING` (which the
-//! staleness bound cannot tell apart from a quiet stream), and a cached
-//! session would then outlive its logout on other processes for as long as
-//! it stays cached. Without the
-//! cache, a logout is seen everywhere at once; with it, after one message's
-//! delivery (well under a millisecond on one network). It also costs
-//! memory in each process and in Redis (its tracking table, one entry per
-//! key a connection reads; past `tracking-table-max-keys` Redis invalidates
-//! to make room). Turn it on where your Redis is reached directly (Redis
-//! 6.0 or later, or a server that implements RESP3 client tracking) and
-//! reads dominate, as they do for sessions.
+//! **On by default, with a delivery check.** The cache is only as coherent
+//! as the path to Redis delivers tracking messages: a proxy in between
+//! (twemproxy, Envoy's Redis proxy, some managed front ends) may accept
+//! `CLIENT TRACKING` and never deliver an invalidation while still
+//! answering `PING`, which the staleness bound alone cannot tell apart from
+//! a quiet stream. So each connection checks, when it opens, that the path
+//! delivers: with tracking on (its own writes included) it reads a probe
+//! key, writes it, and sends a `PING`; the write's invalidation must have
+//! arrived by the `PING`'s reply. A connection that fails the check never
+//! proves the cache fresh, so nothing is served from the cache while it is
+//! open (every load reads Redis, and the store says so once on stderr).
+//! What the check cannot see is a path that delivers some messages and
+//! drops others; for such a path, for Redis older than 6.0 (no RESP3), or
+//! to save the memory (each process's cache, and Redis's tracking table:
+//! one entry per key a connection reads; past `tracking-table-max-keys`
+//! Redis invalidates to make room), use [`RedisStore::without_cache`].
+//! On Cluster the cache is off (see "Cluster").
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

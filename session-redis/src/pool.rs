@@ -19,6 +19,15 @@
 //! closes drops the whole cache; its replacement turns tracking on before
 //! it carries a command.
 //!
+//! Before a connection joins, it checks that the path to Redis delivers
+//! invalidations at all: with tracking on (without `NOLOOP`), it reads a
+//! probe key and writes it, and the write's invalidation must have arrived
+//! by the write's reply. A proxy that accepts `CLIENT TRACKING` but drops
+//! or misroutes the messages fails the check; that connection then never
+//! proves itself, so the cache serves nothing while it is open and every
+//! load reads Redis (the store works as if uncached, and says so once on
+//! stderr). This is what makes the cache safe to have on by default.
+//!
 //! Each tracking connection also proves, every half staleness bound, that
 //! its invalidations are caught up: a `PING` whose reply, behind every
 //! invalidation sent before it, extends the cache's proof (see
@@ -31,7 +40,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -57,12 +66,18 @@ pub(crate) enum Route {
 struct Live {
     generation: u64,
     conn: MultiplexedConnection,
+    /// Whether its invalidations are known to arrive (see the module
+    /// docs); only such a connection proves the cache fresh.
+    delivers: bool,
 }
 
 struct Slot {
     live: Mutex<Option<Live>>,
     connecting: tokio::sync::Mutex<()>,
     busy: AtomicUsize,
+    /// The probe key of the delivery check under way on this slot, and
+    /// whether its invalidation has arrived.
+    probe: Mutex<Option<(Vec<u8>, bool)>>,
 }
 
 pub(crate) struct Pool {
@@ -71,6 +86,8 @@ pub(crate) struct Pool {
     cache: Option<Arc<Cache>>,
     slots: Box<[Slot]>,
     generations: AtomicU64,
+    /// Whether a failed delivery check has been reported.
+    warned: AtomicBool,
     me: Weak<Pool>,
 }
 
@@ -118,9 +135,11 @@ impl Pool {
                     live: Mutex::new(None),
                     connecting: tokio::sync::Mutex::new(()),
                     busy: AtomicUsize::new(0),
+                    probe: Mutex::new(None),
                 })
                 .collect(),
             generations: AtomicU64::new(0),
+            warned: AtomicBool::new(false),
             me: me.clone(),
         })
     }
@@ -199,7 +218,7 @@ impl Pool {
         }
         let live = self.connect(index).await?;
         *lock(&slot.live) = Some(live.clone());
-        if self.cache.is_some() {
+        if self.cache.is_some() && live.delivers {
             // Once published: it stops when the slot holds another.
             let conn = live.conn.clone();
             tokio::spawn(prove(self.me.clone(), index, live.generation, conn));
@@ -227,7 +246,11 @@ impl Pool {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        let mut delivers = false;
         if let Some(cache) = &self.cache {
+            delivers = self
+                .delivers_invalidations(index, generation, cache, &mut conn)
+                .await?;
             redis::cmd("CLIENT")
                 .arg("TRACKING")
                 .arg("ON")
@@ -240,14 +263,81 @@ impl Pool {
             if generation > self.slots.len() as u64 {
                 cache.clear();
             }
-            // Its first proof, a round trip after tracking is on, before it
-            // carries a command (then the pinger keeps it).
-            let sent = Instant::now();
-            redis::cmd("PING").query_async::<Value>(&mut conn).await?;
             cache.proof().opened(index, generation);
-            cache.proof().proved(index, generation, sent);
+            if delivers {
+                // Its first proof, a round trip after tracking is on, before
+                // it carries a command (then the pinger keeps it).
+                let sent = Instant::now();
+                redis::cmd("PING").query_async::<Value>(&mut conn).await?;
+                cache.proof().proved(index, generation, sent);
+            }
         }
-        Ok(Live { generation, conn })
+        Ok(Live {
+            generation,
+            conn,
+            delivers,
+        })
+    }
+
+    /// The delivery check of the module docs, on a new connection: tracking
+    /// on (own writes included), a probe key read and then written; its
+    /// invalidation must have been handled by the time the reply to a
+    /// `PING` sent after it arrives (pushes are handled in the read loop,
+    /// in order). Leaves
+    /// tracking off and the probe key deleted.
+    async fn delivers_invalidations(
+        &self,
+        index: usize,
+        generation: u64,
+        cache: &Cache,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<bool, RedisError> {
+        let probe = format!(
+            "{}tracking-probe:{}:{index}:{generation}",
+            cache.prefix(),
+            std::process::id()
+        )
+        .into_bytes();
+        *lock(&self.slots[index].probe) = Some((probe.clone(), false));
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .query_async::<()>(conn)
+            .await?;
+        redis::cmd("GET")
+            .arg(&probe)
+            .query_async::<Value>(conn)
+            .await?;
+        redis::cmd("SET")
+            .arg(&probe)
+            .arg(1)
+            .arg("PX")
+            .arg(10_000)
+            .query_async::<Value>(conn)
+            .await?;
+        // Redis sends the invalidation of a key the connection wrote itself
+        // after that command's reply: a `PING` behind it makes sure.
+        redis::cmd("PING").query_async::<Value>(conn).await?;
+        let delivered = lock(&self.slots[index].probe)
+            .take()
+            .is_some_and(|(_, seen)| seen);
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("OFF")
+            .query_async::<()>(conn)
+            .await?;
+        redis::cmd("DEL")
+            .arg(&probe)
+            .query_async::<Value>(conn)
+            .await?;
+        if !delivered && !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "session-redis: Redis accepted CLIENT TRACKING but did not deliver \
+                 an invalidation for a key this connection wrote (a proxy in between?); \
+                 the client-side cache serves nothing while such a connection is open"
+            );
+        }
+        Ok(delivered)
     }
 
     /// The connection of `generation` in `index` is gone: forget it (the
@@ -264,6 +354,15 @@ impl Pool {
         }
     }
 
+    /// Notes the invalidation of a delivery check's probe key.
+    fn saw_probe(&self, index: usize, key: &[u8]) {
+        if let Some((probe, seen)) = lock(&self.slots[index].probe).as_mut()
+            && probe.as_slice() == key
+        {
+            *seen = true;
+        }
+    }
+
     /// A push message, in the read loop of connection `index`.
     fn on_push(&self, index: usize, generation: u64, push: PushInfo) {
         let Some(cache) = &self.cache else { return };
@@ -272,6 +371,7 @@ impl Pool {
                 Some(Value::Array(keys)) => {
                     for key in keys {
                         if let Value::BulkString(key) = key {
+                            self.saw_probe(index, key);
                             cache.invalidate_key(key);
                         } else {
                             cache.clear();

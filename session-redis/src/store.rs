@@ -109,7 +109,10 @@ impl RedisStore {
 
     /// A store on one Redis server, such as `"redis://127.0.0.1:6379"`
     /// (`rediss://` for TLS if the `redis` crate is built with it, and
-    /// `redis://user:password@host/db` for credentials and a database).
+    /// `redis://user:password@host/db` for credentials and a database),
+    /// with the client-side cache on ([`CacheConfig::default`]; see
+    /// [`with_cache`](Self::with_cache) and
+    /// [`without_cache`](Self::without_cache)).
     ///
     /// # Errors
     ///
@@ -120,9 +123,26 @@ impl RedisStore {
         Ok(Self::from_client(client))
     }
 
-    /// A store on the server of a [`redis::Client`].
+    /// A store on the server of a [`redis::Client`], with the client-side
+    /// cache on, as [`new`](Self::new).
     pub fn from_client(client: Client) -> Self {
-        Self::with_target(Target::Single(client))
+        let store = Self::with_target(Target::Single(client));
+        let fallback = store.clone();
+        store.with_cache(CacheConfig::default()).unwrap_or(fallback)
+    }
+
+    /// Turns the client-side cache off: every load reads Redis. For a path
+    /// to Redis that may not deliver tracking messages in order (the store
+    /// checks each connection's delivery when it opens, and serves nothing
+    /// from the cache over one that fails, but a proxy that delivers some
+    /// messages and drops others cannot be told apart), for Redis older
+    /// than 6 (no RESP3), or to save the memory. Set it before the first
+    /// operation.
+    pub fn without_cache(mut self) -> Self {
+        if self.settings.cache.take().is_some() {
+            self = self.rebuild();
+        }
+        self
     }
 
     /// A store on a Redis Cluster, given the addresses of some of its
@@ -193,7 +213,8 @@ impl RedisStore {
         self
     }
 
-    /// Turns on the client-side cache (off by default), with its limits:
+    /// Sets the client-side cache's limits (it is on by default on a single
+    /// server, with [`CacheConfig::default`]):
     /// loads of sessions this process has read are answered from memory,
     /// and Redis tells the store (RESP3 client tracking) when any other
     /// client changes or deletes one. See the crate docs, "Client-side

@@ -470,7 +470,10 @@ async fn a_write_dropped_in_flight_leaves_no_stale_entry() {
     };
     let prefix = unique_prefix("cache-cancel");
     let store = cached(&redis.url(), &prefix);
-    let plain = RedisStore::new(redis.url()).unwrap().with_prefix(&prefix);
+    let plain = RedisStore::new(redis.url())
+        .unwrap()
+        .with_prefix(&prefix)
+        .without_cache();
     let now = now();
     for round in 0..20 {
         let id = SessionId::generate();
@@ -500,4 +503,20 @@ async fn a_write_dropped_in_flight_leaves_no_stale_entry() {
             plain.load(&id, now).await.unwrap()
         );
     }
+}
+
+/// The cache is on by default on one server, and can be turned off.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cache_is_on_by_default_and_can_be_turned_off() {
+    let Some(redis) = TestRedis::try_get() else {
+        return;
+    };
+    let store = RedisStore::new(redis.url()).unwrap();
+    assert!(store.is_cached());
+    assert_eq!(
+        store.cache_stats().unwrap().entries,
+        0,
+        "a new store's cache is empty"
+    );
+    assert!(!store.without_cache().is_cached());
 }

@@ -7,6 +7,7 @@ mod cache;
 mod concurrency;
 mod contract;
 mod corrupt;
+mod delivery;
 mod outage;
 mod round_trips;
 mod staleness;

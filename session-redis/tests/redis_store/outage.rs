@@ -116,9 +116,11 @@ async fn outage(cached: bool) {
         .unwrap()
         .with_prefix(unique_prefix("outage"))
         .with_timeout(TIMEOUT);
-    if cached {
-        store = store.with_cache(CacheConfig::default()).unwrap();
-    }
+    store = if cached {
+        store.with_cache(CacheConfig::default()).unwrap()
+    } else {
+        store.without_cache()
+    };
     assert_eq!(store.timeout(), TIMEOUT);
     let now = Timestamp::from(SystemTime::now());
     let id = SessionId::generate();
