@@ -540,13 +540,13 @@ fn redis_throughput(out: &mut String) {
     let (rows, samples) = runtime.block_on(async {
         let store = session_redis::RedisStore::new(url.clone())
             .unwrap()
-            .with_prefix("bench:load:");
+            .with_prefix("bench:load:")
+            .without_cache();
         store.ping().await.unwrap();
+        // The default configuration: the cache is on.
         let cached_store = session_redis::RedisStore::new(url.clone())
             .unwrap()
-            .with_prefix("bench:load-cache:")
-            .with_cache(session_redis::CacheConfig::default())
-            .unwrap();
+            .with_prefix("bench:load-cache:");
         cached_store.ping().await.unwrap();
         let fred = tower_sessions_redis_store::fred::prelude::Client::new(
             Config::from_url(&url).unwrap(),
@@ -578,25 +578,25 @@ fn redis_throughput(out: &mut String) {
         let rows: Vec<(&str, &'static str, std::net::SocketAddr, usize)> = vec![
             ("axum (bare handler)", "/b", bare, 0),
             (
-                "axum + session-axum (session-redis): (b) cookie, read",
+                "axum + session-axum (session-redis, no cache): (b) cookie, read",
                 "/b",
                 ours,
                 1,
             ),
             (
-                "axum + session-axum (session-redis): (c) cookie, read+write",
+                "axum + session-axum (session-redis, no cache): (c) cookie, read+write",
                 "/c",
                 ours,
                 1,
             ),
             (
-                "axum + session-axum (session-redis, client-side cache): (b) cookie, read",
+                "axum + session-axum (session-redis, default: client-side cache): (b) cookie, read",
                 "/b",
                 cached,
                 3,
             ),
             (
-                "axum + session-axum (session-redis, client-side cache): (c) cookie, read+write",
+                "axum + session-axum (session-redis, default: client-side cache): (c) cookie, read+write",
                 "/c",
                 cached,
                 3,
