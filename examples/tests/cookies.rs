@@ -18,6 +18,9 @@ const SECRET: &str = "cookie test secret, comfortably over 32 bytes";
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 const REMOVED: &str = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
 
+/// Environment variables for one start.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -81,7 +84,7 @@ fn cookie_names_bring_their_prefix_and_partitioned_to_set_and_removal_cookies() 
     let partitioned = "Path=/; HttpOnly; Secure; SameSite=Lax; Partitioned";
     let plain = "Path=/; HttpOnly; SameSite=Lax";
     // The variables, the cookie's name, and its attributes.
-    let cases: [(&[(&str, &str)], &str, &str); 7] = [
+    let cases: [(Env, &str, &str); 7] = [
         (&[], "__Host-id", secure),
         (
             &[("SESSION_COOKIE_NAME", "__Host-sid")],
@@ -174,7 +177,7 @@ fn run_to_exit(bin: &str, env: &[(&str, &str)]) -> Output {
 #[test]
 fn cookie_settings_a_browser_would_drop_stop_the_app_at_start() {
     // The variables, and what the message must name.
-    let cases: [(&[(&str, &str)], &[&str]); 9] = [
+    let cases: [(Env, &[&str]); 9] = [
         (
             &[
                 ("SESSION_COOKIE_NAME", "__Host-id"),
