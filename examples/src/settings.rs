@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use session_core::{
-    CookiePrefix, DynStore, Error, MemoryStore, SessionConfig, SessionId, SessionManager,
-    SigningKeys, Transport,
+    ClearSiteData, CookiePrefix, DynStore, Error, MemoryStore, SessionConfig, SessionId,
+    SessionManager, SigningKeys, Transport,
 };
 
 /// The example app's settings, from the environment (listed in the repository README).
@@ -41,6 +41,92 @@ pub struct Settings {
     /// `SESSION_STORE_ERROR_STATUS`, default 503: the status of every
     /// answer caused by a store failure (a 5xx status).
     pub store_error_status: u16,
+    /// `SESSION_COOKIE_NAME`: the cookie's full name; a `__Host-`,
+    /// `__Host-Http-` or `__Secure-` prefix brings its rules. `None`: the
+    /// default, `__Host-id` (plain `id` with `SESSION_SECURE=false`).
+    pub cookie_name: Option<String>,
+    /// `SESSION_PARTITIONED`, default `false`: the cookie is `Partitioned`
+    /// (CHIPS); needs `SESSION_SECURE=true`.
+    pub partitioned: bool,
+    /// `SESSION_CLEAR_SITE_DATA`: comma-separated `cache`, `cookies`,
+    /// `storage`, sent as `Clear-Site-Data` on answers that end the
+    /// session. Default none.
+    pub clear_site_data: Vec<ClearSiteData>,
+}
+
+/// The default cookie name, and the one used when `SESSION_SECURE=false`
+/// and `SESSION_COOKIE_NAME` is unset.
+const DEFAULT_COOKIE_NAME: &str = "__Host-id";
+const PLAIN_COOKIE_NAME: &str = "id";
+
+/// The prefix a full cookie name starts with, and the rest.
+fn split_prefix(full: &str) -> (CookiePrefix, &str) {
+    for prefix in [
+        CookiePrefix::HostHttp,
+        CookiePrefix::Host,
+        CookiePrefix::Secure,
+    ] {
+        if let Some(rest) = full.strip_prefix(prefix.as_str()) {
+            return (prefix, rest);
+        }
+    }
+    (CookiePrefix::None, full)
+}
+
+/// `SESSION_COOKIE_NAME` and `SESSION_PARTITIONED` against
+/// `SESSION_SECURE`: browsers drop in silence a prefixed or partitioned
+/// cookie without `Secure`, so the app refuses to start instead.
+fn check_cookie(name: Option<&str>, secure: bool, partitioned: bool) -> Result<(), String> {
+    const ACCEPTS: &str = "a cookie name (letters, digits and !#$%&'*+-.^_`|~), \
+         optionally starting with __Host- or __Host-Http-";
+    if let Some(name) = name {
+        let (_, rest) = split_prefix(name);
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if rest.is_empty() || !name.bytes().all(token) {
+            return Err(format!(
+                "SESSION_COOKIE_NAME={name:?} is not valid: use {ACCEPTS}"
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        let needs_secure = ["__host-", "__secure-", "__http-"]
+            .iter()
+            .any(|p| lower.starts_with(p));
+        if needs_secure && !secure {
+            return Err(format!(
+                "SESSION_COOKIE_NAME={name:?} needs SESSION_SECURE=true: browsers drop a \
+                 cookie with this prefix unless it is Secure; set SESSION_SECURE=true or \
+                 use a name without the prefix"
+            ));
+        }
+    }
+    if partitioned && !secure {
+        return Err(
+            "SESSION_PARTITIONED=true needs SESSION_SECURE=true: browsers drop a \
+             Partitioned cookie unless it is Secure; set SESSION_SECURE=true or \
+             SESSION_PARTITIONED=false"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// `SESSION_CLEAR_SITE_DATA`: a comma-separated list of directives.
+fn clear_site_data(value: Option<&str>) -> Result<Vec<ClearSiteData>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(',')
+        .map(|d| match d.trim() {
+            "cache" => Ok(ClearSiteData::Cache),
+            "cookies" => Ok(ClearSiteData::Cookies),
+            "storage" => Ok(ClearSiteData::Storage),
+            _ => Err(format!(
+                "SESSION_CLEAR_SITE_DATA={value:?} is not valid: use a comma-separated \
+                 list of cache, cookies and storage"
+            )),
+        })
+        .collect()
 }
 
 impl Settings {
@@ -108,7 +194,12 @@ impl Settings {
                 }
             },
         };
-        Ok(Self {
+        let secure = parsed("SESSION_SECURE", true, "true or false")?;
+        let cookie_name = var("SESSION_COOKIE_NAME");
+        let partitioned = parsed("SESSION_PARTITIONED", false, "true or false")?;
+        check_cookie(cookie_name.as_deref(), secure, partitioned)?;
+        let clear_site_data = clear_site_data(var("SESSION_CLEAR_SITE_DATA").as_deref())?;
+        let settings = Self {
             transport,
             addr: parsed(
                 "ADDR",
@@ -121,7 +212,7 @@ impl Settings {
             secret,
             idle_secs: positive("SESSION_IDLE_SECS", 3600, "seconds")?,
             ttl_secs: positive("SESSION_TTL_SECS", 604_800, "seconds")?,
-            secure: parsed("SESSION_SECURE", true, "true or false")?,
+            secure,
             max_bytes: positive(
                 "SESSION_MAX_BYTES",
                 session_core::DEFAULT_MAX_SESSION_BYTES,
@@ -138,7 +229,18 @@ impl Settings {
                 }
                 status
             },
-        })
+            cookie_name,
+            partitioned,
+            clear_site_data,
+        };
+        // Anything the checks above missed is still refused before serving.
+        settings.config().validate().map_err(|e| {
+            format!(
+                "{e} (from SESSION_COOKIE_NAME, SESSION_SECURE, SESSION_PARTITIONED \
+                 or SESSION_TRANSPORT)"
+            )
+        })?;
+        Ok(settings)
     }
 
     /// The session configuration these settings give.
@@ -152,11 +254,19 @@ impl Settings {
             ..SessionConfig::default()
         };
         config.cookie.secure = self.secure;
-        if !self.secure {
-            // Browsers refuse __Host- cookies without Secure: plain-HTTP
-            // development drops the prefix.
-            config.cookie.prefix = CookiePrefix::None;
-        }
+        // Browsers refuse __Host- cookies without Secure: plain-HTTP
+        // development drops the default's prefix (a name given with one is
+        // refused by `from_env` instead).
+        let full = match (&self.cookie_name, self.secure) {
+            (Some(name), _) => name.as_str(),
+            (None, true) => DEFAULT_COOKIE_NAME,
+            (None, false) => PLAIN_COOKIE_NAME,
+        };
+        let (prefix, name) = split_prefix(full);
+        config.cookie.prefix = prefix;
+        name.clone_into(&mut config.cookie.name);
+        config.cookie.partitioned = self.partitioned;
+        config.clear_site_data.clone_from(&self.clear_site_data);
         config.cookie.signing_keys = SigningKeys::new([self.secret.clone()]);
         config
     }

@@ -7,7 +7,9 @@ use std::rc::Rc;
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{CACHE_CONTROL, COOKIE, HeaderName, HeaderValue, SET_COOKIE, VARY};
+use actix_web::http::header::{
+    CACHE_CONTROL, CLEAR_SITE_DATA, COOKIE, HeaderName, HeaderValue, SET_COOKIE, VARY,
+};
 use session_core::driver::{Engine, SessionFuture, Shell};
 use session_core::{Answer, ResponseHeaders, Session, SessionHeader, SessionManager, SessionStore};
 
@@ -170,6 +172,12 @@ where
                         Ok(value) => (VARY, value),
                         Err(_) => return,
                     },
+                    SessionHeader::ClearSiteData(directives) => {
+                        match HeaderValue::try_from(directives) {
+                            Ok(value) => (CLEAR_SITE_DATA, value),
+                            Err(_) => return,
+                        }
+                    }
                 };
                 map.append(name, value);
             },

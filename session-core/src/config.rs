@@ -1,6 +1,7 @@
 //! `SessionConfig`: the settings, with secure defaults, loadable with serde.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -35,6 +36,54 @@ pub enum CookiePrefix {
     /// overwrite the cookie.
     #[default]
     Host,
+    /// `__Host-Http-`: as `__Host-`, and also `HttpOnly`, so no script, not
+    /// even one on this host, can set the cookie with `document.cookie`.
+    /// In serde: `"host-http"`.
+    #[serde(rename = "host-http")]
+    HostHttp,
+}
+
+impl CookiePrefix {
+    /// The prefix as it starts the cookie's name: `""`, `"__Secure-"`,
+    /// `"__Host-"` or `"__Host-Http-"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Secure => "__Secure-",
+            Self::Host => "__Host-",
+            Self::HostHttp => "__Host-Http-",
+        }
+    }
+}
+
+/// A directive of the `Clear-Site-Data` header, which asks the browser to
+/// drop what this site keeps in it (see
+/// [`SessionConfig::clear_site_data`]). In serde: `"cache"`, `"cookies"`,
+/// `"storage"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ClearSiteData {
+    /// `"cache"`: cached responses (pages a shared computer's next user
+    /// could go back to).
+    Cache,
+    /// `"cookies"`: every cookie of the site, not only the session's.
+    Cookies,
+    /// `"storage"`: `localStorage`, `sessionStorage`, IndexedDB, service
+    /// workers and the like.
+    Storage,
+}
+
+impl ClearSiteData {
+    /// The directive as the header quotes it: `"cache"` and so on, with
+    /// the quotes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cache => "\"cache\"",
+            Self::Cookies => "\"cookies\"",
+            Self::Storage => "\"storage\"",
+        }
+    }
 }
 
 /// Signing secrets for the session cookie. The first signs; all verify.
@@ -98,9 +147,16 @@ pub struct CookieConfig {
     /// Cross-site policy. Default `Lax`.
     pub same_site: SameSite,
     /// The name's prefix. Default `__Host-`, which requires `secure`,
-    /// `path = "/"` and no `domain`; `__Secure-` requires `secure`. Plain-HTTP
-    /// development needs `none`.
+    /// `path = "/"` and no `domain`; `__Host-Http-` requires the same and
+    /// `http_only`; `__Secure-` requires `secure`. Plain-HTTP development
+    /// needs `none`.
     pub prefix: CookiePrefix,
+    /// Mark the cookie `Partitioned` (CHIPS): a browser keeps it apart for
+    /// each top-level site this one is embedded in, so an app that runs in
+    /// other sites' iframes keeps its sessions when third-party cookies are
+    /// blocked, and no embedding site can follow a visitor across the
+    /// others. Requires `secure`. Default `false`.
+    pub partitioned: bool,
     /// Give the cookie a `Max-Age` so it outlives the browser session
     /// ("remember me" for everyone). Default `false`. A session can choose
     /// for itself with [`Session::set_persistent`](crate::Session::set_persistent).
@@ -121,6 +177,7 @@ impl Default for CookieConfig {
             http_only: true,
             same_site: SameSite::Lax,
             prefix: CookiePrefix::Host,
+            partitioned: false,
             persistent: false,
             signing_keys: SigningKeys::default(),
         }
@@ -238,6 +295,16 @@ pub struct SessionConfig {
     /// cross it is answered 413 instead of its handler's response, and
     /// changes nothing.
     pub max_session_bytes: usize,
+    /// What the browser is asked to clear (`Clear-Site-Data`) on a response
+    /// that ends the session ([`Session::destroy`](crate::Session::destroy):
+    /// a logout, or ending the current session among others). Default
+    /// none. Sent once, in this order: `"cache"`, `"cookies"`, `"storage"`.
+    ///
+    /// When the same response starts a new session (a handler that
+    /// destroys and then writes, such as a flash message saying "signed
+    /// out"), `"cookies"` is left out, as it would take the new cookie
+    /// with it.
+    pub clear_site_data: Vec<ClearSiteData>,
 }
 
 impl Default for SessionConfig {
@@ -251,6 +318,7 @@ impl Default for SessionConfig {
             hash_ids_at_rest: false,
             store_error_status: 503,
             max_session_bytes: DEFAULT_MAX_SESSION_BYTES,
+            clear_site_data: Vec::new(),
         }
     }
 }
@@ -271,19 +339,29 @@ impl SessionConfig {
         {
             return bad("the cookie domain must be non-empty and hold no ';' or control bytes");
         }
-        match c.prefix {
-            CookiePrefix::Host if !c.secure || c.path != "/" || c.domain.is_some() => {
-                return bad(
-                    "the __Host- prefix requires secure = true, path = \"/\" and no domain \
-                     (set prefix = \"secure\" or \"none\" to use another path or a domain)",
-                );
-            }
-            CookiePrefix::Secure if !c.secure => {
-                return bad(
-                    "the __Secure- prefix requires secure = true (set prefix = \"none\" for plain HTTP)",
-                );
-            }
-            _ => {}
+        // The rules follow the name as sent, whether the prefix came from
+        // `prefix` or from `name`: browsers match prefixes ignoring case,
+        // and drop a cookie that breaks its prefix's rules in silence.
+        let sent = self.cookie_name().to_ascii_lowercase();
+        let host_http = sent.starts_with("__host-http-");
+        let host = host_http || sent.starts_with("__host-");
+        if (host || sent.starts_with("__secure-") || sent.starts_with("__http-")) && !c.secure {
+            return bad(
+                "a cookie name starting with __Host-, __Host-Http-, __Http- or __Secure- \
+                 requires secure = true (set prefix = \"none\" and a plain name for plain HTTP)",
+            );
+        }
+        if host && (c.path != "/" || c.domain.is_some()) {
+            return bad(
+                "the __Host- and __Host-Http- prefixes require path = \"/\" and no domain \
+                 (set prefix = \"secure\" or \"none\" to use another path or a domain)",
+            );
+        }
+        if (host_http || sent.starts_with("__http-")) && !c.http_only {
+            return bad("the __Host-Http- and __Http- prefixes require http_only = true");
+        }
+        if c.partitioned && !c.secure {
+            return bad("a partitioned cookie requires secure = true");
         }
         if c.same_site == SameSite::None && !c.secure {
             return bad("SameSite=None requires secure = true");
@@ -298,11 +376,13 @@ impl SessionConfig {
                 "authorization",
                 "vary",
                 "cache-control",
+                "clear-site-data",
             ];
             if reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
                 return bad(
                     "the transport header must not be cookie, set-cookie, authorization, \
-                     vary or cache-control (use transport = \"cookie\" or \"bearer\")",
+                     vary, cache-control or clear-site-data \
+                     (use transport = \"cookie\" or \"bearer\")",
                 );
             }
         }
@@ -321,14 +401,26 @@ impl SessionConfig {
         Ok(())
     }
 
+    /// The `Clear-Site-Data` value for a response that ends the session
+    /// (see [`clear_site_data`](Self::clear_site_data)): the directives
+    /// quoted, comma-separated, each once, in a fixed order; without
+    /// `"cookies"` if `keep_cookies`. `None` when that leaves none.
+    pub(crate) fn clear_site_data_value(&self, keep_cookies: bool) -> Option<Arc<str>> {
+        let mut directives = self.clear_site_data.clone();
+        directives.sort_unstable();
+        directives.dedup();
+        directives.retain(|d| !(keep_cookies && *d == ClearSiteData::Cookies));
+        let value = directives
+            .iter()
+            .map(|d| d.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        (!value.is_empty()).then(|| value.into())
+    }
+
     /// The cookie's name as sent, with its prefix.
     pub fn cookie_name(&self) -> String {
-        let prefix = match self.cookie.prefix {
-            CookiePrefix::None => "",
-            CookiePrefix::Secure => "__Secure-",
-            CookiePrefix::Host => "__Host-",
-        };
-        format!("{prefix}{}", self.cookie.name)
+        format!("{}{}", self.cookie.prefix.as_str(), self.cookie.name)
     }
 }
 
@@ -394,6 +486,104 @@ mod tests {
     }
 
     #[test]
+    fn host_http_prefix_also_requires_http_only() {
+        let mut config = SessionConfig::default();
+        config.cookie.prefix = CookiePrefix::HostHttp;
+        config.validate().unwrap();
+        assert_eq!(config.cookie_name(), "__Host-Http-id");
+        for broken in [
+            |c: &mut CookieConfig| c.secure = false,
+            |c: &mut CookieConfig| c.http_only = false,
+            |c: &mut CookieConfig| c.path = "/app".into(),
+            |c: &mut CookieConfig| c.domain = Some("example.com".into()),
+        ] {
+            let mut bad = config.clone();
+            broken(&mut bad.cookie);
+            assert!(matches!(bad.validate(), Err(Error::Config(_))), "{bad:?}");
+        }
+        // __Host- alone does not ask for HttpOnly.
+        config.cookie.prefix = CookiePrefix::Host;
+        config.cookie.http_only = false;
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn a_prefix_spelt_in_the_name_brings_its_rules() {
+        // Browsers read the prefix off the name sent, in any case: a name
+        // that carries one must follow its rules as if `prefix` said so.
+        for (prefix, name) in [
+            (CookiePrefix::None, "__Host-id"),
+            (CookiePrefix::None, "__host-id"),
+            (CookiePrefix::None, "__SECURE-id"),
+            (CookiePrefix::None, "__Host-Http-id"),
+            (CookiePrefix::None, "__Http-id"),
+            (CookiePrefix::Secure, "Http-id"),
+        ] {
+            let mut config = SessionConfig::default();
+            config.cookie.prefix = prefix;
+            config.cookie.name = name.into();
+            config.validate().unwrap();
+            config.cookie.secure = false;
+            assert!(config.validate().is_err(), "{name} without Secure");
+        }
+        let mut config = SessionConfig::default();
+        config.cookie.prefix = CookiePrefix::None;
+        config.cookie.name = "__host-id".into();
+        config.cookie.path = "/app".into();
+        assert!(config.validate().is_err(), "__host- with a path");
+        for (prefix, name) in [
+            (CookiePrefix::None, "__Host-Http-id"),
+            (CookiePrefix::None, "__http-id"),
+            // `__Host-` and `Http-x` make `__Host-Http-x`.
+            (CookiePrefix::Host, "Http-id"),
+        ] {
+            let mut config = SessionConfig::default();
+            config.cookie.prefix = prefix;
+            config.cookie.name = name.into();
+            config.cookie.http_only = false;
+            assert!(config.validate().is_err(), "{name} without HttpOnly");
+        }
+    }
+
+    #[test]
+    fn partitioned_requires_secure() {
+        let mut config = SessionConfig::default();
+        config.cookie.partitioned = true;
+        config.validate().unwrap();
+        config.cookie.prefix = CookiePrefix::None;
+        config.cookie.secure = false;
+        assert!(matches!(config.validate(), Err(Error::Config(_))));
+        config.cookie.partitioned = false;
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn clear_site_data_is_quoted_once_each_in_a_fixed_order() {
+        let mut config = SessionConfig::default();
+        assert_eq!(config.clear_site_data_value(false), None);
+        config.clear_site_data = vec![
+            ClearSiteData::Storage,
+            ClearSiteData::Cookies,
+            ClearSiteData::Cache,
+            ClearSiteData::Storage,
+        ];
+        assert_eq!(
+            config.clear_site_data_value(false).as_deref(),
+            Some(r#""cache", "cookies", "storage""#)
+        );
+        assert_eq!(
+            config.clear_site_data_value(true).as_deref(),
+            Some(r#""cache", "storage""#)
+        );
+        config.clear_site_data = vec![ClearSiteData::Cookies];
+        assert_eq!(
+            config.clear_site_data_value(false).as_deref(),
+            Some(r#""cookies""#)
+        );
+        assert_eq!(config.clear_site_data_value(true), None);
+    }
+
+    #[test]
     fn rejects_short_keys_bad_names_and_insecure_same_site_none() {
         let mut config = SessionConfig::default();
         config.cookie.signing_keys = SigningKeys::new(["short"]);
@@ -439,6 +629,21 @@ mod tests {
         assert_eq!(config.cookie.signing_keys.secrets().len(), 2);
         // A misspelt setting is an error, not a silently ignored default.
         assert!(serde_json::from_str::<SessionConfig>(r#"{"idle_timout": 10}"#).is_err());
+        let config: SessionConfig = serde_json::from_str(
+            r#"{"cookie": {"prefix": "host-http", "partitioned": true}, "clear_site_data": ["cache", "cookies"]}"#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.cookie_name(), "__Host-Http-id");
+        assert!(config.cookie.partitioned);
+        assert_eq!(
+            config.clear_site_data,
+            [ClearSiteData::Cache, ClearSiteData::Cookies]
+        );
+        assert!(
+            serde_json::from_str::<SessionConfig>(r#"{"clear_site_data": ["everything"]}"#)
+                .is_err()
+        );
         assert!(serde_json::from_str::<SessionConfig>(r#"{"cookie": {"secure": "no"}}"#).is_err());
     }
 

@@ -90,7 +90,9 @@ pub enum Presented {
 pub(crate) struct CookiePolicy {
     name: String,
     keys: Vec<Key>,
-    /// `; Path=/; HttpOnly; Secure; SameSite=Lax` and so on, built once.
+    /// `; Path=/; HttpOnly; Secure; SameSite=Lax` and so on (with
+    /// `; Partitioned` last), built once: the removal cookie carries the
+    /// same, as a browser removes only the cookie they match.
     attributes: String,
     /// A header [`Transport`]; `None` for the cookie.
     header: Option<HeaderTransport>,
@@ -123,6 +125,9 @@ impl CookiePolicy {
             SameSite::Lax => "; SameSite=Lax",
             SameSite::None => "; SameSite=None",
         });
+        if c.partitioned {
+            attributes.push_str("; Partitioned");
+        }
         let header = match &config.transport {
             Transport::Cookie => None,
             Transport::Header(_) | Transport::Bearer(_) => Some(HeaderTransport {
@@ -414,6 +419,42 @@ mod tests {
             p.removal(),
             "__Host-id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=Lax"
         );
+    }
+
+    #[test]
+    fn host_http_and_partitioned_cookies_are_set_and_removed_alike() {
+        let id = SessionId::generate();
+        let mut config = SessionConfig::default();
+        config.cookie.prefix = crate::CookiePrefix::HostHttp;
+        config.cookie.partitioned = true;
+        config.cookie.same_site = SameSite::None;
+        config.validate().unwrap();
+        let p = CookiePolicy::new(&config);
+        assert_eq!(p.name(), "__Host-Http-id");
+        assert_eq!(
+            p.set_cookie(&id, Some(Duration::from_secs(60))),
+            format!(
+                "__Host-Http-id={id}; Max-Age=60; Path=/; HttpOnly; Secure; SameSite=None; Partitioned"
+            )
+        );
+        // A partitioned cookie is removed only by one that says so too.
+        assert_eq!(
+            p.removal(),
+            "__Host-Http-id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/; HttpOnly; Secure; SameSite=None; Partitioned"
+        );
+        // It is read back under its full name.
+        let header = format!("__Host-id=x; __Host-Http-id={id}");
+        assert_eq!(find(&p, header.as_bytes()), Presented::Id(id));
+
+        config.cookie.prefix = crate::CookiePrefix::Host;
+        let p = CookiePolicy::new(&config);
+        assert_eq!(
+            p.set_cookie(&id, None),
+            format!("__Host-id={id}; Path=/; HttpOnly; Secure; SameSite=None; Partitioned")
+        );
+        config.cookie.partitioned = false;
+        let p = CookiePolicy::new(&config);
+        assert!(!p.removal().contains("Partitioned"));
     }
 
     #[test]

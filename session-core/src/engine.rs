@@ -50,6 +50,10 @@ struct Inner<S> {
     config: SessionConfig,
     policy: CookiePolicy,
     defaults: SessionPolicy,
+    /// `Clear-Site-Data` for a response that ends the session, and for
+    /// one that also starts a new session (without `"cookies"`).
+    clear_on_end: Option<Arc<str>>,
+    clear_on_end_keep_cookies: Option<Arc<str>>,
     clock: SharedClock,
     random: Box<dyn RandomSource>,
     events: EventHook,
@@ -119,6 +123,9 @@ pub struct ResponseHeaders {
     pub vary_cookie: bool,
     /// A header transport's names; `None` for the cookie.
     pub transport: Option<Arc<TransportHeaders>>,
+    /// The `Clear-Site-Data` value, on a response that ended the session
+    /// (see [`SessionConfig::clear_site_data`]); else `None`.
+    pub clear_site_data: Option<Arc<str>>,
 }
 
 /// The header names of a header [`Transport`](crate::Transport), lowercase.
@@ -152,6 +159,9 @@ pub enum SessionHeader<'a> {
     VaryCookie,
     /// `Vary` naming a header transport's request header (lowercase).
     Vary(&'a str),
+    /// `Clear-Site-Data` with this value (`"cache", "cookies"`, say), on a
+    /// response that ended the session.
+    ClearSiteData(&'a str),
 }
 
 impl SessionHeader<'_> {
@@ -162,6 +172,7 @@ impl SessionHeader<'_> {
             Self::SetCookie(_) => "set-cookie",
             Self::Id { name, .. } => name,
             Self::VaryCookie | Self::Vary(_) => "vary",
+            Self::ClearSiteData(_) => "clear-site-data",
         }
     }
 
@@ -171,7 +182,7 @@ impl SessionHeader<'_> {
             Self::NoStore => "no-store",
             Self::SetCookie(value) | Self::Id { value, .. } => value,
             Self::VaryCookie => "cookie",
-            Self::Vary(name) => name,
+            Self::Vary(name) | Self::ClearSiteData(name) => name,
         }
     }
 }
@@ -222,6 +233,9 @@ impl ResponseHeaders {
                     SessionHeader::Vary(&n.request)
                 }),
             );
+        }
+        if let Some(value) = &self.clear_site_data {
+            add(headers, SessionHeader::ClearSiteData(value));
         }
     }
 }
@@ -292,6 +306,8 @@ impl<S: SessionStore> SessionManager<S> {
             random,
             policy: CookiePolicy::new(&config),
             defaults: SessionPolicy::of(&config),
+            clear_on_end: config.clear_site_data_value(false),
+            clear_on_end_keep_cookies: config.clear_site_data_value(true),
             store,
             config,
             clock,
@@ -460,6 +476,7 @@ impl<S: SessionStore> SessionManager<S> {
             set_cookie: plan.remove_cookie.then(|| self.inner.policy.removal()),
             vary_cookie: plan.vary,
             transport: self.inner.policy.transport_headers(),
+            clear_site_data: None,
         })
     }
 
@@ -474,6 +491,7 @@ impl<S: SessionStore> SessionManager<S> {
             now,
         } = plan;
         let store = &self.inner.store;
+        let ended = delete.is_some();
         if let Some(old) = delete {
             store.delete(&self.store_key(&old)).await?;
             self.emit(SessionEvent::Destroyed { id: old.log_hash() });
@@ -482,6 +500,7 @@ impl<S: SessionStore> SessionManager<S> {
             set_cookie: None,
             vary_cookie: vary,
             transport: self.inner.policy.transport_headers(),
+            clear_site_data: None,
         };
         let cookie_for = |id: &SessionId, expires_at: Timestamp| {
             let max_age = persistent.then(|| expires_at.since(now));
@@ -539,6 +558,15 @@ impl<S: SessionStore> SessionManager<S> {
         };
         if !written && (remove_cookie || wanted_write) {
             headers.set_cookie = Some(self.inner.policy.removal());
+        }
+        if ended {
+            // A new session written after the end keeps its cookie.
+            let value = if written {
+                &self.inner.clear_on_end_keep_cookies
+            } else {
+                &self.inner.clear_on_end
+            };
+            headers.clear_site_data.clone_from(value);
         }
         Ok(headers)
     }

@@ -408,6 +408,95 @@ fn destroy_deletes_and_sends_a_matching_removal_cookie() {
 }
 
 #[test]
+fn clear_site_data_goes_only_on_responses_that_end_the_session() {
+    let h = Harness::new(SessionConfig {
+        clear_site_data: vec![ClearSiteData::Cookies, ClearSiteData::Cache],
+        ..SessionConfig::default()
+    });
+    let clear = |reply: &Reply| {
+        let sent = sent(&reply.headers);
+        let values: Vec<_> = sent
+            .iter()
+            .filter(|(name, _)| name == "clear-site-data")
+            .map(|(_, value)| value.clone())
+            .collect();
+        assert_eq!(values.len(), reply.headers.clear_site_data.iter().count());
+        values.into_iter().next()
+    };
+    // Created, read, written, renewed, touched: nothing to clear.
+    let created = h.request(None, |s| s.set_user("ada"));
+    assert_eq!(clear(&created), None);
+    let id = created.cookie().unwrap();
+    assert_eq!(
+        clear(&h.request(Some(&id), |s| {
+            let _ = read(s);
+        })),
+        None
+    );
+    assert_eq!(clear(&h.request(Some(&id), write("k"))), None);
+    let renewed = h.request(Some(&id), |s| s.renew());
+    assert_eq!(clear(&renewed), None);
+    let id = renewed.cookie().unwrap();
+    h.advance(120);
+    assert_eq!(
+        clear(&h.request(Some(&id), |s| {
+            let _ = read(s);
+        })),
+        None
+    );
+    // An unknown id's cookie is removed, but no session of it ended here.
+    let stale = h.request(Some(&SessionId::generate().to_string()), write("k"));
+    assert_eq!(clear(&stale), None);
+    let stale = h.request(Some(&SessionId::generate().to_string()), |s| s.destroy());
+    assert!(stale.removes_cookie());
+    assert_eq!(clear(&stale), None);
+
+    // Ended: the configured directives, quoted, after the removal cookie.
+    let logout = h.request(Some(&id), |s| s.destroy());
+    assert!(logout.removes_cookie());
+    assert_eq!(clear(&logout).as_deref(), Some(r#""cache", "cookies""#));
+    assert_eq!(
+        sent(&logout.headers).last().unwrap().0,
+        "clear-site-data",
+        "appended last"
+    );
+    // Ended, and a new session started in the same response (a "signed
+    // out" flash): the new cookie must survive, so "cookies" is left out.
+    let id = h.request(None, |s| s.set_user("bob")).cookie().unwrap();
+    let flashed = h.request(Some(&id), |s| {
+        s.destroy();
+        s.insert("flash", &"signed out").unwrap();
+    });
+    assert!(flashed.cookie().is_some());
+    assert_eq!(clear(&flashed).as_deref(), Some(r#""cache""#));
+
+    // Nothing configured: never sent.
+    let h = Harness::default();
+    let id = h.request(None, write("k")).cookie().unwrap();
+    assert_eq!(clear(&h.request(Some(&id), |s| s.destroy())), None);
+}
+
+#[test]
+fn clear_site_data_of_cookies_alone_is_dropped_when_a_new_session_starts() {
+    let h = Harness::new(SessionConfig {
+        clear_site_data: vec![ClearSiteData::Cookies],
+        ..SessionConfig::default()
+    });
+    let id = h.request(None, write("k")).cookie().unwrap();
+    let reply = h.request(Some(&id), |s| {
+        s.destroy();
+        s.insert("flash", &1).unwrap();
+    });
+    assert_eq!(reply.headers.clear_site_data, None);
+    let id = reply.cookie().unwrap();
+    let reply = h.request(Some(&id), |s| s.destroy());
+    assert_eq!(
+        reply.headers.clear_site_data.as_deref(),
+        Some(r#""cookies""#)
+    );
+}
+
+#[test]
 fn a_request_in_flight_cannot_resurrect_a_destroyed_session() {
     let h = Harness::default();
     let id = h.request(None, write("k")).cookie().unwrap();
@@ -1126,6 +1215,7 @@ fn transport_header_names_are_checked() {
         "set-cookie",
         "Authorization",
         "vary",
+        "Clear-Site-Data",
     ] {
         let config = SessionConfig {
             transport: Transport::Header(name.into()),

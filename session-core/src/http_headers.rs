@@ -9,6 +9,7 @@ use crate::engine::{ResponseHeaders, SessionHeader};
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const COOKIE_VALUE: HeaderValue = HeaderValue::from_static("cookie");
+const CLEAR_SITE_DATA: HeaderName = HeaderName::from_static("clear-site-data");
 
 impl ResponseHeaders {
     /// Appends these headers to a response's header map, by the rules of
@@ -39,6 +40,12 @@ impl ResponseHeaders {
                         Ok(value) => (VARY, value),
                         Err(_) => return,
                     },
+                    SessionHeader::ClearSiteData(directives) => {
+                        match HeaderValue::try_from(directives) {
+                            Ok(value) => (CLEAR_SITE_DATA, value),
+                            Err(_) => return,
+                        }
+                    }
                 };
                 headers.append(name, value);
             },
@@ -78,6 +85,7 @@ mod tests {
             set_cookie: Some("id=x; Path=/".into()),
             vary_cookie: true,
             transport: None,
+            clear_site_data: Some("\"cache\", \"cookies\"".into()),
         };
         for has_cache_control in [false, true] {
             let mut map = HeaderMap::new();

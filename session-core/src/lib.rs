@@ -28,8 +28,8 @@ pub mod testing;
 
 pub use answer::Answer;
 pub use config::{
-    CookieConfig, CookiePrefix, DEFAULT_MAX_SESSION_BYTES, SameSite, SessionConfig, SigningKeys,
-    Transport,
+    ClearSiteData, CookieConfig, CookiePrefix, DEFAULT_MAX_SESSION_BYTES, SameSite, SessionConfig,
+    SigningKeys, Transport,
 };
 pub use cookie_policy::{Presented, RejectReason};
 pub use csrf::{CsrfPolicy, CsrfRejection};

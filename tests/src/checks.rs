@@ -932,3 +932,88 @@ pub async fn duplicate_content_types_are_415_and_change_nothing(target: Target) 
     assert_eq!(res.status, 415);
     assert_eq!(res.set_cookie(), None);
 }
+
+/// With `clear_site_data` configured, `Clear-Site-Data` comes once, with
+/// the directives quoted, on logout and logout-all, and on no other answer;
+/// without it, never.
+pub async fn clear_site_data_comes_only_with_answers_that_end_the_session(target: Target) {
+    let mut config = example_config();
+    config.clear_site_data = vec![
+        session_core::ClearSiteData::Storage,
+        session_core::ClearSiteData::Cache,
+        session_core::ClearSiteData::Cookies,
+    ];
+    let server = TestServer::start_with(target, config).await;
+    let expected = [r#""cache", "cookies", "storage""#];
+    let none: [&str; 0] = [];
+    let mut browser = server.browser();
+    let res = browser.login("ada", json!({})).await;
+    assert_eq!(res.all("clear-site-data"), none, "login");
+    let res = browser.get("/session/profile").await;
+    assert_eq!(res.all("clear-site-data"), none, "profile");
+    let res = browser.post("/session/update", r#"{"a": 1}"#).await;
+    assert_eq!(res.all("clear-site-data"), none, "update");
+    let res = browser.post("/session/logout", "").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.all("clear-site-data"), expected, "logout");
+    assert!(res.cookie_attributes().contains(&"Max-Age=0".to_owned()));
+    // No session to end: 401, nothing to clear.
+    let res = browser.post("/session/logout", "").await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.all("clear-site-data"), none, "logout without a session");
+    let res = browser.post("/session/logout-all", "").await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.all("clear-site-data"), none, "logout-all without one");
+
+    let mut other = server.browser();
+    other.login("ada", json!({})).await;
+    browser.login("ada", json!({})).await;
+    let res = browser.post("/session/logout-all", "").await;
+    assert_eq!(res.json(), json!({ "ended": 2 }));
+    assert_eq!(res.all("clear-site-data"), expected, "logout-all");
+    // The other device's next answer ends nothing here: its cookie is
+    // removed as a stale one, without clearing its site data.
+    let res = other.get("/session/profile").await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.all("clear-site-data"), none, "a stale cookie");
+
+    let server = TestServer::start(target).await;
+    let mut browser = server.browser();
+    browser.login("ada", json!({})).await;
+    let res = browser.post("/session/logout", "").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.all("clear-site-data"), none, "not configured");
+}
+
+/// A `Partitioned` cookie is set, and removed, with `Partitioned`.
+pub async fn a_partitioned_cookie_is_set_and_removed_partitioned(target: Target) {
+    let mut config = example_config();
+    config.cookie.partitioned = true;
+    let server = TestServer::start_with(target, config).await;
+    let mut browser = server.browser();
+    let res = browser.login("ada", json!({})).await;
+    assert_eq!(
+        res.cookie_attributes(),
+        [
+            "Path=/",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Partitioned"
+        ]
+    );
+    assert_eq!(browser.get("/session/profile").await.status, 200);
+    let res = browser.post("/session/logout", "").await;
+    assert_eq!(
+        res.cookie_attributes(),
+        [
+            "Max-Age=0",
+            "Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            "Path=/",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Partitioned"
+        ]
+    );
+}

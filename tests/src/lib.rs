@@ -53,6 +53,8 @@ macro_rules! conformance_suite {
                 header_transport_answers_that_use_the_session_are_no_store,
                 duplicate_id_headers_are_401_and_change_nothing,
                 duplicate_content_types_are_415_and_change_nothing,
+                clear_site_data_comes_only_with_answers_that_end_the_session,
+                a_partitioned_cookie_is_set_and_removed_partitioned,
             );
         }
     };

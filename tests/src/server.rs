@@ -329,6 +329,9 @@ pub fn example_config() -> SessionConfig {
         redis_cache: false,
         transport: session_core::Transport::Cookie,
         store_error_status: 503,
+        cookie_name: None,
+        partitioned: false,
+        clear_site_data: Vec::new(),
     }
     .config()
 }
