@@ -320,6 +320,7 @@ mod freshness;
 mod layout;
 mod pool;
 mod scripts;
+mod sentinel;
 mod store;
 
 #[cfg(feature = "testing")]

@@ -9,4 +9,5 @@ mod contract;
 mod corrupt;
 mod outage;
 mod round_trips;
+mod sentinel;
 mod staleness;
