@@ -329,6 +329,7 @@ pub fn example_config() -> SessionConfig {
         redis_cache: false,
         transport: session_core::Transport::Cookie,
         store_error_status: 503,
+        redis_failover: Default::default(),
     }
     .config()
 }
