@@ -52,6 +52,8 @@ pub struct Settings {
     /// `storage`, sent as `Clear-Site-Data` on answers that end the
     /// session. Default none.
     pub clear_site_data: Vec<ClearSiteData>,
+    /// `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER` and `SESSION_REDIS_WAIT`.
+    pub redis_failover: RedisFailover,
 }
 
 /// The default cookie name, and the one used when `SESSION_SECURE=false`
@@ -129,6 +131,93 @@ fn clear_site_data(value: Option<&str>) -> Result<Vec<ClearSiteData>, String> {
         .collect()
 }
 
+/// How the Redis store survives a master's failure: the master found
+/// through Sentinel, and writes acknowledged only once replicas have them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RedisFailover {
+    /// `REDIS_SENTINELS` (`host:port,host:port,...`) and
+    /// `REDIS_SENTINEL_MASTER` (the master's name), set together: the
+    /// Sentinels' `redis://` addresses and the name. Unset: `REDIS_URL`.
+    pub sentinel: Option<(Vec<String>, String)>,
+    /// `SESSION_REDIS_WAIT`, default 0 (off): how many replicas must have
+    /// a write before it is acknowledged (each write waits at most
+    /// [`REDIS_WAIT_TIMEOUT`](Self::REDIS_WAIT_TIMEOUT) for them).
+    pub wait_replicas: usize,
+}
+
+impl RedisFailover {
+    /// How long a write waits for `SESSION_REDIS_WAIT` replicas before its
+    /// request is answered with the store-error status.
+    pub const REDIS_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// Reads the three variables; an invalid one is an error naming it.
+    fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let sentinel = match (var("REDIS_SENTINELS"), var("REDIS_SENTINEL_MASTER")) {
+            (None, None) => None,
+            (Some(list), Some(name)) => {
+                let addresses = list
+                    .split(',')
+                    .map(|entry| {
+                        let entry = entry.trim();
+                        match entry.rsplit_once(':') {
+                            Some((host, port))
+                                if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) =>
+                            {
+                                Ok(format!("redis://{entry}"))
+                            }
+                            _ => Err(format!(
+                                "REDIS_SENTINELS={list:?} is not valid: use host:port,host:port,... \
+                                 (the Sentinels' addresses)"
+                            )),
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some((addresses, name))
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: \
+                     set both (the Sentinels' host:port list and the master's name) or neither"
+                    .into());
+            }
+        };
+        let wait_replicas = match var("SESSION_REDIS_WAIT") {
+            None => 0,
+            Some(v) => v.parse().map_err(|_| {
+                format!(
+                    "SESSION_REDIS_WAIT={v:?} is not valid: use a whole number of replicas \
+                     (0 turns it off)"
+                )
+            })?,
+        };
+        Ok(Self {
+            sentinel,
+            wait_replicas,
+        })
+    }
+
+    /// The Redis store: on the master Sentinel names, or at `url`; writes
+    /// acknowledged once replicated if asked.
+    fn store(&self, url: &str) -> Result<session_redis::RedisStore, Error> {
+        let store = match &self.sentinel {
+            Some((sentinels, name)) => {
+                session_redis::RedisStore::sentinel(sentinels.iter().map(String::as_str), name)?
+            }
+            None => session_redis::RedisStore::new(url)?,
+        };
+        store.with_replicated_writes(self.wait_replicas, Self::REDIS_WAIT_TIMEOUT)
+    }
+
+    /// Where the store looks for Redis, for messages.
+    fn describe(&self, url: &str) -> String {
+        match &self.sentinel {
+            Some((sentinels, name)) => {
+                format!("master {name:?} of Sentinels {}", sentinels.join(","))
+            }
+            None => url.to_owned(),
+        }
+    }
+}
+
 impl Settings {
     /// Reads the environment; a malformed variable is an error naming it.
     pub fn from_env() -> Result<Self, String> {
@@ -200,6 +289,7 @@ impl Settings {
         check_cookie(cookie_name.as_deref(), secure, partitioned)?;
         let clear_site_data = clear_site_data(var("SESSION_CLEAR_SITE_DATA").as_deref())?;
         let settings = Self {
+            redis_failover: RedisFailover::from_env(var)?,
             transport,
             addr: parsed(
                 "ADDR",
@@ -275,10 +365,12 @@ impl Settings {
     pub async fn store(&self) -> Result<DynStore, Error> {
         match self.store.as_str() {
             "redis" => {
-                let mut store = session_redis::RedisStore::new(self.redis_url.as_str())?;
-                if !self.redis_cache {
-                    store = store.without_cache();
-                }
+                let mut store = self.redis_failover.store(&self.redis_url)?;
+                store = match (self.redis_cache, store.is_cached()) {
+                    (true, false) => store.with_cache(session_redis::CacheConfig::default())?,
+                    (false, true) => store.without_cache(),
+                    _ => store,
+                };
                 // Connections are made on first use; say now if Redis is not
                 // there, but start anyway: requests answer 503 until it is.
                 if let Err(e) = store.ping().await {
@@ -287,7 +379,7 @@ impl Settings {
                         .unwrap_or_default();
                     eprintln!(
                         "warning: Redis at {} is not answering yet: {cause}",
-                        self.redis_url
+                        self.redis_failover.describe(&self.redis_url)
                     );
                 }
                 Ok(DynStore::new(store))

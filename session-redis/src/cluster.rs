@@ -27,7 +27,7 @@ use crate::store::{RedisStore, int, items, outcome, status, user, write_outcome}
 impl RedisStore {
     /// Adds `id` to `user`'s index with `score`, or raises its score.
     async fn index_add(&self, user: &str, id: &SessionId, score: u64) -> Result<(), Error> {
-        let mut call = scripts::INDEX_ADD.prepare_invoke();
+        let mut call = scripts::Call::new(&scripts::INDEX_ADD);
         call.key(self.user_key(user)).arg(score).arg(id.to_string());
         self.conn.invoke(&call).await.map(drop)
     }
@@ -110,7 +110,7 @@ impl RedisStore {
         new_id: &SessionId,
         update: &Update,
     ) -> Result<WriteOutcome, Error> {
-        let mut take = scripts::TAKE.prepare_invoke();
+        let mut take = scripts::Call::new(&scripts::TAKE);
         take.key(self.session_key(old_id))
             .arg(update.last_activity.unix_millis());
         let (code, rest) = status(self.conn.invoke(&take).await?)?;
@@ -203,7 +203,7 @@ impl RedisStore {
                 .await?,
         )?;
         let deletes = members.iter().map(|id| async move {
-            let mut call = scripts::DELETE_IF_OWNED.prepare_invoke();
+            let mut call = scripts::Call::new(&scripts::DELETE_IF_OWNED);
             call.key(self.session_key(id)).arg(user);
             int(&self.conn.invoke(&call).await?)
         });

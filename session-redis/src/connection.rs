@@ -8,18 +8,22 @@ use std::time::Duration;
 
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, ConnectionInfo, RedisError, RedisResult, ScriptInvocation, Value};
+use redis::{Client, Cmd, ConnectionInfo, RedisError, RedisResult, Value};
 use session_core::Error;
 use tokio::sync::OnceCell;
 
 use crate::cache::Cache;
 use crate::pool::{Pool, Route};
+use crate::scripts::Call;
+use crate::sentinel::{Master, SentinelTarget};
 
 /// Where to connect.
 #[derive(Clone)]
 pub(crate) enum Target {
     /// One server (or a primary behind a proxy or failover address).
     Single(Client),
+    /// The master that Sentinel names, followed across failovers.
+    Sentinel(SentinelTarget),
     /// A Redis Cluster, given by some of its nodes.
     Cluster(Vec<ConnectionInfo>),
 }
@@ -29,12 +33,21 @@ enum Conn {
     Cluster(OnceCell<ClusterConnection>),
 }
 
+/// How many replicas must acknowledge each write, and how long the write
+/// waits for them (`WAIT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Replicated {
+    pub(crate) replicas: usize,
+    pub(crate) timeout: Duration,
+}
+
 /// The connections of a store, whose calls time out.
 pub(crate) struct Connection {
     target: Target,
     timeout: Duration,
     conn: Conn,
     cache: Option<Arc<Cache>>,
+    replicated: Option<Replicated>,
 }
 
 impl fmt::Debug for Connection {
@@ -47,7 +60,9 @@ impl fmt::Debug for Connection {
             Conn::Single(pool) => out.field("pool", pool),
             Conn::Cluster(conn) => out.field("connected", &conn.initialized()),
         };
-        out.field("cache", &self.cache).finish()
+        out.field("cache", &self.cache)
+            .field("replicated", &self.replicated)
+            .finish()
     }
 }
 
@@ -63,19 +78,42 @@ impl fmt::Display for TimedOut {
 
 impl std::error::Error for TimedOut {}
 
+/// Fewer replicas than asked acknowledged a write within the wait.
+#[derive(Debug)]
+struct NotReplicated {
+    wanted: usize,
+    acknowledged: usize,
+    waited: Duration,
+}
+
+impl fmt::Display for NotReplicated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the write was applied on the Redis master but only {} of the {} replicas asked for \
+             acknowledged it within {:?} (WAIT): it may be lost if the master fails now",
+            self.acknowledged, self.wanted, self.waited
+        )
+    }
+}
+
+impl std::error::Error for NotReplicated {}
+
 impl Connection {
     /// Connections to `target` (opened on first use): on one server a pool
-    /// of `pool_size`, tracking keys for `cache` if there is one.
+    /// of `pool_size`, tracking keys for `cache` if there is one; writes
+    /// acknowledged only once `replicated` holds, if given.
     pub(crate) fn new(
         target: Target,
         timeout: Duration,
         pool_size: usize,
         cache: Option<Arc<Cache>>,
+        replicated: Option<Replicated>,
     ) -> Self {
+        let pool = |master| Conn::Single(Pool::new(master, pool_size, timeout, cache.clone()));
         let conn = match &target {
-            Target::Single(client) => {
-                Conn::Single(Pool::new(client.clone(), pool_size, timeout, cache.clone()))
-            }
+            Target::Single(client) => pool(Master::Fixed(client.clone())),
+            Target::Sentinel(sentinel) => pool(Master::sentinel(sentinel.clone())),
             Target::Cluster(_) => Conn::Cluster(OnceCell::new()),
         };
         Self {
@@ -83,6 +121,7 @@ impl Connection {
             timeout,
             conn,
             cache,
+            replicated,
         }
     }
 
@@ -111,10 +150,18 @@ impl Connection {
 
     /// Runs one call to Redis within the timeout.
     async fn timed<T>(&self, call: impl Future<Output = RedisResult<T>>) -> Result<T, Error> {
-        match tokio::time::timeout(self.timeout, call).await {
+        self.timed_for(self.timeout, call).await
+    }
+
+    async fn timed_for<T>(
+        &self,
+        timeout: Duration,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(redis_error(err)),
-            Err(_) => Err(Error::store(TimedOut(self.timeout))),
+            Err(_) => Err(Error::store(TimedOut(timeout))),
         }
     }
 
@@ -140,23 +187,56 @@ impl Connection {
 
     /// Runs a script (`EVALSHA`, loading it first if the server lacks it)
     /// on the connection of `route`.
-    pub(crate) async fn invoke_on(
-        &self,
-        route: Route,
-        script: &ScriptInvocation<'_>,
-    ) -> Result<Value, Error> {
+    pub(crate) async fn invoke_on(&self, route: Route, script: &Call<'_>) -> Result<Value, Error> {
         match &self.conn {
             Conn::Single(pool) => {
-                self.timed(pool.run(route, |mut conn| async move {
-                    script.invoke_async(&mut conn).await
-                }))
+                self.timed(pool.run(
+                    route,
+                    |mut conn| async move { script.invoke(&mut conn).await },
+                ))
                 .await
             }
             Conn::Cluster(cell) => {
                 let mut conn = self.cluster(cell).await?;
-                self.timed(script.invoke_async(&mut conn)).await
+                self.timed(script.invoke(&mut conn)).await
             }
         }
+    }
+
+    /// Runs a script that writes, on the connection of `route`: with
+    /// [`Replicated`], followed in the same round trip by `WAIT`, and
+    /// acknowledged only if enough replicas have the write (else
+    /// [`Error::Store`]: applied on the master, maybe not replicated). The
+    /// call is then bounded by the timeout plus the wait.
+    pub(crate) async fn write_on(&self, route: Route, script: &Call<'_>) -> Result<Value, Error> {
+        let (Some(wait), Conn::Single(pool)) = (self.replicated, &self.conn) else {
+            // `with_wait` refuses a Cluster.
+            return self.invoke_on(route, script).await;
+        };
+        let (reply, acknowledged) = self
+            .timed_for(
+                self.timeout.saturating_add(wait.timeout),
+                pool.run(route, |mut conn| async move {
+                    script
+                        .invoke_and_wait(&mut conn, wait.replicas, wait.timeout)
+                        .await
+                }),
+            )
+            .await?;
+        if acknowledged < wait.replicas {
+            return Err(Error::store(NotReplicated {
+                wanted: wait.replicas,
+                acknowledged,
+                waited: wait.timeout,
+            }));
+        }
+        Ok(reply)
+    }
+
+    /// A write script on the least busy connection (see
+    /// [`write_on`](Self::write_on)).
+    pub(crate) async fn write(&self, script: &Call<'_>) -> Result<Value, Error> {
+        self.write_on(Route::Any, script).await
     }
 
     /// Runs one command on the connection of `route`.
@@ -177,7 +257,7 @@ impl Connection {
     }
 
     /// Runs a script on the least busy connection.
-    pub(crate) async fn invoke(&self, script: &ScriptInvocation<'_>) -> Result<Value, Error> {
+    pub(crate) async fn invoke(&self, script: &Call<'_>) -> Result<Value, Error> {
         self.invoke_on(Route::Any, script).await
     }
 

@@ -36,6 +36,13 @@
 //!
 //! Each connection opens on first use and is replaced after a connection
 //! error, on the next call that needs it.
+//!
+//! Behind Sentinel ([`Master::Sentinel`]), a connection opens to the master
+//! Sentinel names. The pool leaves that master (every connection, and with
+//! them the cache and its proof) when a write meets `READONLY` (it was
+//! demoted), when a connection to another master opens, or when Sentinel,
+//! asked every [`RECHECK`], announces another; a lost connection or a
+//! failed connect makes the next connect ask Sentinel again.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -45,9 +52,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, RedisError, Value};
+use redis::{AsyncConnectionConfig, ConnectionAddr, PushInfo, PushKind, RedisError, Value};
 
 use crate::cache::Cache;
+use crate::sentinel::Master;
+
+/// How often a pool behind Sentinel asks which master it announces.
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
 /// Which connection a call takes.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +80,8 @@ struct Live {
     /// Whether its invalidations are known to arrive (see the module
     /// docs); only such a connection proves the cache fresh.
     delivers: bool,
+    /// The server it is connected to.
+    address: ConnectionAddr,
 }
 
 struct Slot {
@@ -81,7 +94,9 @@ struct Slot {
 }
 
 pub(crate) struct Pool {
-    client: Client,
+    master: Master,
+    /// Whether the Sentinel recheck runs (started on first use).
+    watching: std::sync::atomic::AtomicBool,
     timeout: Duration,
     cache: Option<Arc<Cache>>,
     slots: Box<[Slot]>,
@@ -102,6 +117,7 @@ impl fmt::Debug for Pool {
             .field("connections", &self.slots.len())
             .field("open", &open)
             .field("tracking", &self.cache.is_some())
+            .field("master", &self.master)
             .finish()
     }
 }
@@ -116,18 +132,24 @@ fn connection_lost(err: &RedisError) -> bool {
     err.is_unrecoverable_error() || err.is_connection_dropped() || err.is_io_error()
 }
 
+/// Whether Redis refused a write because it is a replica now.
+fn demoted(err: &RedisError) -> bool {
+    err.code() == Some("READONLY")
+}
+
 impl Pool {
-    /// `size` connections to the server of `client`; with `cache`, each one
-    /// tracks the keys it reads and feeds invalidations to the cache (the
-    /// client must then speak RESP3).
+    /// `size` connections to `master`; with `cache`, each one tracks the
+    /// keys it reads and feeds invalidations to the cache (the client must
+    /// then speak RESP3).
     pub(crate) fn new(
-        client: Client,
+        master: Master,
         size: usize,
         timeout: Duration,
         cache: Option<Arc<Cache>>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
-            client,
+            master,
+            watching: std::sync::atomic::AtomicBool::new(false),
             timeout,
             cache,
             slots: (0..size.max(1))
@@ -174,12 +196,35 @@ impl Pool {
         let _done = Done(&slot.busy);
         let live = self.live(index).await?;
         let result = call(live.conn).await;
-        if let Err(err) = &result
-            && connection_lost(err)
-        {
-            self.lost(index, live.generation);
+        if let Err(err) = &result {
+            self.failed(index, live.generation, err);
         }
         result
+    }
+
+    /// After an error on connection `index`: a lost connection is
+    /// replaced; a master that became a replica is left altogether.
+    fn failed(&self, index: usize, generation: u64, err: &RedisError) {
+        if connection_lost(err) {
+            self.lost(index, generation);
+            self.master.forget();
+        } else if demoted(err) && self.master.is_sentinel() {
+            self.master.forget();
+            self.leave(None);
+        }
+    }
+
+    /// Gives up every connection that is not to `keep` (`None`: all).
+    fn leave(&self, keep: Option<&ConnectionAddr>) {
+        for (index, slot) in self.slots.iter().enumerate() {
+            let stale = lock(&slot.live)
+                .as_ref()
+                .filter(|live| keep != Some(&live.address))
+                .map(|live| live.generation);
+            if let Some(generation) = stale {
+                self.lost(index, generation);
+            }
+        }
     }
 
     /// Runs `call` on every connection (opening them), concurrently.
@@ -193,10 +238,8 @@ impl Pool {
             async move {
                 let live = self.live(index).await?;
                 let result = call(live.conn).await;
-                if let Err(err) = &result
-                    && connection_lost(err)
-                {
-                    self.lost(index, live.generation);
+                if let Err(err) = &result {
+                    self.failed(index, live.generation, err);
                 }
                 result
             }
@@ -216,8 +259,21 @@ impl Pool {
         if let Some(live) = lock(&slot.live).clone() {
             return Ok(live);
         }
-        let live = self.connect(index).await?;
+        let live = match self.connect(index).await {
+            Ok(live) => live,
+            Err(err) => {
+                self.master.forget();
+                return Err(err);
+            }
+        };
         *lock(&slot.live) = Some(live.clone());
+        if self.master.is_sentinel() {
+            // A master that moved: none of the others may stay on the old.
+            self.leave(Some(&live.address));
+            if !self.watching.swap(true, Ordering::Relaxed) {
+                tokio::spawn(recheck(self.me.clone()));
+            }
+        }
         if self.cache.is_some() && live.delivers {
             // Once published: it stops when the slot holds another.
             let conn = live.conn.clone();
@@ -242,8 +298,8 @@ impl Pool {
                 Ok::<(), Infallible>(())
             });
         }
-        let mut conn = self
-            .client
+        let client = self.master.client().await?;
+        let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
         let mut delivers = false;
@@ -276,6 +332,7 @@ impl Pool {
             generation,
             conn,
             delivers,
+            address: Master::address(&client),
         })
     }
 
@@ -425,6 +482,21 @@ async fn prove(pool: Weak<Pool>, index: usize, generation: u64, mut conn: Multip
         }
         if let Some(cache) = &pool.cache {
             cache.proof().proved(index, generation, sent);
+        }
+    }
+}
+
+/// Behind Sentinel: every [`RECHECK`], asks which master Sentinel
+/// announces, and leaves the one the pool is on if it is another (a
+/// master demoted while its connections stayed open answers reads as a
+/// replica, and writes with `READONLY`). Ends with the pool.
+async fn recheck(pool: Weak<Pool>) {
+    loop {
+        tokio::time::sleep(RECHECK).await;
+        let Some(pool) = pool.upgrade() else { return };
+        let asked = tokio::time::timeout(pool.timeout, pool.master.moved()).await;
+        if let Ok(Ok(true)) = asked {
+            pool.leave(None);
         }
     }
 }

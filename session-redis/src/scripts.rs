@@ -1,7 +1,8 @@
 //! The Lua scripts: each store operation's writes, run atomically by Redis.
 //!
 //! Scripts run with `EVALSHA`, falling back to loading the script once per
-//! server (`redis::Script` does this). They answer with small integer codes
+//! server ([`Call`] does this, and can send a `WAIT` in the same round
+//! trip). They answer with small integer codes
 //! ([`WRITTEN`], [`MISSING`], [`TAKEN`], [`CORRUPT`], [`TOO_LARGE`]) and
 //! never raise errors of their own.
 //!
@@ -18,8 +19,97 @@
 //! writes the index with its own command.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
-use redis::Script;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, RedisResult, Script, ServerErrorKind, ToRedisArgs, Value};
+
+/// One call of a script: its keys and arguments, sent as `EVALSHA`, with
+/// the script loaded and the call sent again if the server lacks it
+/// (`NOSCRIPT`), as [`redis::ScriptInvocation`] does. Ours because the
+/// command must also go into a pipeline, behind which a `WAIT` follows.
+pub(crate) struct Call<'a> {
+    script: &'a Script,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new(script: &'a Script) -> Self {
+        Self {
+            script,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Adds a key (`KEYS[i]`).
+    pub(crate) fn key(&mut self, key: impl ToRedisArgs) -> &mut Self {
+        key.write_redis_args(&mut self.keys);
+        self
+    }
+
+    /// Adds an argument (`ARGV[i]`).
+    pub(crate) fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+
+    fn evalsha(&self) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.script.get_hash())
+            .arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(&self.args);
+        cmd
+    }
+
+    /// Runs the script.
+    pub(crate) async fn invoke(&self, conn: &mut impl ConnectionLike) -> RedisResult<Value> {
+        let cmd = self.evalsha();
+        match cmd.query_async(conn).await {
+            Err(err) if err.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(conn).await?;
+                cmd.query_async(conn).await
+            }
+            other => other,
+        }
+    }
+
+    /// Runs the script and, in the same round trip on the same connection,
+    /// `WAIT replicas timeout`: the script's reply and how many replicas
+    /// acknowledged every write this connection made before the `WAIT`.
+    pub(crate) async fn invoke_and_wait(
+        &self,
+        conn: &mut impl ConnectionLike,
+        replicas: usize,
+        timeout: Duration,
+    ) -> RedisResult<(Value, usize)> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(self.evalsha())
+            .add_command(wait_cmd(replicas, timeout));
+        match pipe.query_async(conn).await {
+            Err(err) if err.kind() == redis::ErrorKind::Server(ServerErrorKind::NoScript) => {
+                // Not run (the `WAIT` then waited for nothing): load, and
+                // send both again.
+                self.script.load_async(conn).await?;
+                pipe.query_async(conn).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// `WAIT replicas timeout`, the timeout in whole milliseconds (at least 1:
+/// 0 would wait for ever).
+fn wait_cmd(replicas: usize, timeout: Duration) -> Cmd {
+    let millis = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let mut cmd = redis::cmd("WAIT");
+    cmd.arg(replicas).arg(millis);
+    cmd
+}
 
 /// The write was applied.
 pub(crate) const WRITTEN: i64 = 1;

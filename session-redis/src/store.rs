@@ -6,22 +6,25 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::{Client, IntoConnectionInfo, ProtocolVersion, Script, ScriptInvocation, Value};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, Script, Value};
 use session_core::{Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome};
 
 use crate::cache::{Cache, CacheConfig, CacheStats, Lookup, Pending};
-use crate::connection::{Connection, Target};
+use crate::connection::{Connection, Replicated, Target};
 use crate::layout::{
     self, decode_record, duration_text, flag, hash_pairs, record_fields, redis_millis, session_key,
     unexpected, user_key,
 };
 use crate::pool::Route;
 use crate::scripts::{self, CORRUPT, MISSING, TAKEN, TOO_LARGE, WRITTEN};
+use crate::sentinel::SentinelTarget;
 
 /// A [`SessionStore`] on Redis: one server, or a Redis Cluster.
 ///
 /// Build it with [`new`](Self::new) (or [`from_client`](Self::from_client))
-/// for one server, or [`cluster`](Self::cluster) for a Cluster; adjust it
+/// for one server, [`sentinel`](Self::sentinel) for a master found through
+/// Redis Sentinel (followed across failovers), or [`cluster`](Self::cluster)
+/// for a Cluster; adjust it
 /// with [`with_prefix`](Self::with_prefix) and
 /// [`with_timeout`](Self::with_timeout). Building connects nothing: the
 /// connection opens on the first operation (so a service can start while
@@ -32,6 +35,8 @@ use crate::scripts::{self, CORRUPT, MISSING, TAKEN, TOO_LARGE, WRITTEN};
 /// process reads in memory, kept coherent by Redis (see the crate docs,
 /// "Client-side cache"), and [`with_connections`](Self::with_connections)
 /// sets how many connections the store spreads its calls over.
+/// [`with_replicated_writes`](Self::with_replicated_writes) acknowledges a
+/// write only once replicas have it (`WAIT`).
 ///
 /// Clones share the connections and the cache. See the [crate docs](crate)
 /// for the key layout, the round trips per operation, and what an outage
@@ -83,6 +88,7 @@ struct Settings {
     timeout: Duration,
     connections: usize,
     cache: Option<CacheConfig>,
+    replicated: Option<Replicated>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -172,11 +178,71 @@ impl RedisStore {
         Ok(Self::with_target(Target::Cluster(nodes)))
     }
 
+    /// A store on the master that Redis Sentinel names `master` (the name
+    /// in the Sentinels' `sentinel monitor` line), given the addresses of
+    /// some Sentinels (`"redis://10.0.0.1:26379"`). The store asks them for
+    /// the master when it connects, and follows a failover without a
+    /// restart: see the crate docs, "Sentinel and failover".
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if there is no Sentinel address, one cannot be
+    /// parsed, or the name is empty. Nothing is connected yet.
+    pub fn sentinel<I>(sentinels: I, master: &str) -> Result<Self, Error>
+    where
+        I: IntoIterator,
+        I::Item: IntoConnectionInfo,
+    {
+        Self::sentinel_with(sentinels, master, redis::RedisConnectionInfo::default())
+    }
+
+    /// As [`sentinel`](Self::sentinel), with what the store needs to talk
+    /// to the master (the Sentinels' own credentials go in their
+    /// addresses): a user and password, a database.
+    ///
+    /// # Errors
+    ///
+    /// As [`sentinel`](Self::sentinel).
+    pub fn sentinel_with<I>(
+        sentinels: I,
+        master: &str,
+        settings: redis::RedisConnectionInfo,
+    ) -> Result<Self, Error>
+    where
+        I: IntoIterator,
+        I::Item: IntoConnectionInfo,
+    {
+        let sentinels = sentinels
+            .into_iter()
+            .map(|node| {
+                node.into_connection_info()
+                    .map_err(|e| config_error("Sentinel address", &e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if sentinels.is_empty() {
+            return Err(Error::Config(
+                "finding the Redis master through Sentinel needs at least one Sentinel address"
+                    .into(),
+            ));
+        }
+        if master.is_empty() {
+            return Err(Error::Config(
+                "the Redis master's name (as Sentinel monitors it) is empty".into(),
+            ));
+        }
+        Ok(Self::with_target(Target::Sentinel(SentinelTarget {
+            sentinels,
+            name: master.to_owned(),
+            redis: settings,
+        })))
+    }
+
     fn with_target(target: Target) -> Self {
         let settings = Settings {
             timeout: Self::DEFAULT_TIMEOUT,
             connections: Self::DEFAULT_CONNECTIONS,
             cache: None,
+            replicated: None,
         };
         let prefix: Arc<str> = Arc::from(Self::DEFAULT_PREFIX);
         Self {
@@ -191,7 +257,13 @@ impl RedisStore {
         let cache = settings
             .cache
             .map(|config| Arc::new(Cache::new(config, prefix, Instant::now())));
-        Connection::new(target, settings.timeout, settings.connections, cache)
+        Connection::new(
+            target,
+            settings.timeout,
+            settings.connections,
+            cache,
+            settings.replicated,
+        )
     }
 
     /// A new connection (and cache) with the current settings.
@@ -227,29 +299,93 @@ impl RedisStore {
     /// [`Error::Config`] on a Redis Cluster, where the cache is not
     /// supported (see the crate docs, "Cluster").
     pub fn with_cache(mut self, config: CacheConfig) -> Result<Self, Error> {
-        let Target::Single(client) = self.conn.target() else {
-            return Err(Error::Config(
-                "the Redis client-side cache is not supported on Redis Cluster: \
-                 build the store without `with_cache` (SESSION_REDIS_CACHE=false)"
-                    .into(),
-            ));
-        };
         // Invalidations arrive as RESP3 push messages on the connection
         // that read the key.
-        let info = client.get_connection_info().clone();
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(settings))
-            .map_err(|e| config_error("address", &e))?;
+        let target = match self.conn.target() {
+            Target::Single(client) => {
+                let info = client.get_connection_info().clone();
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3);
+                let client = Client::open(info.set_redis_settings(settings))
+                    .map_err(|e| config_error("address", &e))?;
+                Target::Single(client)
+            }
+            Target::Sentinel(sentinel) => Target::Sentinel(SentinelTarget {
+                redis: sentinel.redis.clone().set_protocol(ProtocolVersion::RESP3),
+                ..sentinel.clone()
+            }),
+            Target::Cluster(_) => {
+                return Err(Error::Config(
+                    "the Redis client-side cache is not supported on Redis Cluster: \
+                     build the store without `with_cache` (SESSION_REDIS_CACHE=false)"
+                        .into(),
+                ));
+            }
+        };
         self.settings.cache = Some(config);
-        self.conn = Arc::new(Self::connection(
-            Target::Single(client),
-            &self.prefix,
-            self.settings,
-        ));
+        self.conn = Arc::new(Self::connection(target, &self.prefix, self.settings));
         Ok(self)
+    }
+
+    /// Acknowledges each write (`create`, `update`, `renew`, `delete`,
+    /// `delete_user`) only once at least `replicas` replicas have it: the
+    /// write's script is followed, on the same connection and in the same
+    /// round trip, by `WAIT replicas timeout`. If fewer replicas confirm
+    /// within `timeout`, the write fails with [`Error::Store`] (the
+    /// adapters answer 503): it **was applied on the master**, and other
+    /// requests may already see it, but it may not be on any replica, so a
+    /// failover now could lose it; the client was not told it succeeded.
+    /// With a master behind [`sentinel`](Self::sentinel) and `replicas` at
+    /// least 1, a failover loses no write that was acknowledged (Sentinel
+    /// promotes the replica with the most data); see the crate docs,
+    /// "Sentinel and failover". `replicas` 0 turns it off (the default).
+    ///
+    /// Each write then also waits for the replicas (a round trip from the
+    /// master to them, about a millisecond on one network), and calls
+    /// queued behind it on its connection wait as long. The timeout of a
+    /// writing call becomes the store's timeout plus `timeout`. Set it
+    /// before the first operation, as [`with_timeout`](Self::with_timeout).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] on a Redis Cluster (a write there may span
+    /// several nodes, each with its own replicas), or for a zero
+    /// `timeout` with `replicas` above 0.
+    pub fn with_replicated_writes(
+        mut self,
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        if replicas > 0 && self.is_cluster() {
+            return Err(Error::Config(
+                "acknowledging writes after replication (WAIT) is not supported on Redis Cluster"
+                    .into(),
+            ));
+        }
+        if replicas > 0 && timeout.is_zero() {
+            return Err(Error::Config(
+                "the wait for replicas must be longer than zero".into(),
+            ));
+        }
+        self.settings.replicated = (replicas > 0).then_some(Replicated { replicas, timeout });
+        Ok(self.rebuild())
+    }
+
+    /// How many replicas must have each write before it is acknowledged,
+    /// and how long a write waits for them (see
+    /// [`with_replicated_writes`](Self::with_replicated_writes)); `None`
+    /// when writes are acknowledged by the master alone.
+    pub fn replicated_writes(&self) -> Option<(usize, Duration)> {
+        self.settings
+            .replicated
+            .map(|wait| (wait.replicas, wait.timeout))
+    }
+
+    /// Whether the store finds its master through Redis Sentinel.
+    pub fn is_sentinel(&self) -> bool {
+        matches!(self.conn.target(), Target::Sentinel(_))
     }
 
     /// How many connections the store opens to one server (default
@@ -349,8 +485,8 @@ impl RedisStore {
         id: &SessionId,
         record: &Record,
         index: Option<String>,
-    ) -> ScriptInvocation<'a> {
-        let mut call = scripts::CREATE.prepare_invoke();
+    ) -> scripts::Call<'a> {
+        let mut call = scripts::Call::new(&scripts::CREATE);
         call.key(self.session_key(id));
         if let Some(index) = index {
             call.key(index);
@@ -373,8 +509,8 @@ impl RedisStore {
         update: &Update,
         index_here: bool,
         ids: (&SessionId, Option<&SessionId>),
-    ) -> ScriptInvocation<'a> {
-        let mut call = script.prepare_invoke();
+    ) -> scripts::Call<'a> {
+        let mut call = scripts::Call::new(script);
         for key in keys {
             call.key(*key);
         }
@@ -518,10 +654,10 @@ impl SessionStore for RedisStore {
         let index = record.meta.user.as_deref().map(|user| self.user_key(user));
         let call = self.create_call(id, record, index);
         let Some(cache) = self.conn.cache() else {
-            return outcome(int(&self.conn.invoke_on(self.route(id), &call).await?)?);
+            return outcome(int(&self.conn.write_on(self.route(id), &call).await?)?);
         };
         let pending = Pending::new(cache, id, cache.begin_create(id));
-        let result = match self.conn.invoke_on(self.route(id), &call).await {
+        let result = match self.conn.write_on(self.route(id), &call).await {
             Ok(reply) => int(&reply).and_then(outcome),
             Err(err) => Err(err),
         };
@@ -540,13 +676,13 @@ impl SessionStore for RedisStore {
         let key = self.session_key(id);
         let call = self.update_call(&scripts::UPDATE, &[&key], &update, true, (id, None));
         let Some(cache) = self.conn.cache() else {
-            let (code, rest) = status(self.conn.invoke_on(self.route(id), &call).await?)?;
+            let (code, rest) = status(self.conn.write_on(self.route(id), &call).await?)?;
             return write_outcome(code, rest);
         };
         let from = cache.begin_update(id);
         // A future dropped after sending may or may not have been applied.
         let unsure = OnDrop::new(|| cache.remove(id));
-        let result = match self.conn.invoke_on(self.route(id), &call).await {
+        let result = match self.conn.write_on(self.route(id), &call).await {
             Ok(reply) => status(reply).and_then(|(code, rest)| write_outcome(code, rest)),
             Err(err) => Err(err),
         };
@@ -585,7 +721,7 @@ impl SessionStore for RedisStore {
                 true,
                 (old_id, Some(new_id)),
             );
-            match self.conn.invoke_on(self.route(old_id), &call).await {
+            match self.conn.write_on(self.route(old_id), &call).await {
                 Ok(reply) => status(reply).and_then(|(code, rest)| write_outcome(code, rest)),
                 Err(err) => Err(err),
             }
@@ -597,7 +733,7 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, id: &SessionId) -> Result<bool, Error> {
         let cluster = self.is_cluster();
-        let mut call = scripts::DELETE.prepare_invoke();
+        let mut call = scripts::Call::new(&scripts::DELETE);
         call.key(self.session_key(id))
             .arg(flag(!cluster))
             .arg(&*self.prefix)
@@ -608,7 +744,7 @@ impl SessionStore for RedisStore {
             }
         };
         let unsure = OnDrop::new(forget);
-        let reply = self.conn.invoke_on(self.route(id), &call).await;
+        let reply = self.conn.write_on(self.route(id), &call).await;
         unsure.disarm();
         forget();
         let (code, rest) = status(reply?)?;
@@ -620,7 +756,7 @@ impl SessionStore for RedisStore {
 
     async fn user_sessions(&self, user: &str, now: Timestamp) -> Result<Vec<SessionId>, Error> {
         let cluster = self.is_cluster();
-        let mut call = scripts::USER_SESSIONS.prepare_invoke();
+        let mut call = scripts::Call::new(&scripts::USER_SESSIONS);
         call.key(self.user_key(user))
             .arg(now.unix_millis())
             .arg(flag(!cluster))
@@ -637,7 +773,7 @@ impl SessionStore for RedisStore {
         if self.is_cluster() {
             return self.cluster_delete_user(user).await;
         }
-        let mut call = scripts::DELETE_USER.prepare_invoke();
+        let mut call = scripts::Call::new(&scripts::DELETE_USER);
         call.key(self.user_key(user)).arg(&*self.prefix).arg(user);
         let forget = || {
             if let Some(cache) = self.conn.cache() {
@@ -647,7 +783,7 @@ impl SessionStore for RedisStore {
             }
         };
         let unsure = OnDrop::new(forget);
-        let reply = self.conn.invoke(&call).await;
+        let reply = self.conn.write(&call).await;
         unsure.disarm();
         forget();
         let ended = int(&reply?)?;

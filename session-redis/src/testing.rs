@@ -80,6 +80,8 @@ pub struct LocalRedis {
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// A Sentinel's configuration file, for a `redis-server --sentinel`.
+    sentinel: Option<String>,
 }
 
 impl LocalRedis {
@@ -115,6 +117,7 @@ impl LocalRedis {
                 port: free_port(),
                 dir: temp_dir("node"),
                 extra: extra.clone(),
+                sentinel: None,
             };
             match server.spawn() {
                 Ok(()) => return server,
@@ -125,10 +128,18 @@ impl LocalRedis {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let mut child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if let Some(conf) = &self.sentinel {
+            // Sentinel rewrites its file: one of its own, written afresh.
+            let path = self.dir.join("sentinel.conf");
+            std::fs::write(&path, conf).map_err(|e| format!("cannot write {path:?}: {e}"))?;
+            command.arg(path).arg("--sentinel");
+        } else {
+            command.args(["--save", "", "--appendonly", "no"]);
+        }
+        let mut child = command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
@@ -309,6 +320,13 @@ pub fn own_server(test: &str) -> Option<LocalRedis> {
     (!skip_without(&["redis-server"], test)).then(LocalRedis::start)
 }
 
+/// Our own master, `replicas` replicas and three Sentinels
+/// ([`LocalSentinels`]), or `None` (having said so) when `redis-server` is
+/// not on PATH.
+pub fn own_sentinels(test: &str, replicas: usize) -> Option<LocalSentinels> {
+    (!skip_without(&["redis-server"], test)).then(|| LocalSentinels::start(replicas))
+}
+
 /// Our own Cluster, or `None` (having said so) when `redis-server` or
 /// `redis-cli` is not on PATH.
 pub fn own_cluster(test: &str) -> Option<LocalCluster> {
@@ -453,5 +471,225 @@ impl LocalCluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot run sh (to stop the shared cluster when this process exits)")
+    }
+}
+
+/// A master with replicas, watched by three Sentinels (quorum 2), all
+/// processes of ours on free loopback ports, for failover tests. Failure
+/// detection is quick: a master that does not answer for
+/// [`DOWN_AFTER`](Self::DOWN_AFTER) is failed over.
+#[derive(Debug)]
+pub struct LocalSentinels {
+    name: String,
+    servers: Vec<LocalRedis>,
+    sentinels: Vec<LocalRedis>,
+}
+
+impl LocalSentinels {
+    /// Sentinel's `down-after-milliseconds`: how long a master may be
+    /// silent before it is thought down.
+    pub const DOWN_AFTER: Duration = Duration::from_millis(1000);
+
+    /// Starts a master and `replicas` replicas of it, waits until they are
+    /// in sync, then three Sentinels, and waits until each knows the
+    /// replicas and the two other Sentinels (a few seconds: Sentinels find
+    /// each other by messages sent every 2 s). Panics telling how to install
+    /// Redis if it cannot.
+    pub fn start(replicas: usize) -> Self {
+        let name = "sessions".to_owned();
+        // No delay before a full sync: a replica is in sync at once, and
+        // after a failover the other replicas follow the new master at once.
+        let quick_sync = || vec!["--repl-diskless-sync-delay".to_owned(), "0".to_owned()];
+        let master = LocalRedis::start_with(quick_sync());
+        let mut servers = vec![master];
+        for _ in 0..replicas {
+            let mut args = quick_sync();
+            args.extend(["--replicaof".into(), "127.0.0.1".into()]);
+            args.push(servers[0].port().to_string());
+            servers.push(LocalRedis::start_with(args));
+        }
+        let group = Self {
+            sentinels: Vec::new(),
+            name,
+            servers,
+        };
+        group.wait_in_sync(Duration::from_secs(10));
+        let conf = format!(
+            "sentinel monitor {name} 127.0.0.1 {port} 2\n\
+             sentinel down-after-milliseconds {name} {down}\n\
+             sentinel failover-timeout {name} 4000\n\
+             sentinel parallel-syncs {name} 4\n",
+            name = group.name,
+            port = group.servers[0].port(),
+            down = Self::DOWN_AFTER.as_millis(),
+        );
+        let sentinels = (0..3).map(|_| LocalRedis::start_sentinel(&conf)).collect();
+        let group = Self { sentinels, ..group };
+        group.wait_watched(replicas, Duration::from_secs(15));
+        group
+    }
+
+    /// Waits until the master has every replica online, in sync.
+    fn wait_in_sync(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let replicas = self.servers.len() - 1;
+        let mut conn = self.servers[0].admin();
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut conn)
+                .unwrap_or_default();
+            if info.matches("state=online").count() == replicas {
+                return;
+            }
+            assert!(Instant::now() < deadline, "replicas not in sync:\n{info}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until every Sentinel knows `replicas` replicas and the other
+    /// Sentinels.
+    fn wait_watched(&self, replicas: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        for sentinel in &self.sentinels {
+            let mut conn = sentinel.admin();
+            loop {
+                let count = |what: &str, conn: &mut redis::Connection| {
+                    redis::cmd("SENTINEL")
+                        .arg(what)
+                        .arg(&self.name)
+                        .query::<Vec<redis::Value>>(conn)
+                        .map_or(0, |v| v.len())
+                };
+                let others = count("SENTINELS", &mut conn);
+                let known = count("REPLICAS", &mut conn);
+                if others == self.sentinels.len() - 1 && known == replicas {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "Sentinel on {} knows {others} other Sentinels and {known} replicas",
+                    sentinel.port()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The master's name, as the Sentinels monitor it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Sentinels' `redis://` URLs.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(LocalRedis::url).collect()
+    }
+
+    /// The Sentinels as `host:port,host:port,...`.
+    pub fn sentinel_addresses(&self) -> String {
+        let addresses: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect();
+        addresses.join(",")
+    }
+
+    /// A handle that asks the Sentinels which master they announce, for
+    /// another thread while this group is being changed.
+    pub fn watch(&self) -> SentinelWatch {
+        SentinelWatch {
+            urls: self.sentinel_urls(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// The port of the master the first Sentinel that answers announces.
+    pub fn announced_master(&self) -> Option<u16> {
+        self.watch().announced_master()
+    }
+
+    /// The server on `port`.
+    pub fn server(&mut self, port: u16) -> &mut LocalRedis {
+        self.servers
+            .iter_mut()
+            .find(|s| s.port() == port)
+            .unwrap_or_else(|| panic!("no server of this group on port {port}"))
+    }
+
+    /// Kills the master Sentinels announce now (SIGKILL, as a crash
+    /// would), and returns its port.
+    pub fn kill_master(&mut self) -> u16 {
+        let port = self.announced_master().expect("no Sentinel names a master");
+        self.server(port).kill();
+        port
+    }
+
+    /// Waits (at most `within`) until a Sentinel announces a master other
+    /// than `old`, and returns its port.
+    pub fn wait_for_new_master(&self, old: u16, within: Duration) -> Option<u16> {
+        self.watch().wait_for_new_master(old, within)
+    }
+}
+
+/// Asks the Sentinels of a [`LocalSentinels`] which master they announce.
+#[derive(Clone, Debug)]
+pub struct SentinelWatch {
+    urls: Vec<String>,
+    name: String,
+}
+
+impl SentinelWatch {
+    /// The port of the master the first Sentinel that answers announces.
+    pub fn announced_master(&self) -> Option<u16> {
+        self.urls.iter().find_map(|url| {
+            let mut conn = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+                .ok()?;
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&self.name)
+                .query::<Option<(String, u16)>>(&mut conn)
+                .ok()
+                .flatten()
+                .map(|(_, port)| port)
+        })
+    }
+
+    /// Waits (at most `within`, blocking) until a Sentinel announces a
+    /// master other than `old`, and returns its port.
+    pub fn wait_for_new_master(&self, old: u16, within: Duration) -> Option<u16> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(port) = self.announced_master().filter(|&p| p != old) {
+                return Some(port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl LocalRedis {
+    /// A Sentinel on a free port with this configuration (the monitor
+    /// lines; port, address and directory are added).
+    fn start_sentinel(conf: &str) -> Self {
+        assert!(Self::available(), "{INSTALL}");
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let mut server = Self {
+                child: None,
+                port: free_port(),
+                dir: temp_dir("sentinel"),
+                extra: Vec::new(),
+                sentinel: Some(conf.to_owned()),
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("redis-server --sentinel did not start: {last_error}");
     }
 }

@@ -332,6 +332,7 @@ pub fn example_config() -> SessionConfig {
         cookie_name: None,
         partitioned: false,
         clear_site_data: Vec::new(),
+        redis_failover: Default::default(),
     }
     .config()
 }

@@ -10,4 +10,5 @@ mod corrupt;
 mod delivery;
 mod outage;
 mod round_trips;
+mod sentinel;
 mod staleness;
