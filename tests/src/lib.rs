@@ -53,6 +53,9 @@ macro_rules! conformance_suite {
                 header_transport_answers_that_use_the_session_are_no_store,
                 duplicate_id_headers_are_401_and_change_nothing,
                 duplicate_content_types_are_415_and_change_nothing,
+                devices_are_listed_and_ended_by_handle,
+                a_handle_is_never_a_session_id,
+                authenticated_at_is_set_by_login_and_kept,
             );
         }
     };
