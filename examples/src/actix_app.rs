@@ -81,6 +81,22 @@ async fn logout_all(
     respond(app::logout_all(&manager, &session).await)
 }
 
+async fn sessions(manager: web::Data<Manager>, session: UserSession) -> HttpResponse {
+    respond(app::sessions(&manager, &session).await)
+}
+
+async fn end_session(
+    _: JsonPost,
+    manager: web::Data<Manager>,
+    session: UserSession,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    match body {
+        Ok(body) => respond(app::end_session(&manager, &session, &body).await),
+        Err(_) => respond(Reply::too_large()),
+    }
+}
+
 async fn not_found() -> HttpResponse {
     respond(Reply::not_found())
 }
@@ -96,6 +112,8 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/session/update", web::post().to(update))
             .route("/session/logout", web::post().to(logout))
             .route("/session/logout-all", web::post().to(logout_all))
+            .route("/session/sessions", web::get().to(sessions))
+            .route("/session/sessions/end", web::post().to(end_session))
             .default_service(web::to(not_found));
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use session_core::{DynStore, Error, Session, SessionManager};
+use session_core::{DynStore, Error, Session, SessionHandle, SessionManager};
 
 /// A response: status and JSON body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,6 +150,7 @@ pub fn profile(session: &Session) -> Reply {
         "username": session.user().as_deref(),
         "created_at": session.created_at().unix_secs(),
         "last_activity": session.last_activity().unix_secs(),
+        "authenticated_at": session.authenticated_at().map(|at| at.unix_secs()),
         "data": data,
     }))
 }
@@ -188,6 +189,57 @@ pub async fn logout_all(manager: &SessionManager<DynStore>, session: &Session) -
             session.destroy();
             Reply::ok(json!({ "ended": ended }))
         }
+        Err(e) => Reply::session_error(Some(manager), &e),
+    }
+}
+
+/// `GET /session/sessions`: this session's user's live sessions, each
+/// named by its handle (never its id).
+pub async fn sessions(manager: &SessionManager<DynStore>, session: &Session) -> Reply {
+    match manager.user_sessions(session).await {
+        Ok(listed) => {
+            let sessions: Vec<Value> = listed
+                .iter()
+                .map(|s| {
+                    json!({
+                        "handle": s.handle.to_string(),
+                        "current": s.current,
+                        "created_at": s.created_at.unix_secs(),
+                        "last_activity": s.last_activity.unix_secs(),
+                        "expires_at": s.expires_at.unix_secs(),
+                        "persistent": s.persistent,
+                    })
+                })
+                .collect();
+            Reply::ok(json!({ "sessions": sessions }))
+        }
+        Err(e) => Reply::session_error(Some(manager), &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct EndSession {
+    handle: String,
+}
+
+/// `POST /session/sessions/end` `{"handle": "..."}`: ends that session of
+/// this session's user; 404 for a handle that names none of them. Ending
+/// this very session removes its cookie, as a logout does.
+pub async fn end_session(
+    manager: &SessionManager<DynStore>,
+    session: &Session,
+    body: &[u8],
+) -> Reply {
+    let end: EndSession = match serde_json::from_slice(body) {
+        Ok(end) => end,
+        Err(e) => return Reply::error(400, &format!("invalid body: {e}")),
+    };
+    let Some(handle) = SessionHandle::parse(&end.handle) else {
+        return Reply::error(404, "no such session");
+    };
+    match manager.end_session_by_handle(session, &handle).await {
+        Ok(true) => Reply::ok(json!({ "ended": 1 })),
+        Ok(false) => Reply::error(404, "no such session"),
         Err(e) => Reply::session_error(Some(manager), &e),
     }
 }

@@ -77,6 +77,22 @@ async fn logout_all(_: JsonPost, State(manager): State<Manager>, session: UserSe
     respond(app::logout_all(&manager, &session).await)
 }
 
+async fn sessions(State(manager): State<Manager>, session: UserSession) -> Response {
+    respond(app::sessions(&manager, &session).await)
+}
+
+async fn end_session(
+    _: JsonPost,
+    State(manager): State<Manager>,
+    session: UserSession,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body {
+        Ok(body) => respond(app::end_session(&manager, &session, &body).await),
+        Err(_) => respond(Reply::too_large()),
+    }
+}
+
 async fn not_found() -> Response {
     respond(Reply::not_found())
 }
@@ -90,6 +106,8 @@ pub fn router(manager: Manager) -> Router {
         .route("/session/update", post(update))
         .route("/session/logout", post(logout))
         .route("/session/logout-all", post(logout_all))
+        .route("/session/sessions", get(sessions))
+        .route("/session/sessions/end", post(end_session))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

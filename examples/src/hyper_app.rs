@@ -67,6 +67,17 @@ async fn route(manager: Manager, req: Request<Incoming>) -> Result<Response<Body
             Ok(session) => app::logout_all(&manager, &session).await,
             Err(no_session) => return Ok(no_session.into_response()),
         },
+        (&Method::GET, "/session/sessions") => match live(&req) {
+            Ok(session) => app::sessions(&manager, &session).await,
+            Err(no_session) => return Ok(no_session.into_response()),
+        },
+        (&Method::POST, "/session/sessions/end") => match live(&req) {
+            Ok(session) => match read_body(req).await {
+                Ok(body) => app::end_session(&manager, &session, &body).await,
+                Err(res) => return Ok(res),
+            },
+            Err(no_session) => return Ok(no_session.into_response()),
+        },
         _ => Reply::not_found(),
     };
     Ok(respond(reply))

@@ -16,6 +16,7 @@ use crate::cookie_policy::{CookiePolicy, Presented, RejectReason};
 use crate::driver::Engine;
 use crate::error::Error;
 use crate::events::{EventHook, SessionEvent};
+use crate::handle::SessionHandle;
 use crate::id::SessionId;
 use crate::random::{OsRandom, RandomSource};
 use crate::session::{Plan, Session, SessionPolicy, Write};
@@ -615,11 +616,13 @@ impl<S: SessionStore> SessionManager<S> {
     }
 
     /// The live sessions of this session's user, most recently active
-    /// first, with what a "your devices" page shows: times, whether the
-    /// cookie is persistent, whether it is this very session, and the
-    /// values (say, a device name the app stored at login). Ids are left
-    /// out: they are credentials. Empty for a session without a user. Costs
-    /// one store call, plus one load per session of that user.
+    /// first, with what a "your devices" page shows: each one's
+    /// [handle](SessionHandle) (to end it with
+    /// [`end_session_by_handle`](Self::end_session_by_handle)), times,
+    /// whether the cookie is persistent, whether it is this very session,
+    /// and the values (say, a device name the app stored at login). Ids are
+    /// left out: they are credentials. Empty for a session without a user.
+    /// Costs one store call, plus one load per session of that user.
     pub async fn user_sessions(&self, session: &Session) -> Result<Vec<SessionInfo>, Error> {
         let Some(user) = session.user() else {
             return Ok(Vec::new());
@@ -636,7 +639,9 @@ impl<S: SessionStore> SessionManager<S> {
                 Err(e) => return Err(e),
             };
             sessions.push(SessionInfo {
+                handle: SessionHandle::of_store_key(&key),
                 current: Some(key) == this,
+                authenticated_at: record.meta.authenticated_at,
                 created_at: record.meta.created_at,
                 last_activity: record.meta.last_activity,
                 expires_at: self.inner.defaults.expires_at(&record.meta),
@@ -646,6 +651,42 @@ impl<S: SessionStore> SessionManager<S> {
         }
         sessions.sort_by_key(|s| std::cmp::Reverse(s.last_activity));
         Ok(sessions)
+    }
+
+    /// Ends the session of this session's user that `handle` names (from
+    /// [`user_sessions`](Self::user_sessions)): "sign out that device".
+    /// Returns whether it did; `false` for a handle that names no live
+    /// session of this user (another user's, an ended one, or none), and
+    /// for a session without a user. Costs one store call, plus one delete.
+    ///
+    /// A handle that names this very session destroys it as
+    /// [`Session::destroy`] does: it is deleted when the response is
+    /// committed, and the response removes the cookie.
+    pub async fn end_session_by_handle(
+        &self,
+        session: &Session,
+        handle: &SessionHandle,
+    ) -> Result<bool, Error> {
+        let Some(user) = session.user() else {
+            return Ok(false);
+        };
+        let store = &self.inner.store;
+        let keys = store.user_sessions(&user, self.now()).await?;
+        let Some(key) = keys
+            .into_iter()
+            .find(|key| SessionHandle::of_store_key(key) == *handle)
+        else {
+            return Ok(false);
+        };
+        if session.id().is_some_and(|id| self.store_key(&id) == key) {
+            session.destroy();
+            return Ok(true);
+        }
+        let ended = store.delete(&key).await?;
+        if ended {
+            self.emit(SessionEvent::UserSessionsEnded { count: 1 });
+        }
+        Ok(ended)
     }
 
     /// Runs `write` with fresh ids until it is not [`WriteOutcome::IdTaken`].
@@ -750,8 +791,13 @@ impl<S: SessionStore> Engine for SessionManager<S> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionInfo {
+    /// What names it to [`SessionManager::end_session_by_handle`]; never
+    /// usable as its id.
+    pub handle: SessionHandle,
     /// Whether this is the session of the request that asked.
     pub current: bool,
+    /// When its user logged in.
+    pub authenticated_at: Option<Timestamp>,
     /// When it was created (signing in).
     pub created_at: Timestamp,
     /// Its last request that refreshed the idle timeout.

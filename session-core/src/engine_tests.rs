@@ -771,6 +771,212 @@ fn user_sessions_lists_the_devices_newest_first_with_this_one_marked() {
     );
 }
 
+#[test]
+fn devices_are_ended_by_handle_only_within_their_user() {
+    let h = Harness::new(SessionConfig {
+        hash_ids_at_rest: true,
+        ..SessionConfig::default()
+    });
+    let laptop = h.request(None, |s| s.set_user("ada")).cookie().unwrap();
+    let phone = h.request(None, |s| s.set_user("ada")).cookie().unwrap();
+    let bob = h.request(None, |s| s.set_user("bob")).cookie().unwrap();
+    let handles = |cookie: &str| -> Vec<(SessionHandle, bool)> {
+        let listed = block_on(h.manager.user_sessions(&h.open(Some(cookie)))).unwrap();
+        listed.iter().map(|s| (s.handle, s.current)).collect()
+    };
+    let from_laptop = handles(&laptop);
+    assert_eq!(from_laptop.len(), 2);
+    let phone_handle = from_laptop.iter().find(|(_, current)| !current).unwrap().0;
+    // The same handles from the other device, and from another process
+    // sharing the store (a second engine on it).
+    let mut from_phone = handles(&phone);
+    from_phone
+        .iter_mut()
+        .for_each(|(_, current)| *current = !*current);
+    from_phone.sort_by_key(|(h, _)| h.to_string());
+    let mut sorted = from_laptop.clone();
+    sorted.sort_by_key(|(h, _)| h.to_string());
+    assert_eq!(from_phone, sorted, "handles differ between devices");
+    let other = SessionManager::with_clock(
+        h.store().clone(),
+        h.manager.config().clone(),
+        h.clock.clone(),
+    )
+    .unwrap();
+    let again = block_on(other.user_sessions(&h.open(Some(&laptop)))).unwrap();
+    assert!(again.iter().any(|s| s.handle == phone_handle));
+    // A handle is neither the id nor its key, and is no session as a cookie.
+    let phone_id = SessionId::parse(phone.as_bytes()).unwrap();
+    assert_ne!(phone_handle.to_string(), phone);
+    assert_ne!(
+        phone_handle.to_string(),
+        h.manager.store_key(&phone_id).to_string()
+    );
+    let as_cookie = h.open(Some(&phone_handle.to_string()));
+    assert!(as_cookie.is_new() && as_cookie.user().is_none());
+
+    // Bob cannot end ada's phone; an unknown handle ends nothing.
+    let bobs = h.open(Some(&bob));
+    assert!(!block_on(h.manager.end_session_by_handle(&bobs, &phone_handle)).unwrap());
+    let unknown = SessionHandle::of_store_key(&SessionId::generate());
+    let laptop_session = h.open(Some(&laptop));
+    assert!(!block_on(h.manager.end_session_by_handle(&laptop_session, &unknown)).unwrap());
+    assert_eq!(h.open(Some(&phone)).user().as_deref(), Some("ada"));
+    // The laptop ends the phone: gone at once; the laptop keeps its cookie.
+    assert!(
+        block_on(
+            h.manager
+                .end_session_by_handle(&laptop_session, &phone_handle)
+        )
+        .unwrap()
+    );
+    assert_eq!(h.commit(&laptop_session).headers.set_cookie, None);
+    assert!(h.open(Some(&phone)).is_new());
+    assert!(
+        !block_on(
+            h.manager
+                .end_session_by_handle(&h.open(Some(&laptop)), &phone_handle)
+        )
+        .unwrap()
+    );
+    // Its own handle: the session ends and the response removes the cookie.
+    let laptop_handle = handles(&laptop)[0].0;
+    let session = h.open(Some(&laptop));
+    assert!(block_on(h.manager.end_session_by_handle(&session, &laptop_handle)).unwrap());
+    assert!(h.commit(&session).removes_cookie());
+    assert!(h.open(Some(&laptop)).is_new());
+    assert_eq!(h.open(Some(&bob)).user().as_deref(), Some("bob"));
+    // Without a user, nothing to end.
+    assert!(
+        !block_on(
+            h.manager
+                .end_session_by_handle(&Session::detached(), &laptop_handle)
+        )
+        .unwrap()
+    );
+}
+
+#[test]
+fn authenticated_at_is_the_login_instant_and_later_requests_keep_it() {
+    let h = Harness::default();
+    let anon = h.request(None, write("cart")).cookie().unwrap();
+    assert_eq!(h.open(Some(&anon)).authenticated_at(), None);
+    h.advance(5);
+    let login = T0.saturating_add(Duration::from_secs(5));
+    let id = h
+        .request(Some(&anon), |s| {
+            s.set_user("ada");
+            assert_eq!(s.authenticated_at(), Some(login));
+        })
+        .cookie()
+        .unwrap();
+    // Updates, touches and renewals keep it.
+    h.advance(100);
+    h.request(Some(&id), write("k"));
+    h.advance(100);
+    h.request(Some(&id), |s| assert_eq!(read(s), Some(1)));
+    h.advance(100);
+    let id = h.request(Some(&id), |s| s.renew()).cookie().unwrap();
+    h.advance(100);
+    let session = h.open(Some(&id));
+    assert_eq!(session.authenticated_at(), Some(login));
+    assert_eq!(session.user().as_deref(), Some("ada"));
+    // 400 s after the login: fresh within 400 s, not within 399 s.
+    let now = h.clock.now();
+    assert_eq!(now, login.saturating_add(Duration::from_secs(400)));
+    assert!(session.authenticated_within(Duration::from_secs(400), now));
+    assert!(!session.authenticated_within(Duration::from_secs(399), now));
+    let just_after = Timestamp::from_unix_millis(now.unix_millis() + 1);
+    assert!(!session.authenticated_within(Duration::from_secs(400), just_after));
+    assert!(
+        !session.authenticated_within(Duration::from_secs(1), Timestamp::from_unix_secs(1)),
+        "a login after now"
+    );
+    let listed = block_on(h.manager.user_sessions(&session)).unwrap();
+    assert_eq!(listed[0].authenticated_at, Some(login));
+    // The same user logging in again (a password asked again) records the
+    // new time, keeping the id; logging out forgets it.
+    let relogin = h.clock.now();
+    let reply = h.request(Some(&id), |s| s.set_user("ada"));
+    assert_eq!(reply.headers.set_cookie, None, "same id");
+    assert_eq!(h.open(Some(&id)).authenticated_at(), Some(relogin));
+    let anon = h.request(Some(&id), |s| {
+        s.clear_user();
+        s.insert("k", &2).unwrap();
+    });
+    let session = h.open(Some(&anon.cookie().unwrap()));
+    assert_eq!((session.user(), session.authenticated_at()), (None, None));
+    assert!(!session.authenticated_within(Duration::MAX, h.clock.now()));
+    // A fresh visitor's login on a request with no cookie: the request's
+    // instant.
+    h.advance(1);
+    let fresh = h.request(None, |s| s.set_user("bob")).cookie().unwrap();
+    assert_eq!(h.open(Some(&fresh)).authenticated_at(), Some(h.clock.now()));
+}
+
+#[test]
+fn a_handler_shortens_one_sessions_idle_timeout_and_lifetime() {
+    // The defaults: an hour idle, a week in all. One session is cut to ten
+    // minutes idle and half an hour in all, enforced by the server.
+    let h = Harness::default();
+    let id = h
+        .request(None, |s| {
+            s.set_user("ada");
+            s.set_idle_timeout(Some(Duration::from_secs(600)));
+            s.set_lifetime(Some(Duration::from_secs(1800)));
+        })
+        .cookie()
+        .unwrap();
+    assert_eq!(
+        h.open(Some(&id)).expires_at(),
+        T0.saturating_add(Duration::from_secs(600))
+    );
+    // Idle: alive a millisecond before ten idle minutes, dead at them.
+    h.clock
+        .set(Timestamp::from_unix_millis(T0.unix_millis() + 600_000 - 1));
+    h.request(Some(&id), write("k"));
+    let last = h.clock.now();
+    h.clock.set(last.saturating_add(Duration::from_secs(600)));
+    assert!(
+        h.open(Some(&id)).is_new(),
+        "alive past its own idle timeout"
+    );
+
+    // Lifetime: used every five minutes, it still ends half an hour after
+    // its creation, to the millisecond.
+    h.clock.set(T0);
+    let id = h
+        .request(None, |s| {
+            s.set_user("ada");
+            s.set_idle_timeout(Some(Duration::from_secs(600)));
+            s.set_lifetime(Some(Duration::from_secs(1800)));
+        })
+        .cookie()
+        .unwrap();
+    for _ in 0..5 {
+        h.advance(300);
+        h.request(Some(&id), |s| assert_eq!(s.user().as_deref(), Some("ada")));
+    }
+    let session = h.open(Some(&id));
+    assert_eq!(
+        session.expires_at(),
+        T0.saturating_add(Duration::from_secs(1800))
+    );
+    h.clock.set(Timestamp::from_unix_millis(
+        T0.unix_millis() + 1_800_000 - 1,
+    ));
+    assert!(!h.open(Some(&id)).is_new(), "ended early");
+    h.clock.set(T0.saturating_add(Duration::from_secs(1800)));
+    assert!(h.open(Some(&id)).is_new(), "alive past its own lifetime");
+    // Other sessions keep the defaults.
+    h.clock.set(T0);
+    let other = h.request(None, |s| s.set_user("bob")).cookie().unwrap();
+    assert_eq!(
+        h.open(Some(&other)).expires_at(),
+        T0.saturating_add(Duration::from_secs(3600))
+    );
+}
+
 mod model {
     //! Random request sequences against a model: after every request, what
     //! the browser's session holds is exactly what a plain map says, and

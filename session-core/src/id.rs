@@ -17,7 +17,7 @@ pub(crate) const ID_LEN: usize = 22;
 /// Unpadded base64url with exactly one spelling per value: padding is
 /// refused, and so are set bits below the last byte in the final character
 /// (`…w` and `…x` would otherwise both decode to a final `0xff`).
-const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+pub(crate) const BASE64URL: GeneralPurpose = GeneralPurpose::new(
     &alphabet::URL_SAFE,
     GeneralPurposeConfig::new()
         .with_encode_padding(false)

@@ -11,6 +11,7 @@ mod engine;
 mod error;
 mod events;
 mod guard;
+mod handle;
 #[cfg(feature = "http")]
 mod http_headers;
 mod id;
@@ -40,6 +41,7 @@ pub use engine::{
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;
 pub use guard::Requirement;
+pub use handle::SessionHandle;
 
 /// Glue for adapters on the `http` 1.x types (feature `http`).
 #[cfg(feature = "http")]

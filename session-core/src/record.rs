@@ -35,6 +35,10 @@ pub struct Metadata {
     pub last_activity: Timestamp,
     /// The user the session belongs to, for "end every session of this user".
     pub user: Option<Arc<str>>,
+    /// When the user last logged in to this session ([`Session::set_user`](crate::Session::set_user));
+    /// `None` for a session without a user. Later requests keep it, renewing
+    /// too, so a sensitive route can ask for a recent login.
+    pub authenticated_at: Option<Timestamp>,
     /// Per-session expiry settings.
     pub expiry: ExpiryOverrides,
 }
@@ -73,6 +77,9 @@ pub struct Update {
     pub expires_at: Timestamp,
     /// `Some` when the session's user changed (to a user, or to none).
     pub user: Option<Option<Arc<str>>>,
+    /// `Some` when the session's authentication time changed (a login,
+    /// which may keep the user; or to none, with the user cleared).
+    pub authenticated_at: Option<Option<Timestamp>>,
     /// `Some` when the per-session expiry settings changed.
     pub expiry: Option<ExpiryOverrides>,
     /// The most bytes (keys plus JSON text) the session's values may hold
@@ -92,6 +99,7 @@ impl Default for Update {
             last_activity: Timestamp::default(),
             expires_at: Timestamp::default(),
             user: None,
+            authenticated_at: None,
             expiry: None,
             max_bytes: usize::MAX,
         }
@@ -136,12 +144,14 @@ impl Update {
         Ok(())
     }
 
-    /// Whether the update only refreshes times (no values, user or settings).
+    /// Whether the update only refreshes times (no values, user,
+    /// authentication time or settings).
     pub fn is_touch_only(&self) -> bool {
         !self.cleared
             && self.set.is_empty()
             && self.removed.is_empty()
             && self.user.is_none()
+            && self.authenticated_at.is_none()
             && self.expiry.is_none()
     }
 
@@ -158,6 +168,9 @@ impl Update {
         record.expires_at = self.expires_at;
         if let Some(user) = self.user {
             record.meta.user = user;
+        }
+        if let Some(at) = self.authenticated_at {
+            record.meta.authenticated_at = at;
         }
         if let Some(expiry) = self.expiry {
             record.meta.expiry = expiry;

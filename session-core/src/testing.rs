@@ -87,6 +87,7 @@ pub fn record_at(now: Timestamp, user: Option<&str>, data: &[(&str, &str)]) -> R
             created_at: now,
             last_activity: now,
             user: user.map(Arc::from),
+            authenticated_at: user.map(|_| now),
             expiry: ExpiryOverrides::default(),
         },
         expires_at: now.saturating_add(HOUR),
@@ -149,7 +150,7 @@ macro_rules! store_contract_tests {
             clear_then_set, expiry_is_exact, touch_extends_expiry, no_resurrection_after_delete,
             no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
             renew_refuses_a_taken_id, user_index, user_change_moves_the_index,
-            size_limit_holds_at_the_merge);
+            size_limit_holds_at_the_merge, authenticated_at_is_kept);
     };
     (block_on, $make:path) => {
         $crate::store_contract_tests!(@blocking $make;
@@ -157,7 +158,7 @@ macro_rules! store_contract_tests {
             clear_then_set, expiry_is_exact, touch_extends_expiry, no_resurrection_after_delete,
             no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
             renew_refuses_a_taken_id, user_index, user_change_moves_the_index,
-            size_limit_holds_at_the_merge);
+            size_limit_holds_at_the_merge, authenticated_at_is_kept);
     };
     (@each [$test:meta] $make:path; $($point:ident),*) => {
         $(
@@ -206,6 +207,7 @@ pub async fn store_contract<S: SessionStore>(store: &S) {
     user_index(store, now).await;
     user_change_moves_the_index(store, now).await;
     size_limit_holds_at_the_merge(store, now).await;
+    authenticated_at_is_kept(store, now).await;
 }
 
 /// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
@@ -547,6 +549,92 @@ pub async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timest
         "cleared user still indexed"
     );
     assert_eq!(must_load(store, &id, now).await.meta.user, None);
+}
+
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)):
+/// a session's login time round-trips to the millisecond, survives updates,
+/// touches and renewals that do not change it, and changes (or goes) only
+/// with an update that carries it.
+pub async fn authenticated_at_is_kept<S: SessionStore>(store: &S, now: Timestamp) {
+    let user = unique_user("auth");
+    let login = Timestamp::from_unix_millis(now.unix_millis() - 1_234);
+    let mut record = record_at(now, Some(&user), &[("a", "1")]);
+    record.meta.authenticated_at = Some(login);
+    let id = must_create(store, &record).await;
+    let auth = |r: Record| r.meta.authenticated_at;
+    assert_eq!(
+        auth(must_load(store, &id, now).await),
+        Some(login),
+        "authenticated_at_is_kept: create"
+    );
+    let t = now.saturating_add(Duration::from_secs(1));
+    // A write of values and a touch keep it.
+    let write = update_at(t, &[("b", "2")], &["a"]);
+    assert_eq!(
+        store.update(&id, write).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let touch = update_at(t.saturating_add(Duration::from_secs(1)), &[], &[]);
+    assert!(touch.is_touch_only());
+    assert_eq!(
+        store.update(&id, touch).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        auth(must_load(store, &id, t).await),
+        Some(login),
+        "authenticated_at_is_kept: an update lost it"
+    );
+    // A renewal keeps it.
+    let renewed = SessionId::generate();
+    let renew = update_at(t, &[], &[]);
+    assert_eq!(
+        store.renew(&id, &renewed, &renew).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(
+        auth(must_load(store, &renewed, t).await),
+        Some(login),
+        "authenticated_at_is_kept: renew lost it"
+    );
+    // A login (with the same user, or another one, renewing) sets it.
+    let again = Timestamp::from_unix_millis(t.unix_millis() + 7);
+    let mut relogin = update_at(t, &[], &[]);
+    relogin.authenticated_at = Some(Some(again));
+    assert!(!relogin.is_touch_only());
+    assert_eq!(
+        store.update(&renewed, relogin).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(auth(must_load(store, &renewed, t).await), Some(again));
+    let other = unique_user("auth-other");
+    let moved = SessionId::generate();
+    let later = Timestamp::from_unix_millis(t.unix_millis() + 9);
+    let mut switch = update_at(t, &[], &[]);
+    switch.user = Some(Some(Arc::from(other.as_str())));
+    switch.authenticated_at = Some(Some(later));
+    assert_eq!(
+        store.renew(&renewed, &moved, &switch).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let record = must_load(store, &moved, t).await;
+    assert_eq!(
+        (record.meta.user.as_deref(), record.meta.authenticated_at),
+        (Some(other.as_str()), Some(later)),
+        "authenticated_at_is_kept: renew with a login"
+    );
+    // A logout clears it.
+    let mut logout = update_at(t, &[], &[]);
+    logout.user = Some(None);
+    logout.authenticated_at = Some(None);
+    assert_eq!(
+        store.update(&moved, logout).await.unwrap(),
+        WriteOutcome::Written
+    );
+    assert_eq!(auth(must_load(store, &moved, t).await), None);
+    // A session that never had one has none.
+    let anon = must_create(store, &record_at(now, None, &[])).await;
+    assert_eq!(auth(must_load(store, &anon, now).await), None);
 }
 
 /// A store that is down (every call fails with [`Error::Store`]), or that

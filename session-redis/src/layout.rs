@@ -18,6 +18,9 @@ pub(crate) const LAST: &str = "m:last";
 pub(crate) const EXPIRES: &str = "m:exp";
 /// Hash field: the user, absent when there is none.
 pub(crate) const USER: &str = "m:user";
+/// Hash field: when the user logged in (Unix milliseconds), absent when
+/// never.
+pub(crate) const AUTHENTICATED: &str = "m:auth";
 /// Hash field: the idle timeout override (milliseconds), if any.
 pub(crate) const IDLE: &str = "m:idle";
 /// Hash field: the lifetime override (milliseconds), if any.
@@ -63,12 +66,15 @@ pub(crate) fn duration_text(d: Duration) -> String {
 /// The hash fields of a record, as field-value pairs.
 pub(crate) fn record_fields(record: &Record) -> Vec<(String, String)> {
     let meta = &record.meta;
-    let mut fields = Vec::with_capacity(7 + record.data.len());
+    let mut fields = Vec::with_capacity(8 + record.data.len());
     fields.push((CREATED.into(), meta.created_at.unix_millis().to_string()));
     fields.push((LAST.into(), meta.last_activity.unix_millis().to_string()));
     fields.push((EXPIRES.into(), record.expires_at.unix_millis().to_string()));
     if let Some(user) = &meta.user {
         fields.push((USER.into(), user.to_string()));
+    }
+    if let Some(at) = meta.authenticated_at {
+        fields.push((AUTHENTICATED.into(), at.unix_millis().to_string()));
     }
     if let Some(idle) = meta.expiry.idle {
         fields.push((IDLE.into(), duration_text(idle)));
@@ -160,6 +166,7 @@ pub(crate) fn decode_record(pairs: Pairs) -> Result<Option<Record>, Error> {
     }
     let (mut created, mut last, mut expires) = (None, None, None);
     let mut user = None;
+    let mut authenticated = None;
     let mut expiry = ExpiryOverrides::default();
     let mut data: Vec<(String, String)> = Vec::with_capacity(pairs.len().saturating_sub(3));
     for (field, value) in pairs {
@@ -174,6 +181,7 @@ pub(crate) fn decode_record(pairs: Pairs) -> Result<Option<Record>, Error> {
             LAST => last = Some(millis(&value, LAST)?),
             EXPIRES => expires = Some(millis(&value, EXPIRES)?),
             USER => user = Some(Arc::from(text(value, "the user")?)),
+            AUTHENTICATED => authenticated = Some(millis(&value, AUTHENTICATED)?),
             IDLE => expiry.idle = Some(Duration::from_millis(millis(&value, IDLE)?)),
             LIFETIME => expiry.lifetime = Some(Duration::from_millis(millis(&value, LIFETIME)?)),
             PERSISTENT => {
@@ -193,6 +201,7 @@ pub(crate) fn decode_record(pairs: Pairs) -> Result<Option<Record>, Error> {
             created_at: Timestamp::from_unix_millis(created.ok_or_else(|| missing(CREATED))?),
             last_activity: Timestamp::from_unix_millis(last.ok_or_else(|| missing(LAST))?),
             user,
+            authenticated_at: authenticated.map(Timestamp::from_unix_millis),
             expiry,
         },
         expires_at: Timestamp::from_unix_millis(expires.ok_or_else(|| missing(EXPIRES))?),
@@ -217,6 +226,7 @@ mod tests {
                 created_at: Timestamp::from_unix_millis(1_000),
                 last_activity: Timestamp::from_unix_millis(2_000),
                 user: Some(Arc::from("ann")),
+                authenticated_at: Some(Timestamp::from_unix_millis(1_500)),
                 expiry: ExpiryOverrides {
                     idle: Some(Duration::from_secs(60)),
                     lifetime: Some(Duration::from_secs(3600)),
@@ -243,6 +253,7 @@ mod tests {
         for record in [sample(), {
             let mut plain = sample();
             plain.meta.user = None;
+            plain.meta.authenticated_at = None;
             plain.meta.expiry = ExpiryOverrides::default();
             plain
         }] {

@@ -232,7 +232,8 @@ end
 /// 10 persistent (each empty for none), 11 keep the index here (`1`/`0`),
 /// 12 prefix, 13 the id, 14 the new id (renew), 15 read the key again at
 /// the end (`1`/`0`, see `retrack`), 16 the most bytes the values may
-/// hold (empty for no limit), 17 the number of removed fields, then the
+/// hold (empty for no limit), 17 the login time (`-` unchanged, empty for
+/// none, else Unix milliseconds), 18 the number of removed fields, then the
 /// removed fields, then field-value pairs to set, `m:exp` (argument 2)
 /// last among them, so one `HSET` writes the values, the expiry and (added
 /// by `apply_update`) the size.
@@ -245,9 +246,9 @@ local function size_after(key, before)
   local cleared = ARGV[4] == '1'
   local size = before
   if cleared then size = 0 end
-  local removed = tonumber(ARGV[17])
+  local removed = tonumber(ARGV[18])
   local gone = {}
-  for i = 18, 17 + removed do
+  for i = 19, 18 + removed do
     local field = ARGV[i]
     if not cleared and not gone[field] then
       local held = redis.call('HSTRLEN', key, field)
@@ -256,7 +257,7 @@ local function size_after(key, before)
     gone[field] = true
   end
   -- The pairs to set, but the last (`m:exp`).
-  for i = 18 + removed, #ARGV - 3, 2 do
+  for i = 19 + removed, #ARGV - 3, 2 do
     local field = ARGV[i]
     if not cleared and not gone[field] then
       local held = redis.call('HSTRLEN', key, field)
@@ -287,11 +288,11 @@ local function apply_update(key, last, old_user, size)
     end
     hdel_range(key, values, 1, #values)
   end
-  local removed = tonumber(ARGV[17])
-  hdel_range(key, ARGV, 18, 17 + removed)
+  local removed = tonumber(ARGV[18])
+  hdel_range(key, ARGV, 19, 18 + removed)
   ARGV[#ARGV + 1] = 'm:size'
   ARGV[#ARGV + 1] = size
-  hset_range(key, ARGV, 18 + removed)
+  hset_range(key, ARGV, 19 + removed)
   if tonumber(ARGV[1]) > last then
     redis.call('HSET', key, 'm:last', ARGV[1])
   end
@@ -303,6 +304,7 @@ local function apply_update(key, last, old_user, size)
     redis.call('HSET', key, 'm:user', ARGV[6])
     user = ARGV[6]
   end
+  if ARGV[17] ~= '-' then set_or_clear(key, 'm:auth', ARGV[17]) end
   if ARGV[7] == '1' then
     set_or_clear(key, 'm:idle', ARGV[8])
     set_or_clear(key, 'm:life', ARGV[9])

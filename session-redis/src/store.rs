@@ -540,6 +540,11 @@ impl RedisStore {
             usize::MAX => call.arg(""),
             limit => call.arg(limit),
         };
+        match update.authenticated_at {
+            None => call.arg("-"),
+            Some(None) => call.arg(""),
+            Some(Some(at)) => call.arg(at.unix_millis()),
+        };
         call.arg(update.removed.len());
         for key in &update.removed {
             call.arg(layout::data_field(key));

@@ -18,6 +18,7 @@ pub(crate) struct Columns {
     pub(crate) idle_ms: Option<i64>,
     pub(crate) lifetime_ms: Option<i64>,
     pub(crate) persistent: Option<bool>,
+    pub(crate) authenticated_at: Option<i64>,
     pub(crate) data: String,
 }
 
@@ -114,6 +115,14 @@ pub(crate) fn limit(update: &Update) -> Option<i64> {
     i64::try_from(update.max_bytes).ok()
 }
 
+/// An update's change of the login time: whether it changes, and to what.
+pub(crate) fn authenticated_columns(update: &Update) -> (bool, Option<i64>) {
+    match update.authenticated_at {
+        None => (false, None),
+        Some(at) => (true, at.map(millis)),
+    }
+}
+
 /// The three fields of an expiry change: idle, lifetime, persistent.
 pub(crate) fn expiry_columns(expiry: &ExpiryOverrides) -> (Option<i64>, Option<i64>, Option<bool>) {
     (
@@ -152,6 +161,10 @@ pub(crate) fn decode(columns: Columns) -> Result<Record, Error> {
             created_at: instant(columns.created_at, "created_at")?,
             last_activity: instant(columns.last_activity, "last_activity")?,
             user: columns.user.map(Arc::from),
+            authenticated_at: columns
+                .authenticated_at
+                .map(|at| instant(at, "authenticated_at"))
+                .transpose()?,
             expiry: ExpiryOverrides {
                 idle: duration(columns.idle_ms, "idle_ms")?,
                 lifetime: duration(columns.lifetime_ms, "lifetime_ms")?,
@@ -209,12 +222,17 @@ mod tests {
             idle_ms: Some(60_000),
             lifetime_ms: None,
             persistent: Some(true),
+            authenticated_at: Some(1),
             data: data_json(&data),
         };
         let record = decode(columns).unwrap();
         assert_eq!(record.data, data);
         assert_eq!(record.meta.expiry.idle, Some(Duration::from_secs(60)));
         assert_eq!(record.meta.user.as_deref(), Some("ann"));
+        assert_eq!(
+            record.meta.authenticated_at,
+            Some(Timestamp::from_unix_millis(1))
+        );
     }
 
     #[test]
@@ -227,6 +245,7 @@ mod tests {
             idle_ms: None,
             lifetime_ms: None,
             persistent: None,
+            authenticated_at: None,
             data: "{}".into(),
         };
         let cases: Vec<Columns> = vec![
@@ -248,6 +267,10 @@ mod tests {
             },
             Columns {
                 idle_ms: Some(-5),
+                ..good()
+            },
+            Columns {
+                authenticated_at: Some(-5),
                 ..good()
             },
         ];

@@ -46,8 +46,9 @@ fn columns(row: &MySqlRow) -> Result<Columns, Error> {
         idle_ms: row.try_get(4).map_err(column_error)?,
         lifetime_ms: row.try_get(5).map_err(column_error)?,
         persistent: row.try_get(6).map_err(column_error)?,
+        authenticated_at: row.try_get(7).map_err(column_error)?,
         // A binary collation: the driver sees bytes.
-        data: String::from_utf8(row.try_get::<Vec<u8>, _>(7).map_err(column_error)?)
+        data: String::from_utf8(row.try_get::<Vec<u8>, _>(8).map_err(column_error)?)
             .map_err(|_| Error::corrupt("column data is not UTF-8"))?,
     })
 }
@@ -85,6 +86,7 @@ pub(crate) async fn create(
                 .bind(idle)
                 .bind(lifetime)
                 .bind(persistent)
+                .bind(record.meta.authenticated_at.map(millis))
                 .bind(codec::data_json(&record.data))
                 .execute(conn));
             match result {
@@ -107,6 +109,7 @@ fn bind_update<'q>(
     let expiry = update.expiry.as_ref().map(codec::expiry_columns);
     let (idle, lifetime, persistent) = expiry.unwrap_or_default();
     let changed = expiry.is_some();
+    let login = codec::authenticated_columns(update);
     sqlx::query(statement)
         .bind(update.cleared)
         .bind(codec::merge_patch(update))
@@ -126,6 +129,8 @@ fn bind_update<'q>(
         .bind(lifetime)
         .bind(changed)
         .bind(persistent)
+        .bind(login.0)
+        .bind(login.1)
 }
 
 /// A size-limited write (`write`, an update or renew of `id`'s row) in one

@@ -34,7 +34,8 @@ fn columns(row: &PgRow) -> Result<Columns, Error> {
         idle_ms: row.try_get(4).map_err(column_error)?,
         lifetime_ms: row.try_get(5).map_err(column_error)?,
         persistent: row.try_get(6).map_err(column_error)?,
-        data: row.try_get(7).map_err(column_error)?,
+        authenticated_at: row.try_get(7).map_err(column_error)?,
+        data: row.try_get(8).map_err(column_error)?,
     })
 }
 
@@ -71,6 +72,7 @@ pub(crate) async fn create(
                 .bind(idle)
                 .bind(lifetime)
                 .bind(persistent)
+                .bind(record.meta.authenticated_at.map(millis))
                 .bind(codec::data_json(&record.data))
                 .execute(conn))?;
             Ok(if done.rows_affected() > 0 {
@@ -84,7 +86,7 @@ pub(crate) async fn create(
     .await
 }
 
-/// The update statement with its first twelve parameters bound.
+/// The update statement with its first fourteen parameters bound.
 fn bind_update<'q>(
     statement: &'q str,
     id: &'q SessionId,
@@ -92,6 +94,7 @@ fn bind_update<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let expiry = update.expiry.as_ref().map(codec::expiry_columns);
     let (idle, lifetime, persistent) = expiry.unwrap_or_default();
+    let login = codec::authenticated_columns(update);
     sqlx::query(statement)
         .bind(&id.as_bytes()[..])
         .bind(update.cleared)
@@ -105,6 +108,8 @@ fn bind_update<'q>(
         .bind(idle)
         .bind(lifetime)
         .bind(persistent)
+        .bind(login.0)
+        .bind(login.1)
 }
 
 pub(crate) async fn update(

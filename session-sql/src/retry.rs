@@ -132,7 +132,7 @@ where
 }
 
 /// Whether `record` holds everything `update` sets: its values (and, when
-/// it cleared, no others), its user and its expiry settings.
+/// it cleared, no others), its user, login time and expiry settings.
 fn reflects(update: &Update, record: &Record) -> bool {
     let sets = |key: &str| update.set.iter().any(|(k, _)| k == key);
     let values = update
@@ -151,7 +151,10 @@ fn reflects(update: &Update, record: &Record) -> bool {
     let expiry = update
         .expiry
         .is_none_or(|expiry| record.meta.expiry == expiry);
-    values && user && expiry
+    let login = update
+        .authenticated_at
+        .is_none_or(|at| record.meta.authenticated_at == at);
+    values && user && expiry && login
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use session_core::Error;
 
 /// The schema version this crate writes and reads.
-pub(crate) const LATEST: i64 = 1;
+pub(crate) const LATEST: i64 = 2;
 
 /// The backends, as the SQL dialects they speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +73,8 @@ pub(crate) struct Sql {
     pub(crate) record_version: String,
 }
 
-const COLUMNS: &str =
-    "created_at, last_activity, expires_at, user_name, idle_ms, lifetime_ms, persistent";
+const COLUMNS: &str = "created_at, last_activity, expires_at, user_name, idle_ms, lifetime_ms, \
+                       persistent, authenticated_at";
 
 impl Sql {
     pub(crate) fn new(dialect: Dialect, prefix: &str) -> Self {
@@ -87,7 +87,7 @@ impl Sql {
                 ),
                 create: format!(
                     "INSERT INTO {t} (id, {COLUMNS}, data) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) \
                      ON CONFLICT (id) DO NOTHING"
                 ),
                 update: pg_update(&t, false),
@@ -134,12 +134,13 @@ impl Sql {
                     // other errors.
                     create: if mysql {
                         format!(
-                            "INSERT INTO {t} (id, {COLUMNS}, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                            "INSERT INTO {t} (id, {COLUMNS}, data) \
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                         )
                     } else {
                         format!(
-                            "INSERT INTO {t} (id, {COLUMNS}, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                             ON CONFLICT (id) DO NOTHING"
+                            "INSERT INTO {t} (id, {COLUMNS}, data) \
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
                         )
                     },
                     update: update(false),
@@ -247,16 +248,28 @@ impl Sql {
                     "CREATE INDEX IF NOT EXISTS {prefix}sessions_expires_idx ON {t} (expires_at)"
                 ),
             ],
+            // The login time (`authenticated_at`), added to tables that
+            // version 1 made; NULL for their sessions, as for any session
+            // without a user.
+            (2, Dialect::Postgres) => vec![format!(
+                "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS authenticated_at BIGINT"
+            )],
+            (2, Dialect::MySql) => vec![format!(
+                "ALTER TABLE {t} ADD COLUMN authenticated_at BIGINT NULL"
+            )],
+            (2, Dialect::Sqlite) => vec![format!(
+                "ALTER TABLE {t} ADD COLUMN authenticated_at INTEGER"
+            )],
             _ => Vec::new(),
         }
     }
 }
 
-/// PostgreSQL's update (and renew, which also moves the row to `$13`):
+/// PostgreSQL's update (and renew, which also moves the row to `$15`):
 /// one statement that checks the session is live and merges the changes
 /// into the row as it is now, under the row's lock.
 ///
-/// The size limit (`$13` for update, `$14` for renew; `NULL` when the
+/// The size limit (`$15` for update, `$16` for renew; `NULL` when the
 /// update cannot grow the values) is part of the `WHERE`: the merged values
 /// may not hold more bytes (keys plus JSON text, as
 /// [`Data::bytes`](session_core::Data::bytes) counts) than the limit, or
@@ -264,7 +277,7 @@ impl Sql {
 /// `WHERE` again on the row's newest version after waiting for a concurrent
 /// writer's lock, so the check always sees the values it merges into.
 fn pg_update(t: &str, renew: bool) -> String {
-    let limit = if renew { "$14" } else { "$13" };
+    let limit = if renew { "$16" } else { "$15" };
     let merged = "(CASE WHEN $2 THEN '{}'::jsonb ELSE data - $3::text[] END) || $4::jsonb";
     let size = |json: &str| {
         format!(
@@ -280,11 +293,12 @@ fn pg_update(t: &str, renew: bool) -> String {
          user_name = CASE WHEN $7 THEN $8 ELSE user_name END, \
          idle_ms = CASE WHEN $9 THEN $10 ELSE idle_ms END, \
          lifetime_ms = CASE WHEN $9 THEN $11 ELSE lifetime_ms END, \
-         persistent = CASE WHEN $9 THEN $12 ELSE persistent END{} \
+         persistent = CASE WHEN $9 THEN $12 ELSE persistent END, \
+         authenticated_at = CASE WHEN $13 THEN $14 ELSE authenticated_at END{} \
          WHERE id = $1 AND expires_at > $5 \
          AND CASE WHEN {limit}::bigint IS NULL THEN TRUE \
          ELSE {} <= GREATEST({limit}::bigint, {}) END",
-        if renew { ", id = $13" } else { "" },
+        if renew { ", id = $15" } else { "" },
         size(merged),
         size("data"),
     )
@@ -303,7 +317,8 @@ fn mysql_update(t: &str, renew: bool) -> String {
          user_name = CASE WHEN ? THEN ? ELSE user_name END, \
          idle_ms = CASE WHEN ? THEN ? ELSE idle_ms END, \
          lifetime_ms = CASE WHEN ? THEN ? ELSE lifetime_ms END, \
-         persistent = CASE WHEN ? THEN ? ELSE persistent END{} \
+         persistent = CASE WHEN ? THEN ? ELSE persistent END, \
+         authenticated_at = CASE WHEN ? THEN ? ELSE authenticated_at END{} \
          WHERE id = ? AND expires_at > ?",
         if renew { ", id = ?" } else { "" }
     )
@@ -316,9 +331,9 @@ fn mysql_update(t: &str, renew: bool) -> String {
 /// the values it merges into.
 fn sqlite_update(t: &str, renew: bool) -> String {
     let (new_id, id, live, limit) = if renew {
-        (", id = ?13", "?14", "?15", "?16")
+        (", id = ?15", "?16", "?17", "?18")
     } else {
-        ("", "?13", "?14", "?15")
+        ("", "?15", "?16", "?17")
     };
     let merged = "json_patch(CASE WHEN ?1 THEN '{}' ELSE data END, ?2)";
     let size = |json: &str| {
@@ -335,7 +350,8 @@ fn sqlite_update(t: &str, renew: bool) -> String {
          user_name = CASE WHEN ?5 THEN ?6 ELSE user_name END, \
          idle_ms = CASE WHEN ?7 THEN ?8 ELSE idle_ms END, \
          lifetime_ms = CASE WHEN ?9 THEN ?10 ELSE lifetime_ms END, \
-         persistent = CASE WHEN ?11 THEN ?12 ELSE persistent END{new_id} \
+         persistent = CASE WHEN ?11 THEN ?12 ELSE persistent END, \
+         authenticated_at = CASE WHEN ?13 THEN ?14 ELSE authenticated_at END{new_id} \
          WHERE id = {id} AND expires_at > {live} \
          AND CASE WHEN {limit} IS NULL THEN 1 \
          ELSE {} <= max({limit}, {}) END",

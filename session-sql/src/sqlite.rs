@@ -77,7 +77,8 @@ fn columns(row: &SqliteRow) -> Result<Columns, Error> {
         idle_ms: row.try_get(4).map_err(column_error)?,
         lifetime_ms: row.try_get(5).map_err(column_error)?,
         persistent: row.try_get(6).map_err(column_error)?,
-        data: row.try_get(7).map_err(column_error)?,
+        authenticated_at: row.try_get(7).map_err(column_error)?,
+        data: row.try_get(8).map_err(column_error)?,
     })
 }
 
@@ -111,6 +112,7 @@ pub(crate) async fn create(
         .bind(idle)
         .bind(lifetime)
         .bind(persistent)
+        .bind(record.meta.authenticated_at.map(millis))
         .bind(codec::data_json(&record.data))
         .execute(conn))
     .map_err(store_error)?;
@@ -128,6 +130,7 @@ fn bind_update<'q>(
     let expiry = update.expiry.as_ref().map(codec::expiry_columns);
     let (idle, lifetime, persistent) = expiry.unwrap_or_default();
     let changed = expiry.is_some();
+    let login = codec::authenticated_columns(update);
     sqlx::query(statement)
         .bind(update.cleared)
         .bind(codec::merge_patch(update))
@@ -141,6 +144,8 @@ fn bind_update<'q>(
         .bind(lifetime)
         .bind(changed)
         .bind(persistent)
+        .bind(login.0)
+        .bind(login.1)
 }
 
 pub(crate) async fn update(

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use session_core::{SessionId, SessionStore};
+use session_core::driver::Engine as _;
+use session_core::{Clock as _, SessionId, SessionStore};
 
 use crate::http::{Response, send_headers, send_raw};
 use crate::server::{Adapter, Target, TestServer, example_config};
@@ -33,7 +34,10 @@ pub async fn login_sets_a_secure_cookie_and_returns_the_profile(target: Target) 
     let t0 = crate::server::t0().unix_secs();
     assert_eq!(
         res.json(),
-        json!({ "username": "ada", "created_at": t0, "last_activity": t0, "data": { "theme": "dark", "n": 3 } })
+        json!({
+            "username": "ada", "created_at": t0, "last_activity": t0, "authenticated_at": t0,
+            "data": { "theme": "dark", "n": 3 }
+        })
     );
     assert_eq!(res.header("content-type"), Some("application/json"));
     assert_eq!(
@@ -107,6 +111,8 @@ pub async fn routes_without_a_session_are_401(target: Target) {
         ("POST", "/session/update"),
         ("POST", "/session/logout"),
         ("POST", "/session/logout-all"),
+        ("GET", "/session/sessions"),
+        ("POST", "/session/sessions/end"),
     ] {
         let res = browser.request(method, path, b"{}").await;
         assert_eq!(res.status, 401, "{method} {path}");
@@ -579,6 +585,7 @@ pub async fn posts_that_are_not_json_are_415_and_change_nothing(target: Target) 
         "/session/update",
         "/session/logout",
         "/session/logout-all",
+        "/session/sessions/end",
     ] {
         for kind in kinds {
             let res = browser
@@ -931,6 +938,194 @@ pub async fn duplicate_content_types_are_415_and_change_nothing(target: Target) 
         .await;
     assert_eq!(res.status, 415);
     assert_eq!(res.set_cookie(), None);
+}
+
+/// The session id inside a signed cookie value (the signature is the
+/// first 44 characters).
+fn cookie_id(cookie: &str) -> SessionId {
+    SessionId::parse(&cookie.as_bytes()[44..]).expect("signed cookie ends with the id")
+}
+
+/// `POST /session/sessions/end` with a handle.
+async fn end(browser: &mut crate::Browser, handle: &str) -> Response {
+    let body = json!({ "handle": handle }).to_string();
+    browser.post("/session/sessions/end", &body).await
+}
+
+/// `GET /session/sessions` lists this user's live sessions by handle (this
+/// one marked), and `POST /session/sessions/end` ends one of them: another
+/// device gets 401 from then on; another user's handle, an unknown one or
+/// an ended one is 404; ending this very session removes its cookie.
+pub async fn devices_are_listed_and_ended_by_handle(target: Target) {
+    let server = TestServer::start(target).await;
+    let t0 = crate::server::t0().unix_secs();
+    let mut laptop = server.browser();
+    laptop.login("ada", json!({})).await;
+    server.advance(10);
+    let mut phone = server.browser();
+    phone.login("ada", json!({})).await;
+    let mut bob = server.browser();
+    bob.login("bob", json!({})).await;
+    server.advance(5);
+
+    let res = laptop.get("/session/sessions").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-type"), Some("application/json"));
+    let listed = res.json()["sessions"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let handle = |i: usize| listed[i]["handle"].as_str().unwrap().to_owned();
+    let (phone_handle, laptop_handle) = (handle(0), handle(1));
+    assert_eq!(
+        listed[0],
+        json!({
+            "handle": phone_handle, "current": false, "created_at": t0 + 10,
+            "last_activity": t0 + 10, "expires_at": t0 + 10 + 3600, "persistent": false
+        }),
+        "most recently active first"
+    );
+    assert_eq!(
+        listed[1],
+        json!({
+            "handle": laptop_handle, "current": true, "created_at": t0,
+            "last_activity": t0, "expires_at": t0 + 3600, "persistent": false
+        })
+    );
+    // Handles are neither cookies nor ids, and the same from every device.
+    for cookie in [&laptop.cookie, &phone.cookie] {
+        let cookie = cookie.as_deref().unwrap();
+        let id = cookie_id(cookie).to_string();
+        for handle in [&phone_handle, &laptop_handle] {
+            assert!(!cookie.contains(handle.as_str()) && *handle != id);
+        }
+    }
+    let from_phone = phone.get("/session/sessions").await.json();
+    let mut seen: Vec<(String, bool)> = from_phone["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let handle = s["handle"].as_str().unwrap().to_owned();
+            (handle, s["current"].as_bool().unwrap())
+        })
+        .collect();
+    seen.sort();
+    let mut expected = vec![(phone_handle.clone(), true), (laptop_handle.clone(), false)];
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    // Bob cannot end ada's phone, nor can anyone name a session that is
+    // not theirs.
+    let res = end(&mut bob, &phone_handle).await;
+    assert_eq!(res.status, 404);
+    assert!(res.json()["error"].is_string());
+    assert_eq!(res.set_cookie(), None);
+    for unknown in ["AAAAAAAAAAAAAAAAAAAAAA", "not a handle", ""] {
+        let res = end(&mut laptop, unknown).await;
+        assert_eq!(res.status, 404, "{unknown:?}");
+        assert!(res.json()["error"].is_string());
+    }
+    for bad in ["{", "[1]", r#"{"handle": 7}"#, "{}"] {
+        let res = laptop.post("/session/sessions/end", bad).await;
+        assert_eq!(res.status, 400, "{bad}");
+        assert!(res.json()["error"].is_string());
+    }
+    assert_eq!(phone.get("/session/profile").await.status, 200);
+    assert_eq!(bob.get("/session/profile").await.status, 200);
+
+    // The laptop signs the phone out.
+    let res = end(&mut laptop, &phone_handle).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), json!({ "ended": 1 }));
+    assert_eq!(res.set_cookie(), None, "the laptop keeps its session");
+    assert_eq!(phone.get("/session/profile").await.status, 401);
+    assert_eq!(end(&mut laptop, &phone_handle).await.status, 404);
+    let left = laptop.get("/session/sessions").await.json();
+    assert_eq!(left["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(left["sessions"][0]["handle"], json!(laptop_handle));
+
+    // Then itself: its own cookie goes with it.
+    let res = end(&mut laptop, &laptop_handle).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), json!({ "ended": 1 }));
+    assert!(
+        res.set_cookie().is_some_and(|c| c.contains("Max-Age=0")),
+        "{:?}",
+        res.set_cookie()
+    );
+    assert_eq!(laptop.cookie, None);
+    assert_eq!(laptop.get("/session/sessions").await.status, 401);
+    assert_eq!(bob.get("/session/profile").await.status, 200);
+}
+
+/// A handle presented as a session id (in the cookie, signed or not, and
+/// as a store key) names no session.
+pub async fn a_handle_is_never_a_session_id(target: Target) {
+    let server = TestServer::start(target).await;
+    let mut ada = server.browser();
+    ada.login("ada", json!({ "secret": 1 })).await;
+    let listed = ada.get("/session/sessions").await.json();
+    let handle = listed["sessions"][0]["handle"].as_str().unwrap().to_owned();
+    // As the cookie, raw (no valid signature) and with a valid one: a
+    // process that signs nothing, sharing the store.
+    let mut unsigned = example_config();
+    unsigned.cookie.signing_keys = session_core::SigningKeys::new(Vec::<String>::new());
+    let manager = session_core::SessionManager::with_clock(
+        server.manager.store().clone(),
+        unsigned,
+        server.clock.clone(),
+    )
+    .expect("valid config");
+    let open = TestServer::start_manager(target.framework, manager, server.clock.clone()).await;
+    for addr in [server.addr, open.addr] {
+        let mut thief = crate::Browser::new(addr);
+        for path in ["/session/profile", "/session/sessions"] {
+            thief.cookie = Some(handle.clone());
+            let res = thief.get(path).await;
+            assert_eq!(res.status, 401, "{path}: a handle was taken for an id");
+        }
+        thief.cookie = Some(handle.clone());
+        let res = thief.post("/session/update", r#"{"stolen": true}"#).await;
+        assert_eq!(res.status, 401);
+    }
+    // Nor is it a key the store holds a session under.
+    let as_id = SessionId::parse(handle.as_bytes()).expect("22 base64url characters");
+    let now = server.clock.now();
+    let store = server.manager.store();
+    assert!(store.load(&as_id, now).await.unwrap().is_none());
+    let key = server.manager.store_key(&as_id);
+    assert!(store.load(&key, now).await.unwrap().is_none());
+    // The session it names is untouched.
+    let profile = ada.get("/session/profile").await.json();
+    assert_eq!(profile["data"], json!({ "secret": 1 }));
+}
+
+/// The profile's `authenticated_at` is the login's instant, kept by later
+/// requests (reads, updates, touches), and moved only by a new login.
+pub async fn authenticated_at_is_set_by_login_and_kept(target: Target) {
+    let server = TestServer::start(target).await;
+    let t0 = crate::server::t0().unix_secs();
+    let mut browser = server.browser();
+    let res = browser.login("ada", json!({})).await;
+    assert_eq!(res.json()["authenticated_at"], json!(t0));
+    server.advance(100);
+    let res = browser.post("/session/update", r#"{"a": 1}"#).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["authenticated_at"], json!(t0));
+    server.advance(200);
+    let profile = browser.get("/session/profile").await.json();
+    assert_eq!(profile["last_activity"], json!(t0 + 100));
+    assert_eq!(profile["authenticated_at"], json!(t0), "after a touch");
+    let profile = browser.get("/session/profile").await.json();
+    assert_eq!(profile["last_activity"], json!(t0 + 300));
+    assert_eq!(profile["authenticated_at"], json!(t0));
+    // A new login is a new login time.
+    server.advance(50);
+    let res = browser.login("ada", json!({})).await;
+    assert_eq!(res.json()["authenticated_at"], json!(t0 + 350));
+    assert_eq!(
+        browser.get("/session/profile").await.json()["authenticated_at"],
+        json!(t0 + 350)
+    );
 }
 
 /// With `clear_site_data` configured, `Clear-Site-Data` comes once, with

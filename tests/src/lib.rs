@@ -55,6 +55,9 @@ macro_rules! conformance_suite {
                 duplicate_content_types_are_415_and_change_nothing,
                 clear_site_data_comes_only_with_answers_that_end_the_session,
                 a_partitioned_cookie_is_set_and_removed_partitioned,
+                devices_are_listed_and_ended_by_handle,
+                a_handle_is_never_a_session_id,
+                authenticated_at_is_set_by_login_and_kept,
             );
         }
     };

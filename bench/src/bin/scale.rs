@@ -81,6 +81,7 @@ fn record(i: usize, now: Timestamp) -> Record {
             created_at: now,
             last_activity: now,
             user: Some(Arc::from(format!("user{i}"))),
+            authenticated_at: Some(now),
             expiry: ExpiryOverrides::default(),
         },
         expires_at: expiry(i, now),

@@ -87,6 +87,9 @@ pub(crate) struct State {
     changes: BTreeMap<String, Option<String>>,
     cleared: bool,
     user_changed: bool,
+    /// A login in this request set (or a logout cleared) the
+    /// authentication time.
+    auth_changed: bool,
     expiry_changed: bool,
     renew: bool,
     /// A handler read or wrote values (responses then vary by cookie).
@@ -155,6 +158,7 @@ impl Session {
             changes: BTreeMap::new(),
             cleared: false,
             user_changed: false,
+            auth_changed: false,
             expiry_changed: false,
             renew: false,
             accessed: false,
@@ -434,6 +438,7 @@ impl Session {
         s.changes.clear();
         s.cleared = false;
         s.user_changed = false;
+        s.auth_changed = false;
         s.expiry_changed = false;
         s.renew = false;
         s.size = Some(0);
@@ -444,20 +449,34 @@ impl Session {
         self.0.lock().meta.user.clone()
     }
 
-    /// Ties the session to `user` (a login). When the user changes, the
-    /// session also gets a new id, as OWASP asks on every privilege change.
+    /// Ties the session to `user`: a login, which also records its time as
+    /// [`authenticated_at`](Self::authenticated_at) (the instant the request
+    /// opened the session). When the user changes, the session also gets a
+    /// new id, as OWASP asks on every privilege change. Calling it again
+    /// with the same user (the password asked again before a sensitive
+    /// action) only records the new login time; call [`renew`](Self::renew)
+    /// too for a new id.
     pub fn set_user(&self, user: impl Into<Arc<str>>) {
         self.change_user(Some(user.into()));
     }
 
-    /// Unties the session from its user; the session gets a new id.
+    /// Unties the session from its user (and forgets its login time); the
+    /// session gets a new id.
     pub fn clear_user(&self) {
         self.change_user(None);
     }
 
     fn change_user(&self, user: Option<Arc<str>>) {
         let mut s = self.0.lock();
-        if s.mutable("set_user") && s.meta.user != user {
+        if !s.mutable("set_user") {
+            return;
+        }
+        let at = user.is_some().then(|| s.stamped_now());
+        if s.meta.authenticated_at != at {
+            s.meta.authenticated_at = at;
+            s.auth_changed = true;
+        }
+        if s.meta.user != user {
             s.meta.user = user;
             s.user_changed = true;
             if s.id.is_some() {
@@ -466,6 +485,22 @@ impl Session {
             drop(s);
             crate::csrf::rotate(self); // CSRF: a new user, a new token.
         }
+    }
+
+    /// When this session's user last logged in ([`set_user`](Self::set_user)),
+    /// kept by every later request of the session; `None` without a user.
+    pub fn authenticated_at(&self) -> Option<Timestamp> {
+        self.0.lock().meta.authenticated_at
+    }
+
+    /// Whether this session's user logged in at most `max_age` before `now`:
+    /// the check for a sensitive route (changing a password, paying) that
+    /// wants a recent login, and asks for the password again otherwise.
+    /// `false` without a user, or with a login time after `now` (a clock
+    /// that went back is no proof of a recent login).
+    pub fn authenticated_within(&self, max_age: Duration, now: Timestamp) -> bool {
+        self.authenticated_at()
+            .is_some_and(|at| at <= now && now.since(at) <= max_age)
     }
 
     /// The id the session is stored under; `None` for a session not stored
@@ -558,6 +593,7 @@ fn fresh_meta(now: Timestamp) -> Metadata {
         created_at: now,
         last_activity: now,
         user: None,
+        authenticated_at: None,
         expiry: ExpiryOverrides::default(),
     }
 }
@@ -571,6 +607,13 @@ impl State {
             self.stamp(clock.now());
         }
         &self.meta
+    }
+
+    /// The instant the request opened the session, stamping a new
+    /// session's times first if they were not yet.
+    fn stamped_now(&mut self) -> Timestamp {
+        self.stamped();
+        self.opened_at
     }
 
     fn stamp(&mut self, now: Timestamp) {

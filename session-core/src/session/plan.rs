@@ -113,8 +113,11 @@ impl State {
         // Let go of the loaded values before the store applies the update.
         drop(base);
         let now = now();
-        let changed =
-            self.cleared || !changes.is_empty() || self.user_changed || self.expiry_changed;
+        let changed = self.cleared
+            || !changes.is_empty()
+            || self.user_changed
+            || self.auth_changed
+            || self.expiry_changed;
         if !changed && !self.renew && !self.defaults.touch_due(&self.meta, now) {
             return (Write::Nothing, now);
         }
@@ -137,6 +140,7 @@ impl State {
             last_activity: now,
             expires_at: self.defaults.expires_at(&meta),
             user: self.user_changed.then(|| self.meta.user.clone()),
+            authenticated_at: self.auth_changed.then_some(self.meta.authenticated_at),
             expiry: self.expiry_changed.then_some(self.meta.expiry),
             max_bytes: self.defaults.max_bytes,
         });

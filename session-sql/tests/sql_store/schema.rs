@@ -52,6 +52,52 @@ async fn migrations_are_idempotent_and_versioned(kind: Kind) {
     ));
 }
 
+/// A table made by schema version 1 (before `authenticated_at`) gains the
+/// column, and keeps its sessions, when a newer store migrates it.
+async fn a_version_1_table_gains_the_login_time(kind: Kind) {
+    let Some(db) = TestDatabase::new(kind, "migrate_v1").await else {
+        return;
+    };
+    let store = db.store().await;
+    let now = Timestamp::from(SystemTime::now());
+    let id = SessionId::generate();
+    let user = format!("u-{}", SessionId::generate());
+    store
+        .create(&id, &record_at(now, Some(&user), &[("a", "1")]))
+        .await
+        .unwrap();
+    // Back to version 1: the column and its migration row gone.
+    db.execute(&format!(
+        "ALTER TABLE {} DROP COLUMN authenticated_at",
+        store.table()
+    ))
+    .await
+    .unwrap();
+    db.execute(&format!(
+        "DELETE FROM {} WHERE version = 2",
+        store.migrations_table()
+    ))
+    .await
+    .unwrap();
+    // A newer process starts (its own connections, none prepared against
+    // the old shape) and migrates.
+    let store = SqlStore::new(db.url()).unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let record = store.load(&id, now).await.unwrap().unwrap();
+    assert_eq!(record.meta.user.as_deref(), Some(user.as_str()));
+    assert_eq!(record.meta.authenticated_at, None, "no login time known");
+    assert_eq!(record.data.get("a"), Some("1"));
+    let mut login = session_core::testing::update_at(now, &[], &[]);
+    login.authenticated_at = Some(Some(now));
+    assert_eq!(
+        store.update(&id, login).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let record = store.load(&id, now).await.unwrap().unwrap();
+    assert_eq!(record.meta.authenticated_at, Some(now));
+}
+
 async fn sweep_deletes_expired_rows_in_batches(kind: Kind) {
     let Some(db) = TestDatabase::new(kind, "sweep").await else {
         return;
@@ -121,6 +167,7 @@ async fn delete_user_counts_only_live_sessions(kind: Kind) {
 
 backend_tests!(
     migrations_are_idempotent_and_versioned,
+    a_version_1_table_gains_the_login_time,
     sweep_deletes_expired_rows_in_batches,
     delete_user_counts_only_live_sessions
 );
