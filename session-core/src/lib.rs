@@ -15,6 +15,7 @@ mod guard;
 mod http_headers;
 mod id;
 mod memory;
+pub mod metrics;
 mod random;
 mod record;
 mod session;
@@ -23,6 +24,8 @@ mod time;
 
 #[cfg(test)]
 mod engine_tests;
+#[cfg(all(test, feature = "metrics"))]
+mod metrics_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
