@@ -488,7 +488,7 @@ impl<S: SessionStore> SessionManager<S> {
         } = plan;
         #[cfg(feature = "metrics")]
         if let Some(size) = size {
-            metrics::written_size(size);
+            self.inner.store_metrics.written_size(size);
         }
         let store = &self.inner.store;
         if let Some(old) = delete {
@@ -512,7 +512,8 @@ impl<S: SessionStore> SessionManager<S> {
             Write::Nothing => false,
             Write::Create(record) => {
                 let record = &record;
-                metrics::written_size(record.data.bytes());
+                #[cfg(feature = "metrics")]
+                self.inner.store_metrics.written_size(record.data.bytes());
                 let id = self
                     .with_fresh_id(|id| async move {
                         let key = self.store_key(&id);

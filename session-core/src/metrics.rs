@@ -192,31 +192,45 @@ pub fn describe() {
     }
 }
 
-/// The store metrics of one engine: their keys built once, with the
-/// store's [`kind`](crate::SessionStore::kind) as a label, so a store call
-/// allocates nothing to find its series.
+/// The store metrics of one engine, with the store's
+/// [`kind`](crate::SessionStore::kind) as a label: each series is looked up
+/// in the recorder on its first use and its handle kept, so a store call
+/// costs two clock reads and an atomic update, and allocates nothing.
+/// Install the recorder before the first request.
 #[cfg(feature = "metrics")]
 pub(crate) struct StoreMetrics {
-    seconds: [metrics::Key; 7],
-    errors: [metrics::Key; 7],
+    store: &'static str,
+    seconds: [std::sync::OnceLock<metrics::Histogram>; 7],
+    errors: [std::sync::OnceLock<metrics::Counter>; 7],
+    size: std::sync::OnceLock<metrics::Histogram>,
 }
 
 #[cfg(feature = "metrics")]
 impl StoreMetrics {
     pub(crate) fn new(store: &'static str) -> Self {
-        let key = |name: &'static str, op: StoreOp| {
-            metrics::Key::from_parts(
-                name,
-                vec![
-                    metrics::Label::from_static_parts("op", op.as_str()),
-                    metrics::Label::from_static_parts("store", store),
-                ],
-            )
-        };
         Self {
-            seconds: StoreOp::ALL.map(|op| key("session_store_seconds", op)),
-            errors: StoreOp::ALL.map(|op| key("session_store_errors_total", op)),
+            store,
+            seconds: Default::default(),
+            errors: Default::default(),
+            size: Default::default(),
         }
+    }
+
+    /// [`written_size`], with the handle kept.
+    pub(crate) fn written_size(&self, bytes: usize) {
+        self.size
+            .get_or_init(|| metrics::histogram!("session_size_bytes"))
+            .record(bytes as f64);
+    }
+
+    fn key(&self, name: &'static str, op: StoreOp) -> metrics::Key {
+        metrics::Key::from_parts(
+            name,
+            vec![
+                metrics::Label::from_static_parts("op", op.as_str()),
+                metrics::Label::from_static_parts("store", self.store),
+            ],
+        )
     }
 
     /// Records one store call: its duration, and whether it failed.
@@ -224,13 +238,20 @@ impl StoreMetrics {
         static METADATA: metrics::Metadata<'static> =
             metrics::Metadata::new("session", metrics::Level::INFO, Some(module_path!()));
         let i = op as usize;
-        metrics::with_recorder(|r| {
-            r.register_histogram(&self.seconds[i], &METADATA)
-                .record(elapsed.as_secs_f64());
-            if failed {
-                r.register_counter(&self.errors[i], &METADATA).increment(1);
-            }
-        });
+        self.seconds[i]
+            .get_or_init(|| {
+                let key = self.key("session_store_seconds", op);
+                metrics::with_recorder(|r| r.register_histogram(&key, &METADATA))
+            })
+            .record(elapsed.as_secs_f64());
+        if failed {
+            self.errors[i]
+                .get_or_init(|| {
+                    let key = self.key("session_store_errors_total", op);
+                    metrics::with_recorder(|r| r.register_counter(&key, &METADATA))
+                })
+                .increment(1);
+        }
     }
 }
 
