@@ -10,6 +10,7 @@ use session_actix::{Session, SessionManager, UserSession};
 use session_core::DynStore;
 
 use crate::app::{self, BODY_LIMIT, Reply};
+use crate::observability::{METRICS_CONTENT_TYPE, Observability};
 use crate::serve::Limits;
 
 type Manager = SessionManager<DynStore>;
@@ -101,9 +102,25 @@ async fn not_found() -> HttpResponse {
     respond(Reply::not_found())
 }
 
+/// `GET /metrics` (see [`crate::observability`]).
+async fn metrics(observability: web::Data<Observability>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(observability.metrics())
+}
+
+/// `GET /readyz` (see [`crate::observability`]).
+async fn readyz(observability: web::Data<Observability>) -> HttpResponse {
+    respond(observability.readyz().await)
+}
+
 /// Adds the app's routes, with sessions from `manager`, to an actix config.
 pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    let observability = web::Data::new(Observability::new(&manager));
     move |cfg| {
+        cfg.app_data(observability.clone())
+            .route("/metrics", web::get().to(metrics))
+            .route("/readyz", web::get().to(readyz));
         cfg.app_data(web::Data::new(manager.clone()))
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .route("/healthz", web::get().to(healthz))

@@ -21,16 +21,25 @@ impl Reply {
         }
     }
 
+    /// A refusal (any 4xx is counted in `session_refused_total`, see
+    /// [`not_found`](Self::not_found)) or another error.
     fn error(status: u16, message: &str) -> Self {
+        if (400..500).contains(&status) {
+            session_core::metrics::refused(status);
+        }
         Self {
             status,
             body: json!({ "error": message }).to_string(),
         }
     }
 
-    /// 404 for any route the app does not have.
+    /// 404 for any route the app does not have (not a refusal: not
+    /// counted).
     pub fn not_found() -> Self {
-        Self::error(404, "not found")
+        Self {
+            status: 404,
+            body: json!({ "error": "not found" }).to_string(),
+        }
     }
 
     /// 413 for a body over [`BODY_LIMIT`]; the session is left as it was.

@@ -14,6 +14,7 @@ use session_core::DynStore;
 use tokio::net::TcpListener;
 
 use crate::app::{self, BODY_LIMIT, Reply};
+use crate::observability::{METRICS_CONTENT_TYPE, Observability};
 use crate::serve::Limits;
 
 type Manager = SessionManager<DynStore>;
@@ -97,6 +98,27 @@ async fn not_found() -> Response {
     respond(Reply::not_found())
 }
 
+/// `GET /metrics` and `GET /readyz` (see [`crate::observability`]).
+fn observability_routes(manager: &Manager) -> Router<Manager> {
+    let observability = Observability::new(manager);
+    let ready = observability.clone();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+                    observability.metrics(),
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || async move { respond(ready.readyz().await) }),
+        )
+}
+
 /// The app's router with sessions from `manager`.
 pub fn router(manager: Manager) -> Router {
     Router::new()
@@ -108,6 +130,7 @@ pub fn router(manager: Manager) -> Router {
         .route("/session/logout-all", post(logout_all))
         .route("/session/sessions", get(sessions))
         .route("/session/sessions/end", post(end_session))
+        .merge(observability_routes(&manager))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -12,6 +12,7 @@ use session_hyper::{RequestSessionExt, SessionManager, SessionService};
 use tokio::net::TcpListener;
 
 use crate::app::{self, BODY_LIMIT, Reply};
+use crate::observability::{METRICS_CONTENT_TYPE, Observability};
 use crate::serve::Limits;
 
 type Manager = SessionManager<DynStore>;
@@ -28,7 +29,14 @@ fn respond(reply: Reply) -> Response<Body> {
     res
 }
 
-async fn route(manager: Manager, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn route(
+    manager: Manager,
+    observability: Observability,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    if let Some(res) = observability_route(&observability, &req).await {
+        return Ok(res);
+    }
     let live = |req: &Request<Incoming>| req.user_session().cloned();
     if req.method() == Method::POST {
         let content_types = req.headers().get_all(header::CONTENT_TYPE);
@@ -83,17 +91,33 @@ async fn route(manager: Manager, req: Request<Incoming>) -> Result<Response<Body
     Ok(respond(reply))
 }
 
+/// `GET /metrics` and `GET /readyz` (see [`crate::observability`]); `None`
+/// for any other request.
+async fn observability_route(
+    observability: &Observability,
+    req: &Request<Incoming>,
+) -> Option<Response<Body>> {
+    if req.method() != Method::GET {
+        return None;
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let mut res = Response::new(Body::from(observability.metrics()));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+            );
+            Some(res)
+        }
+        "/readyz" => Some(respond(observability.readyz().await)),
+        _ => None,
+    }
+}
+
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
         Ok(body) => Ok(body.to_bytes()),
-        Err(_) => {
-            let mut res = respond(Reply {
-                status: 413,
-                body: r#"{"error":"body too large"}"#.into(),
-            });
-            *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-            Err(res)
-        }
+        Err(_) => Err(respond(Reply::too_large())),
     }
 }
 
@@ -107,8 +131,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let app_manager = manager.clone();
+    let observability = Observability::new(&manager);
     let service = SessionService::new(
-        service_fn(move |req| route(app_manager.clone(), req)),
+        service_fn(move |req| route(app_manager.clone(), observability.clone(), req)),
         manager,
     );
     crate::serve::serve(listener, service, limits, shutdown).await;

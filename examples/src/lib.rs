@@ -15,6 +15,7 @@ pub mod actix_app;
 pub mod app;
 pub mod axum_app;
 pub mod hyper_app;
+pub mod observability;
 pub mod serve;
 pub mod settings;
 pub mod web;

@@ -382,7 +382,8 @@ impl Settings {
                         self.redis_failover.describe(&self.redis_url)
                     );
                 }
-                Ok(DynStore::new(store))
+                crate::observability::watch_redis_cache(&store);
+                Ok(DynStore::new(store).with_kind("redis"))
             }
             "sql" => {
                 // The file (SQLite) and the tables are made at start, or, if
@@ -404,7 +405,7 @@ impl Settings {
                     Err(e) => return Err(e),
                 }
                 spawn_sql_sweeper(store.clone());
-                Ok(DynStore::new(store))
+                Ok(DynStore::new(store).with_kind("sql"))
             }
             _ => {
                 let store = MemoryStore::new();

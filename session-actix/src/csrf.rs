@@ -19,6 +19,7 @@ use session_core::{CsrfPolicy, CsrfRejection};
 /// The 403 answer to a refused request: HTML when `accept` names
 /// `text/html`, else JSON; never cached.
 pub fn refusal(refused: CsrfRejection, accept: Option<&[u8]>) -> HttpResponse {
+    session_core::metrics::refused(403);
     let (content_type, body) = refused.body(accept);
     HttpResponse::Forbidden()
         .content_type(content_type)

@@ -64,6 +64,7 @@ fn guarded(
     if requirement.is_met_by(&session) {
         Ok(session)
     } else {
+        session_core::metrics::refused(401);
         let res = HttpResponse::Unauthorized()
             .content_type("application/json")
             .body(NO_SESSION_BODY);

@@ -211,6 +211,7 @@ where
 /// The 403 answer to a refused request: HTML when `accept` names
 /// `text/html`, else JSON; never cached.
 pub fn refusal(refused: CsrfRejection, accept: Option<&[u8]>) -> Response {
+    session_core::metrics::refused(403);
     let (content_type, body) = refused.body(accept);
     let mut res = (StatusCode::FORBIDDEN, body).into_response();
     res.headers_mut()

@@ -116,6 +116,7 @@ pub struct NoLiveSession;
 
 impl IntoResponse for NoLiveSession {
     fn into_response(self) -> Response {
+        session_core::metrics::refused(401);
         let mut res = (StatusCode::UNAUTHORIZED, NO_SESSION_BODY).into_response();
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

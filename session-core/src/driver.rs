@@ -194,6 +194,7 @@ pin_project! {
     {
         #[pin]
         state: State<X, Req, H>,
+        span: RequestSpan,
     }
 }
 
@@ -241,22 +242,28 @@ where
     /// engine. With an immediate store the session is loaded and the inner
     /// service called before this returns.
     pub fn start(engine: &H, presented: Presented, request: Req, shell: &mut X) -> Self {
+        let span = RequestSpan::start(engine.manager().store().kind(), &presented);
+        let entered = span.enter();
         let state = match engine.manager().begin(presented) {
             Step::Ready(Ok(session)) => State::Calling {
                 inner: shell.call(request, &session),
                 session,
                 engine: engine.clone(),
             },
-            Step::Ready(Err(answer)) => State::Done {
-                output: Some(Box::new(X::refuse(request, answer))),
-            },
+            Step::Ready(Err(answer)) => {
+                span.answered(&answer);
+                State::Done {
+                    output: Some(Box::new(X::refuse(request, answer))),
+                }
+            }
             Step::Pending(load) => State::Loading {
                 load,
                 waiting: Some(Box::new((shell.defer(), request))),
                 engine: engine.clone(),
             },
         };
-        Self { state }
+        drop(entered);
+        Self { state, span }
     }
 }
 
@@ -268,7 +275,10 @@ where
     type Output = Result<X::Response, X::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let this = self.project();
+        let span = &*this.span;
+        let _entered = span.enter();
+        let mut state = this.state;
         loop {
             let next = match state.as_mut().project() {
                 StateProj::Loading {
@@ -286,7 +296,10 @@ where
                             session,
                             engine: engine.clone(),
                         },
-                        Err(answer) => return Poll::Ready(X::refuse(request, answer)),
+                        Err(answer) => {
+                            span.answered(&answer);
+                            return Poll::Ready(X::refuse(request, answer));
+                        }
                     }
                 }
                 StateProj::Calling {
@@ -299,14 +312,17 @@ where
                     // response on the common path.
                     let mut polled = ready!(inner.poll(cx));
                     let Ok(response) = &mut polled else {
+                        span.outcome("service_error");
                         return Poll::Ready(polled);
                     };
                     match engine.manager().finish(session) {
                         Step::Ready(Ok(headers)) => {
+                            span.outcome("ok");
                             X::respond(response, headers);
                             return Poll::Ready(polled);
                         }
                         Step::Ready(Err(answer)) => {
+                            span.answered(&answer);
                             return Poll::Ready(polled.and_then(|r| X::fail(r, answer)));
                         }
                         Step::Pending(commit) => State::Committing {
@@ -320,6 +336,10 @@ where
                     let Some(response) = response.take().map(|boxed| *boxed) else {
                         return Poll::Ready(polled_after_completion());
                     };
+                    match &finished {
+                        Ok(_) => span.outcome("ok"),
+                        Err(answer) => span.answered(answer),
+                    }
                     return Poll::Ready(answer::<X, Req>(response, finished));
                 }
                 StateProj::Done { output } => {
@@ -352,6 +372,75 @@ fn answer<X: Shell<Req>, Req>(
             Ok(response)
         }
         Err(answer) => X::fail(response, answer),
+    }
+}
+
+/// The span of one request's session work (load, handler, commit): target
+/// `session`, level `debug`, with the store's kind, the presented id's
+/// [`LogHash`](crate::LogHash) and the outcome (`ok`, `refused` or
+/// `failed` with the engine's `status`, `service_error`). Feature
+/// `tracing`; without a subscriber that wants it, it is a no-op and nothing
+/// is hashed or formatted.
+struct RequestSpan {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl RequestSpan {
+    #[inline]
+    fn start(store: &'static str, presented: &Presented) -> Self {
+        #[cfg(feature = "tracing")]
+        {
+            use tracing::field::{Empty, display};
+            let span = tracing::debug_span!(target: "session", "session", store,
+                id = Empty, outcome = Empty, status = Empty);
+            if !span.is_disabled()
+                && let Presented::Id(id) = presented
+            {
+                span.record("id", display(id.log_hash()));
+            }
+            Self { span }
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            let _ = (store, presented);
+            Self {}
+        }
+    }
+
+    /// Enters the span until the guard is dropped.
+    #[inline]
+    fn enter(&self) -> impl Sized + '_ {
+        #[cfg(feature = "tracing")]
+        {
+            self.span.enter()
+        }
+    }
+
+    #[inline]
+    fn outcome(&self, outcome: &'static str) {
+        #[cfg(feature = "tracing")]
+        if !self.span.is_disabled() {
+            self.span.record("outcome", outcome);
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = outcome;
+    }
+
+    /// The engine answered instead of the handler (or over its response).
+    fn answered(&self, answer: &Answer) {
+        #[cfg(feature = "tracing")]
+        if !self.span.is_disabled() {
+            let outcome = if answer.status() < 500 {
+                "refused"
+            } else {
+                "failed"
+            };
+            self.span.record("outcome", outcome);
+            self.span.record("status", answer.status());
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = answer;
     }
 }
 

@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::events::{EventHook, SessionEvent};
 use crate::handle::SessionHandle;
 use crate::id::SessionId;
+use crate::metrics::{self, EndReason, StoreOp};
 use crate::random::{OsRandom, RandomSource};
 use crate::session::{Plan, Session, SessionPolicy, Write};
 use crate::store::{BoxFuture, SessionStore, WriteOutcome};
@@ -58,6 +59,8 @@ struct Inner<S> {
     clock: SharedClock,
     random: Box<dyn RandomSource>,
     events: EventHook,
+    #[cfg(feature = "metrics")]
+    store_metrics: crate::metrics::StoreMetrics,
 }
 
 impl<S> Clone for SessionManager<S> {
@@ -304,6 +307,8 @@ impl<S: SessionStore> SessionManager<S> {
     ) -> Result<Self, Error> {
         config.validate()?;
         let inner = Inner {
+            #[cfg(feature = "metrics")]
+            store_metrics: crate::metrics::StoreMetrics::new(store.kind()),
             random,
             policy: CookiePolicy::new(&config),
             defaults: SessionPolicy::of(&config),
@@ -348,7 +353,11 @@ impl<S: SessionStore> SessionManager<S> {
             tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
                 "session request failed");
         }
-        Answer::of(error, self.inner.config.store_error_status)
+        let answer = Answer::of(error, self.inner.config.store_error_status);
+        if (400..500).contains(&answer.status()) {
+            metrics::refused(answer.status());
+        }
+        answer
     }
 
     /// Now, by the engine's clock.
@@ -367,8 +376,7 @@ impl<S: SessionStore> SessionManager<S> {
             Ok(session) => return Step::Ready(Ok(session)),
             Err(Unread::Load(id)) => id,
             Err(Unread::Ambiguous) => {
-                let status = self.inner.config.store_error_status;
-                return Step::Ready(Err(Answer::of(&Error::AmbiguousId, status)));
+                return Step::Ready(Err(self.failure_answer(&Error::AmbiguousId)));
             }
         };
         let now = self.now();
@@ -437,7 +445,9 @@ impl<S: SessionStore> SessionManager<S> {
 
     /// Loads and opens the session stored under a presented id.
     async fn load_id(&self, id: SessionId, now: Timestamp) -> Result<Session, Error> {
-        let record = match self.inner.store.load(&self.store_key(&id), now).await {
+        let key = self.store_key(&id);
+        let load = self.inner.store.load(&key, now);
+        let record = match self.timed(StoreOp::Load, load).await {
             Ok(record) => record,
             Err(Error::Corrupt(_)) => {
                 self.emit(SessionEvent::Rejected {
@@ -453,6 +463,7 @@ impl<S: SessionStore> SessionManager<S> {
                 Ok(self.open(Some(id), Some(r), false, now))
             }
             Some(_) => {
+                metrics::ended(EndReason::Expired, 1);
                 self.emit(SessionEvent::Expired { id: id.log_hash() });
                 Ok(self.open(None, None, true, now))
             }
@@ -490,11 +501,20 @@ impl<S: SessionStore> SessionManager<S> {
             vary,
             persistent,
             now,
+            #[cfg(feature = "metrics")]
+            size,
         } = plan;
+        #[cfg(feature = "metrics")]
+        if let Some(size) = size {
+            self.inner.store_metrics.written_size(size);
+        }
         let store = &self.inner.store;
         let ended = delete.is_some();
         if let Some(old) = delete {
-            store.delete(&self.store_key(&old)).await?;
+            let key = self.store_key(&old);
+            if self.timed(StoreOp::Delete, store.delete(&key)).await? {
+                metrics::ended(EndReason::Logout, 1);
+            }
             self.emit(SessionEvent::Destroyed { id: old.log_hash() });
         }
         let mut headers = ResponseHeaders {
@@ -512,19 +532,28 @@ impl<S: SessionStore> SessionManager<S> {
             Write::Nothing => false,
             Write::Create(record) => {
                 let record = &record;
+                #[cfg(feature = "metrics")]
+                self.inner.store_metrics.written_size(record.data.bytes());
                 let id = self
-                    .with_fresh_id(
-                        |id| async move { store.create(&self.store_key(&id), record).await },
-                    )
+                    .with_fresh_id(|id| async move {
+                        let key = self.store_key(&id);
+                        let create = store.create(&key, record);
+                        self.timed(StoreOp::Create, create).await
+                    })
                     .await?
                     .ok_or(Error::IdCollision)?;
+                metrics::created();
                 self.emit(SessionEvent::Created { id: id.log_hash() });
                 headers.set_cookie = Some(cookie_for(&id, record.expires_at));
                 true
             }
             Write::Update { id, update, cookie } => {
                 let expires_at = update.expires_at;
-                match store.update(&self.store_key(&id), *update).await? {
+                let key = self.store_key(&id);
+                match self
+                    .timed(StoreOp::Update, store.update(&key, *update))
+                    .await?
+                {
                     WriteOutcome::Written => {
                         if cookie {
                             headers.set_cookie = Some(cookie_for(&id, expires_at));
@@ -541,11 +570,16 @@ impl<S: SessionStore> SessionManager<S> {
                 let renewed = self
                     .with_fresh_id(|new| {
                         let old_key = &old_key;
-                        async move { store.renew(old_key, &self.store_key(&new), update).await }
+                        async move {
+                            let new_key = self.store_key(&new);
+                            let renew = store.renew(old_key, &new_key, update);
+                            self.timed(StoreOp::Renew, renew).await
+                        }
                     })
                     .await?;
                 match renewed {
                     Some(new) => {
+                        metrics::renewed();
                         self.emit(SessionEvent::Renewed {
                             old: old.log_hash(),
                             id: new.log_hash(),
@@ -591,7 +625,9 @@ impl<S: SessionStore> SessionManager<S> {
     /// Ends every session of `user` (logout everywhere). Returns how many
     /// there were.
     pub async fn end_user_sessions(&self, user: &str) -> Result<usize, Error> {
-        let ended = self.inner.store.delete_user(user).await?;
+        let delete = self.inner.store.delete_user(user);
+        let ended = self.timed(StoreOp::DeleteUser, delete).await?;
+        metrics::ended(EndReason::User, ended as u64);
         self.emit(SessionEvent::UserSessionsEnded { count: ended });
         Ok(ended)
     }
@@ -606,11 +642,18 @@ impl<S: SessionStore> SessionManager<S> {
         let keep = session.id().map(|id| self.store_key(&id));
         let store = &self.inner.store;
         let mut ended = 0;
-        for key in store.user_sessions(&user, self.now()).await? {
-            if Some(key) != keep && store.delete(&key).await? {
+        let keys = self
+            .timed(
+                StoreOp::UserSessions,
+                store.user_sessions(&user, self.now()),
+            )
+            .await?;
+        for key in keys {
+            if Some(key) != keep && self.timed(StoreOp::Delete, store.delete(&key)).await? {
                 ended += 1;
             }
         }
+        metrics::ended(EndReason::User, ended as u64);
         self.emit(SessionEvent::UserSessionsEnded { count: ended });
         Ok(ended)
     }
@@ -631,8 +674,11 @@ impl<S: SessionStore> SessionManager<S> {
         let now = self.now();
         let store = &self.inner.store;
         let mut sessions = Vec::new();
-        for key in store.user_sessions(&user, now).await? {
-            let record = match store.load(&key, now).await {
+        let keys = self
+            .timed(StoreOp::UserSessions, store.user_sessions(&user, now))
+            .await?;
+        for key in keys {
+            let record = match self.timed(StoreOp::Load, store.load(&key, now)).await {
                 Ok(Some(record)) => record,
                 // Ended meanwhile, or unreadable: not a live session.
                 Ok(None) | Err(Error::Corrupt(_)) => continue,
@@ -724,6 +770,29 @@ impl<S: SessionStore> SessionManager<S> {
 
     fn emit(&self, event: SessionEvent) {
         self.inner.events.emit(event);
+    }
+
+    /// A store call, timed into `session_store_seconds` (feature
+    /// `metrics`; without it, the call itself).
+    #[cfg(feature = "metrics")]
+    async fn timed<T>(
+        &self,
+        op: StoreOp,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        self.inner
+            .store_metrics
+            .record(op, started.elapsed(), result.is_err());
+        result
+    }
+
+    /// A store call (no `metrics` feature: nothing to time).
+    #[cfg(not(feature = "metrics"))]
+    #[inline(always)]
+    fn timed<F>(&self, _op: StoreOp, call: F) -> F {
+        call
     }
 }
 

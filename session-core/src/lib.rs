@@ -16,6 +16,7 @@ mod handle;
 mod http_headers;
 mod id;
 mod memory;
+pub mod metrics;
 mod random;
 mod record;
 mod session;
@@ -24,6 +25,8 @@ mod time;
 
 #[cfg(test)]
 mod engine_tests;
+#[cfg(all(test, feature = "metrics"))]
+mod metrics_tests;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

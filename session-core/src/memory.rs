@@ -621,6 +621,10 @@ impl SessionStore for MemoryStore {
     fn is_immediate(&self) -> bool {
         true
     }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,13 @@ pub trait SessionStore: Send + Sync + 'static {
     fn is_immediate(&self) -> bool {
         false
     }
+
+    /// A short lowercase name of this kind of store (`memory`, `redis`,
+    /// `sql`), the `store` label of the engine's metrics and traces.
+    /// Default `custom`.
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// A boxed future, as the object-safe [`DynSessionStore`] returns.
@@ -155,6 +162,7 @@ pub trait DynSessionStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<SessionId>, Error>>;
     fn delete_user_dyn<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<usize, Error>>;
     fn is_immediate_dyn(&self) -> bool;
+    fn kind_dyn(&self) -> &'static str;
 }
 
 impl<S: SessionStore> DynSessionStore for S {
@@ -203,17 +211,27 @@ impl<S: SessionStore> DynSessionStore for S {
     fn is_immediate_dyn(&self) -> bool {
         self.is_immediate()
     }
+    fn kind_dyn(&self) -> &'static str {
+        self.kind()
+    }
 }
 
 /// A store chosen at run time (for example memory or Redis from an
 /// environment variable). Cheap to clone.
 #[derive(Clone)]
-pub struct DynStore(Arc<dyn DynSessionStore>);
+pub struct DynStore(Arc<dyn DynSessionStore>, Option<&'static str>);
 
 impl DynStore {
     /// Boxes a store.
     pub fn new(store: impl SessionStore) -> Self {
-        Self(Arc::new(store))
+        Self(Arc::new(store), None)
+    }
+
+    /// Names the store's [`kind`](SessionStore::kind) (for a store that
+    /// does not name itself).
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.1 = Some(kind);
+        self
     }
 }
 
@@ -252,6 +270,9 @@ impl SessionStore for DynStore {
     }
     fn is_immediate(&self) -> bool {
         self.0.is_immediate_dyn()
+    }
+    fn kind(&self) -> &'static str {
+        self.1.unwrap_or_else(|| self.0.kind_dyn())
     }
 }
 
@@ -300,5 +321,8 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     }
     fn is_immediate(&self) -> bool {
         (**self).is_immediate()
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
     }
 }

@@ -54,6 +54,7 @@ pub fn check_csrf<R: From<String>>(
 /// The 403 answer to a refused request: HTML when `accept` names
 /// `text/html`, else JSON; never cached.
 pub fn refusal<R: From<String>>(refused: CsrfRejection, accept: Option<&[u8]>) -> Response<R> {
+    session_core::metrics::refused(403);
     let (content_type, body) = refused.body(accept);
     let mut res = Response::new(R::from(body));
     *res.status_mut() = StatusCode::FORBIDDEN;

@@ -128,6 +128,7 @@ where
 /// The 401 response with a JSON body, for handlers that require a live
 /// session (the same answer the axum and actix guards give).
 pub fn no_live_session<B: From<&'static str>>() -> Response<B> {
+    session_core::metrics::refused(401);
     let mut res = Response::new(B::from(NO_SESSION_BODY));
     *res.status_mut() = StatusCode::UNAUTHORIZED;
     res.headers_mut()

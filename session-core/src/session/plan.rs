@@ -37,6 +37,10 @@ pub(crate) struct Plan {
     /// The instant the plan was made at, if a write needed one (the cookie's
     /// `Max-Age` counts from it); else the epoch.
     pub(crate) now: Timestamp,
+    /// The bytes of the values an update or renewal that changes them
+    /// leaves, as this request saw them (`session_size_bytes`).
+    #[cfg(feature = "metrics")]
+    pub(crate) size: Option<usize>,
 }
 
 impl State {
@@ -47,6 +51,11 @@ impl State {
     /// update its copy in place rather than copy it): the handle is spent.
     pub(super) fn take_plan(&mut self, now: impl FnOnce() -> Timestamp) -> Plan {
         let persistent = self.defaults.persistent(&self.meta);
+        // Measured before the changes are taken out (usually counted by the
+        // write already, and kept).
+        #[cfg(feature = "metrics")]
+        let size = (!self.spent && self.id.is_some() && (self.cleared || !self.changes.is_empty()))
+            .then(|| self.size());
         let delete = self.destroyed.take();
         let (write, now, remove_cookie) = if std::mem::replace(&mut self.spent, true) {
             // Committed already: nothing more to send.
@@ -66,6 +75,8 @@ impl State {
             vary: self.accessed,
             persistent,
             now,
+            #[cfg(feature = "metrics")]
+            size,
         }
     }
 
