@@ -391,7 +391,16 @@ impl Settings {
                 // that reaches it: requests answer 503 until then.
                 let store =
                     session_sql::SqlStore::new(&self.database_url)?.with_migrate_on_first_use();
-                match store.migrate().await {
+                // Bounded by the store's timeout: a database that accepts
+                // connections but does not answer (stalled) must not keep the
+                // app from starting; the first request that reaches it
+                // migrates then.
+                let migrated = tokio::time::timeout(STARTUP_MIGRATE_WAIT, store.migrate())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Error::store("the database did not answer within 2 s"))
+                    });
+                match migrated {
                     Ok(()) => {}
                     Err(e @ Error::Store(_)) => {
                         let cause = std::error::Error::source(&e)
@@ -420,6 +429,10 @@ impl Settings {
         SessionManager::new(self.store().await?, self.config())
     }
 }
+
+/// How long the app waits at start for the database's tables before it
+/// serves anyway (answering 503 until the database answers).
+const STARTUP_MIGRATE_WAIT: Duration = Duration::from_secs(2);
 
 /// Drops expired sessions from a memory store once a minute.
 fn spawn_sweeper(store: MemoryStore) {
