@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::limit::UserLimit;
 
 /// The `SameSite` attribute of the session cookie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
@@ -238,6 +239,13 @@ pub struct SessionConfig {
     /// cross it is answered 413 instead of its handler's response, and
     /// changes nothing.
     pub max_session_bytes: usize,
+    /// At most this many live sessions per user, and what one more does
+    /// (the least recently used ends, or the login is refused with 409).
+    /// Default none: unlimited. Checked by the store in the same atomic step
+    /// as the write that gives a session its user, so concurrent logins of
+    /// one user cannot pass it together. In TOML:
+    /// `max_sessions_per_user = { max = 3, policy = "refuse" }`.
+    pub max_sessions_per_user: Option<UserLimit>,
 }
 
 impl Default for SessionConfig {
@@ -251,6 +259,7 @@ impl Default for SessionConfig {
             hash_ids_at_rest: false,
             store_error_status: 503,
             max_session_bytes: DEFAULT_MAX_SESSION_BYTES,
+            max_sessions_per_user: None,
         }
     }
 }
@@ -314,6 +323,9 @@ impl SessionConfig {
         }
         if self.max_session_bytes == 0 {
             return bad("max_session_bytes must be greater than zero");
+        }
+        if self.max_sessions_per_user.is_some_and(|l| l.max == 0) {
+            return bad("max_sessions_per_user.max must be at least 1");
         }
         if !(500..=599).contains(&self.store_error_status) {
             return bad("store_error_status must be a 5xx status");

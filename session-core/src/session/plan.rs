@@ -139,6 +139,7 @@ impl State {
             user: self.user_changed.then(|| self.meta.user.clone()),
             expiry: self.expiry_changed.then_some(self.meta.expiry),
             max_bytes: self.defaults.max_bytes,
+            max_per_user: None,
         });
         let write = if self.renew {
             Write::Renew { old: id, update }
