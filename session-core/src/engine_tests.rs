@@ -1200,8 +1200,10 @@ fn a_commit_over_the_size_limit_found_at_the_merge_is_answered_413() {
 
 #[test]
 fn the_per_user_limit_ends_the_oldest_session_or_refuses_the_login() {
-    let mut config = SessionConfig::default();
-    config.max_sessions_per_user = Some(UserLimit::end_oldest(2));
+    let mut config = SessionConfig {
+        max_sessions_per_user: Some(UserLimit::end_oldest(2)),
+        ..SessionConfig::default()
+    };
     let h = Harness::new(config.clone());
     let first = h.request(None, |s| s.set_user("ada")).cookie().unwrap();
     h.advance(1);
