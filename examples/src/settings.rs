@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use session_core::{
-    CookiePrefix, DynStore, Error, MemoryStore, SessionConfig, SessionId, SessionManager,
-    SigningKeys, Transport,
+    CookiePrefix, DynStore, Error, LimitPolicy, MemoryStore, SessionConfig, SessionId,
+    SessionManager, SigningKeys, Transport, UserLimit,
 };
 
 /// The example app's settings, from the environment (listed in the repository README).
@@ -41,6 +41,10 @@ pub struct Settings {
     /// `SESSION_STORE_ERROR_STATUS`, default 503: the status of every
     /// answer caused by a store failure (a 5xx status).
     pub store_error_status: u16,
+    /// `SESSION_MAX_PER_USER` (a whole number greater than 0; unset:
+    /// unlimited) and `SESSION_MAX_PER_USER_POLICY` (`end-oldest`, the
+    /// default, or `refuse`: the new login gets 409).
+    pub max_per_user: Option<UserLimit>,
 }
 
 impl Settings {
@@ -108,7 +112,24 @@ impl Settings {
                 }
             },
         };
+        let policy = match var("SESSION_MAX_PER_USER_POLICY").as_deref() {
+            None | Some("end-oldest") => LimitPolicy::EndOldest,
+            Some("refuse") => LimitPolicy::Refuse,
+            Some(other) => {
+                return Err(format!(
+                    "SESSION_MAX_PER_USER_POLICY={other:?} is not valid: use end-oldest or refuse"
+                ));
+            }
+        };
+        let max_per_user = match var("SESSION_MAX_PER_USER") {
+            None => None,
+            Some(_) => Some(UserLimit {
+                max: positive("SESSION_MAX_PER_USER", 1usize, "sessions")?,
+                policy,
+            }),
+        };
         Ok(Self {
+            max_per_user,
             transport,
             addr: parsed(
                 "ADDR",
@@ -149,6 +170,7 @@ impl Settings {
             lifetime: Duration::from_secs(self.ttl_secs),
             max_session_bytes: self.max_bytes,
             store_error_status: self.store_error_status,
+            max_sessions_per_user: self.max_per_user,
             ..SessionConfig::default()
         };
         config.cookie.secure = self.secure;

@@ -329,6 +329,7 @@ pub fn example_config() -> SessionConfig {
         redis_cache: false,
         transport: session_core::Transport::Cookie,
         store_error_status: 503,
+        max_per_user: None,
     }
     .config()
 }
