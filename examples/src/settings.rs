@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use session_core::{
-    ClearSiteData, CookiePrefix, DynStore, Error, MemoryStore, SessionConfig, SessionId,
-    SessionManager, SigningKeys, Transport,
+    ClearSiteData, CookiePrefix, DynStore, Error, LimitPolicy, MemoryStore, SessionConfig,
+    SessionId, SessionManager, SigningKeys, Transport, UserLimit,
 };
 
 /// The example app's settings, from the environment (listed in the repository README).
@@ -54,6 +54,10 @@ pub struct Settings {
     pub clear_site_data: Vec<ClearSiteData>,
     /// `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER` and `SESSION_REDIS_WAIT`.
     pub redis_failover: RedisFailover,
+    /// `SESSION_MAX_PER_USER` (a whole number greater than 0; unset:
+    /// unlimited) and `SESSION_MAX_PER_USER_POLICY` (`end-oldest`, the
+    /// default, or `refuse`: the new login gets 409).
+    pub max_per_user: Option<UserLimit>,
 }
 
 /// The default cookie name, and the one used when `SESSION_SECURE=false`
@@ -283,6 +287,22 @@ impl Settings {
                 }
             },
         };
+        let policy = match var("SESSION_MAX_PER_USER_POLICY").as_deref() {
+            None | Some("end-oldest") => LimitPolicy::EndOldest,
+            Some("refuse") => LimitPolicy::Refuse,
+            Some(other) => {
+                return Err(format!(
+                    "SESSION_MAX_PER_USER_POLICY={other:?} is not valid: use end-oldest or refuse"
+                ));
+            }
+        };
+        let max_per_user = match var("SESSION_MAX_PER_USER") {
+            None => None,
+            Some(_) => Some(UserLimit {
+                max: positive("SESSION_MAX_PER_USER", 1usize, "sessions")?,
+                policy,
+            }),
+        };
         let secure = parsed("SESSION_SECURE", true, "true or false")?;
         let cookie_name = var("SESSION_COOKIE_NAME");
         let partitioned = parsed("SESSION_PARTITIONED", false, "true or false")?;
@@ -290,6 +310,7 @@ impl Settings {
         let clear_site_data = clear_site_data(var("SESSION_CLEAR_SITE_DATA").as_deref())?;
         let settings = Self {
             redis_failover: RedisFailover::from_env(var)?,
+            max_per_user,
             transport,
             addr: parsed(
                 "ADDR",
@@ -341,6 +362,7 @@ impl Settings {
             lifetime: Duration::from_secs(self.ttl_secs),
             max_session_bytes: self.max_bytes,
             store_error_status: self.store_error_status,
+            max_sessions_per_user: self.max_per_user,
             ..SessionConfig::default()
         };
         config.cookie.secure = self.secure;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::limit::UserLimit;
 
 /// The `SameSite` attribute of the session cookie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
@@ -305,6 +306,13 @@ pub struct SessionConfig {
     /// out"), `"cookies"` is left out, as it would take the new cookie
     /// with it.
     pub clear_site_data: Vec<ClearSiteData>,
+    /// At most this many live sessions per user, and what one more does
+    /// (the least recently used ends, or the login is refused with 409).
+    /// Default none: unlimited. Checked by the store in the same atomic step
+    /// as the write that gives a session its user, so concurrent logins of
+    /// one user cannot pass it together. In TOML:
+    /// `max_sessions_per_user = { max = 3, policy = "refuse" }`.
+    pub max_sessions_per_user: Option<UserLimit>,
 }
 
 impl Default for SessionConfig {
@@ -319,6 +327,7 @@ impl Default for SessionConfig {
             store_error_status: 503,
             max_session_bytes: DEFAULT_MAX_SESSION_BYTES,
             clear_site_data: Vec::new(),
+            max_sessions_per_user: None,
         }
     }
 }
@@ -394,6 +403,9 @@ impl SessionConfig {
         }
         if self.max_session_bytes == 0 {
             return bad("max_session_bytes must be greater than zero");
+        }
+        if self.max_sessions_per_user.is_some_and(|l| l.max == 0) {
+            return bad("max_sessions_per_user.max must be at least 1");
         }
         if !(500..=599).contains(&self.store_error_status) {
             return bad("store_error_status must be a 5xx status");

@@ -40,6 +40,11 @@ pub const NO_SESSION_BODY: &str = r#"{"error":"no live session"}"#;
 /// ([`Presented::Ambiguous`]).
 pub const AMBIGUOUS_ID_BODY: &str = r#"{"error":"more than one session id"}"#;
 
+/// The JSON body of the 409 a login gets when its user has as many live
+/// sessions as [`SessionConfig::max_sessions_per_user`] allows, with
+/// [`LimitPolicy::Refuse`](crate::LimitPolicy::Refuse).
+pub const TOO_MANY_SESSIONS_BODY: &str = r#"{"error":"too many sessions for this user"}"#;
+
 /// The session engine for one store and one configuration. Cheap to clone;
 /// adapters hold one and call [`load`](Self::load) before the handler and
 /// [`commit`](Self::commit) after it.
@@ -348,7 +353,10 @@ impl<S: SessionStore> SessionManager<S> {
     /// the status and a body that names no detail of the failure.
     pub fn failure_answer(&self, error: &Error) -> Answer {
         #[cfg(feature = "tracing")]
-        if !matches!(error, Error::TooLarge { .. } | Error::AmbiguousId) {
+        if !matches!(
+            error,
+            Error::TooLarge { .. } | Error::AmbiguousId | Error::TooManySessions { .. }
+        ) {
             let source = std::error::Error::source(error).map(ToString::to_string);
             tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),
                 "session request failed");
@@ -527,18 +535,28 @@ impl<S: SessionStore> SessionManager<S> {
             let max_age = persistent.then(|| expires_at.since(now));
             self.inner.policy.set_cookie(id, max_age.map(whole_seconds))
         };
+        let limit = self.inner.config.max_sessions_per_user;
         let wanted_write = !matches!(write, Write::Nothing);
         let written = match write {
             Write::Nothing => false,
             Write::Create(record) => {
                 let record = &record;
+                let limit = limit.filter(|_| record.meta.user.is_some());
                 #[cfg(feature = "metrics")]
                 self.inner.store_metrics.written_size(record.data.bytes());
                 let id = self
                     .with_fresh_id(|id| async move {
                         let key = self.store_key(&id);
-                        let create = store.create(&key, record);
-                        self.timed(StoreOp::Create, create).await
+                        match limit {
+                            Some(limit) => {
+                                let create = store.create_limited(&key, record, limit);
+                                self.timed(StoreOp::Create, create).await
+                            }
+                            None => {
+                                let create = store.create(&key, record);
+                                self.timed(StoreOp::Create, create).await
+                            }
+                        }
                     })
                     .await?
                     .ok_or(Error::IdCollision)?;
@@ -547,24 +565,32 @@ impl<S: SessionStore> SessionManager<S> {
                 headers.set_cookie = Some(cookie_for(&id, record.expires_at));
                 true
             }
-            Write::Update { id, update, cookie } => {
+            Write::Update {
+                id,
+                mut update,
+                cookie,
+            } => {
                 let expires_at = update.expires_at;
+                update.max_per_user = limit;
                 let key = self.store_key(&id);
                 match self
                     .timed(StoreOp::Update, store.update(&key, *update))
                     .await?
                 {
-                    WriteOutcome::Written => {
+                    outcome if outcome.is_written() => {
+                        self.ended_for_limit(&id, outcome);
                         if cookie {
                             headers.set_cookie = Some(cookie_for(&id, expires_at));
                         }
                         true
                     }
                     WriteOutcome::TooLarge { size } => return Err(self.too_large(size)),
+                    WriteOutcome::UserLimitReached => return Err(self.too_many()),
                     _ => self.ended_meanwhile(&id),
                 }
             }
-            Write::Renew { old, update } => {
+            Write::Renew { old, mut update } => {
+                update.max_per_user = limit;
                 let old_key = self.store_key(&old);
                 let update = &update;
                 let renewed = self
@@ -745,10 +771,14 @@ impl<S: SessionStore> SessionManager<S> {
         for _ in 0..ID_ATTEMPTS {
             let id = SessionId::generate_from(&*self.inner.random);
             match write(id).await? {
-                WriteOutcome::Written => return Ok(Some(id)),
+                outcome @ (WriteOutcome::Written | WriteOutcome::WrittenEndingOldest { .. }) => {
+                    self.ended_for_limit(&id, outcome);
+                    return Ok(Some(id));
+                }
                 WriteOutcome::Missing => return Ok(None),
                 WriteOutcome::IdTaken => continue,
                 WriteOutcome::TooLarge { size } => return Err(self.too_large(size)),
+                WriteOutcome::UserLimitReached => return Err(self.too_many()),
             }
         }
         Err(Error::IdCollision)
@@ -760,6 +790,30 @@ impl<S: SessionStore> SessionManager<S> {
         Error::TooLarge {
             size,
             limit: self.inner.defaults.max_bytes,
+        }
+    }
+
+    /// A write the store refused for the per-user limit: answered with 409.
+    fn too_many(&self) -> Error {
+        Error::TooManySessions {
+            limit: self
+                .inner
+                .config
+                .max_sessions_per_user
+                .map_or(0, |limit| limit.max),
+        }
+    }
+
+    /// The event for sessions a write ended to keep its user within the
+    /// per-user limit, if it ended any.
+    fn ended_for_limit(&self, id: &SessionId, outcome: WriteOutcome) {
+        if let WriteOutcome::WrittenEndingOldest { ended } = outcome
+            && ended > 0
+        {
+            self.emit(SessionEvent::EndedForLimit {
+                id: id.log_hash(),
+                count: ended,
+            });
         }
     }
 

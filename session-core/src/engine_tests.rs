@@ -1493,3 +1493,42 @@ fn a_commit_over_the_size_limit_found_at_the_merge_is_answered_413() {
     };
     assert_eq!(answer.status(), 413);
 }
+
+#[test]
+fn the_per_user_limit_ends_the_oldest_session_or_refuses_the_login() {
+    let mut config = SessionConfig {
+        max_sessions_per_user: Some(UserLimit::end_oldest(2)),
+        ..SessionConfig::default()
+    };
+    let h = Harness::new(config.clone());
+    let first = h.request(None, |s| s.set_user("ada")).cookie().unwrap();
+    h.advance(1);
+    let second = h.request(None, |s| s.set_user("ada")).cookie().unwrap();
+    h.advance(1);
+    // A login that renews an anonymous session counts as one more.
+    let anon = h.request(None, write("cart")).cookie().unwrap();
+    let third = h
+        .request(Some(&anon), |s| s.set_user("ada"))
+        .cookie()
+        .unwrap();
+    assert!(h.open(Some(&first)).user().is_none(), "the oldest ended");
+    assert_eq!(h.open(Some(&second)).user().as_deref(), Some("ada"));
+    assert_eq!(h.open(Some(&third)).user().as_deref(), Some("ada"));
+    assert_eq!(h.store().len(), 2);
+
+    config.max_sessions_per_user = Some(UserLimit::refuse(2));
+    let h = Harness::new(config);
+    for _ in 0..2 {
+        h.request(None, |s| s.set_user("ada")).cookie().unwrap();
+    }
+    let session = h.open(None);
+    session.set_user("ada");
+    let err = block_on(h.manager.commit(&session)).unwrap_err();
+    assert!(matches!(err, Error::TooManySessions { limit: 2 }), "{err}");
+    let answer = h.manager.failure_answer(&err);
+    assert_eq!(answer.status(), 409);
+    assert_eq!(answer.body(), TOO_MANY_SESSIONS_BODY);
+    assert_eq!(h.store().len(), 2, "the refused login stored nothing");
+    // Another user is not limited by ada's sessions.
+    assert!(h.request(None, |s| s.set_user("bob")).cookie().is_some());
+}

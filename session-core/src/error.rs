@@ -45,6 +45,14 @@ pub enum Error {
     /// [`AMBIGUOUS_ID_BODY`](crate::AMBIGUOUS_ID_BODY), before the handler
     /// and without asking the store.
     AmbiguousId,
+    /// A login would give its user more live sessions than
+    /// [`max_sessions_per_user`](crate::SessionConfig::max_sessions_per_user)
+    /// allows, and the policy is [`Refuse`](crate::LimitPolicy::Refuse).
+    /// Nothing was written. Adapters answer it with 409.
+    TooManySessions {
+        /// The configured limit.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -59,7 +67,8 @@ impl Error {
     }
 
     /// The HTTP status for this error when a handler lets it through: 401
-    /// for [`AmbiguousId`](Self::AmbiguousId), 413 for
+    /// for [`AmbiguousId`](Self::AmbiguousId), 409 for
+    /// [`TooManySessions`](Self::TooManySessions), 413 for
     /// [`TooLarge`](Self::TooLarge), 500 for a value the application
     /// could not encode or a bad configuration, and 503 for a store that
     /// failed or is full.
@@ -67,6 +76,7 @@ impl Error {
         match self {
             Self::AmbiguousId => 401,
             Self::TooLarge { .. } => 413,
+            Self::TooManySessions { .. } => 409,
             Self::Value(_) | Self::Config(_) | Self::Committed => 500,
             Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => 503,
         }
@@ -78,6 +88,7 @@ impl Error {
         match self {
             Self::AmbiguousId => crate::AMBIGUOUS_ID_BODY,
             Self::TooLarge { .. } => r#"{"error":"session too large"}"#,
+            Self::TooManySessions { .. } => crate::TOO_MANY_SESSIONS_BODY,
             Self::Value(_) | Self::Config(_) | Self::Committed => r#"{"error":"internal error"}"#,
             Self::Store(_) | Self::Corrupt(_) | Self::StoreFull | Self::IdCollision => {
                 crate::STORE_ERROR_BODY
@@ -103,6 +114,9 @@ impl fmt::Display for Error {
             Self::IdCollision => f.write_str("fresh session ids kept colliding"),
             Self::Config(why) => write!(f, "invalid session configuration: {why}"),
             Self::AmbiguousId => f.write_str("the session id was presented more than once"),
+            Self::TooManySessions { limit } => {
+                write!(f, "the user has {limit} live sessions, the most allowed")
+            }
         }
     }
 }

@@ -56,6 +56,14 @@ pub enum SessionEvent {
         /// Why.
         reason: RejectReason,
     },
+    /// A write gave a user one session more than the per-user limit
+    /// allows, so that user's least recently used sessions ended.
+    EndedForLimit {
+        /// The session written (new, or renewed).
+        id: LogHash,
+        /// How many of the user's other sessions ended.
+        count: usize,
+    },
     /// A request's changes were dropped because its session had ended
     /// meanwhile (no resurrection).
     WriteDropped {
@@ -115,6 +123,9 @@ fn log(event: &SessionEvent) {
                 let id = id.map(|h| h.to_string());
                 tracing::warn!(target: "session", event = "rejected", reason = reason.as_str(),
                     id = id.as_deref().unwrap_or("-"));
+            }
+            SessionEvent::EndedForLimit { id, count } => {
+                tracing::info!(target: "session", event = "ended_for_limit", id = %id, count);
             }
             SessionEvent::WriteDropped { id } => {
                 tracing::info!(target: "session", event = "write_dropped", id = %id);

@@ -15,6 +15,7 @@ mod handle;
 #[cfg(feature = "http")]
 mod http_headers;
 mod id;
+mod limit;
 mod memory;
 pub mod metrics;
 mod random;
@@ -39,7 +40,7 @@ pub use cookie_policy::{Presented, RejectReason};
 pub use csrf::{CsrfPolicy, CsrfRejection};
 pub use engine::{
     AMBIGUOUS_ID_BODY, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionHeader,
-    SessionInfo, SessionManager,
+    SessionInfo, SessionManager, TOO_MANY_SESSIONS_BODY,
 };
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;
@@ -53,6 +54,7 @@ pub mod http {
 }
 pub use data::Data;
 pub use id::{EncodedId, LogHash, SessionId};
+pub use limit::{LimitPolicy, UserLimit};
 pub use memory::MemoryStore;
 pub use random::{OsRandom, RandomSource, SeededRandom};
 pub use record::{ExpiryOverrides, Metadata, Record, Update};

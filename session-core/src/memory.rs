@@ -7,11 +7,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::{RwLock, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::data::Data;
 use crate::error::Error;
 use crate::id::SessionId;
+use crate::limit::UserLimit;
 use crate::record::{ExpiryOverrides, Metadata, Record, Update};
 use crate::store::{SessionStore, WriteOutcome};
 use crate::time::Timestamp;
@@ -266,6 +267,10 @@ struct Inner {
     max_bytes: usize,
     /// When each shard was last swept because the store was full.
     last_full_sweep: Box<[AtomicU64]>,
+    /// Held by every write that checks a per-user limit (a user's sessions
+    /// spread over all shards), so that two logins of one user count each
+    /// other. Writes without a limit never take it.
+    limited_writes: Mutex<()>,
 }
 
 impl Default for MemoryStore {
@@ -314,6 +319,7 @@ impl MemoryStore {
                 bytes: AtomicUsize::new(0),
                 max_bytes,
                 last_full_sweep: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+                limited_writes: Mutex::new(()),
             }),
         }
     }
@@ -468,6 +474,104 @@ impl MemoryStore {
         Ok(WriteOutcome::Written)
     }
 
+    /// The live sessions of `user` at `now` but those in `except`, least
+    /// recently used first.
+    fn others_of(
+        &self,
+        user: &str,
+        now: Timestamp,
+        except: &[SessionId],
+    ) -> Vec<(Timestamp, SessionId)> {
+        let mut others = Vec::new();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.read();
+            let Some(ids) = shard.users.get(user) else {
+                continue;
+            };
+            for id in ids.to_vec() {
+                if let Some(slot) = shard.sessions.get(&id)
+                    && slot.expires_at > now
+                    && !except.contains(&id)
+                {
+                    others.push((slot.last_activity, id));
+                }
+            }
+        }
+        others.sort_unstable();
+        others
+    }
+
+    /// Runs `write` for a session of `user` within `limit`, under the
+    /// store's lock for limited writes: refused if the user's other live
+    /// sessions fill the limit and the policy refuses; else written, then
+    /// the least recently used of the others ended to make room.
+    fn within_limit(
+        &self,
+        user: &str,
+        limit: UserLimit,
+        now: Timestamp,
+        except: &[SessionId],
+        write: impl FnOnce() -> Result<WriteOutcome, Error>,
+    ) -> Result<WriteOutcome, Error> {
+        let _limited = self.inner.limited_writes.lock();
+        let others = self.others_of(user, now, except);
+        let Some(to_end) = limit.to_end(others.len()) else {
+            return Ok(WriteOutcome::UserLimitReached);
+        };
+        let outcome = write()?;
+        if outcome != WriteOutcome::Written || to_end == 0 {
+            return Ok(outcome);
+        }
+        let ended = others[..to_end]
+            .iter()
+            .filter(|(_, id)| self.delete_now(id))
+            .count();
+        Ok(WriteOutcome::WrittenEndingOldest { ended })
+    }
+
+    fn create_limited_now(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> Result<WriteOutcome, Error> {
+        let Some(user) = &record.meta.user else {
+            return self.create_now(id, record);
+        };
+        let now = record.meta.last_activity;
+        self.within_limit(user, limit, now, &[*id], || self.create_now(id, record))
+    }
+
+    fn update_limited_now(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
+        let Some((user, limit)) = update.limited_user() else {
+            return self.update_now(id, update);
+        };
+        let user = Arc::clone(user);
+        let now = update.last_activity;
+        self.within_limit(&user, limit, now, &[*id], || self.update_now(id, update))
+    }
+
+    fn renew_limited_now(
+        &self,
+        old_id: &SessionId,
+        new_id: &SessionId,
+        update: &Update,
+    ) -> Result<WriteOutcome, Error> {
+        if update.max_per_user.is_none() {
+            return self.renew_now(old_id, new_id, update);
+        }
+        let Some((user, limit)) = update.limited_user() else {
+            // A renew moves a session between shards: the lock keeps a
+            // limited write from counting the user's sessions meanwhile.
+            let _limited = self.inner.limited_writes.lock();
+            return self.renew_now(old_id, new_id, update);
+        };
+        let now = update.last_activity;
+        self.within_limit(user, limit, now, &[*old_id, *new_id], || {
+            self.renew_now(old_id, new_id, update)
+        })
+    }
+
     fn update_now(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
         let mut shard = self.shard(id).write();
         let Some(slot) = shard.sessions.get_mut(id) else {
@@ -577,12 +681,21 @@ impl SessionStore for MemoryStore {
         ready(self.create_now(id, record))
     }
 
+    fn create_limited(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        ready(self.create_limited_now(id, record, limit))
+    }
+
     fn update(
         &self,
         id: &SessionId,
         update: Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        ready(self.update_now(id, update))
+        ready(self.update_limited_now(id, update))
     }
 
     fn renew(
@@ -591,7 +704,7 @@ impl SessionStore for MemoryStore {
         new_id: &SessionId,
         update: &Update,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
-        ready(self.renew_now(old_id, new_id, update))
+        ready(self.renew_limited_now(old_id, new_id, update))
     }
 
     fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, Error>> + Send {
@@ -707,6 +820,50 @@ mod tests {
                 .iter()
                 .all(|o| matches!(o, WriteOutcome::Written | WriteOutcome::TooLarge { .. }))
         );
+    }
+
+    #[test]
+    fn racing_logins_stay_within_the_user_limit() {
+        let now = Timestamp::from_unix_secs(1_000);
+        for policy in [crate::LimitPolicy::EndOldest, crate::LimitPolicy::Refuse] {
+            let store = MemoryStore::new();
+            block_on(crate::testing::racing_logins_stay_within_the_user_limit(
+                &store, now, 12, 2, policy,
+            ));
+        }
+    }
+
+    #[test]
+    fn logins_racing_on_threads_stay_within_the_user_limit() {
+        let now = Timestamp::from_unix_secs(1_000);
+        for limit in [crate::UserLimit::end_oldest(2), crate::UserLimit::refuse(2)] {
+            let store = MemoryStore::new();
+            let barrier = std::sync::Barrier::new(12);
+            let outcomes: Vec<WriteOutcome> = std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..12u64)
+                    .map(|i| {
+                        let (store, barrier) = (&store, &barrier);
+                        scope.spawn(move || {
+                            let at = now.saturating_add(Duration::from_millis(i));
+                            let record = record_at(at, Some("racer"), &[]);
+                            barrier.wait();
+                            block_on(store.create_limited(&SessionId::generate(), &record, limit))
+                                .unwrap()
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let live = block_on(store.user_sessions("racer", now)).unwrap();
+            assert_eq!(live.len(), 2, "{limit:?}");
+            assert_eq!(store.len(), 2, "{limit:?}");
+            let written = outcomes.iter().filter(|o| o.is_written()).count();
+            let expected = match limit.policy {
+                crate::LimitPolicy::EndOldest => 12,
+                crate::LimitPolicy::Refuse => 2,
+            };
+            assert_eq!(written, expected, "{limit:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::data::Data;
+use crate::limit::UserLimit;
 use crate::time::Timestamp;
 
 /// Per-session expiry settings that override the configured defaults ("remember
@@ -88,6 +89,12 @@ pub struct Update {
     /// measured on the record as it holds it at the merge. `usize::MAX`
     /// (the default) is no limit.
     pub max_bytes: usize,
+    /// The per-user session limit, when the update gives the session a
+    /// user (`user` is `Some(Some(_))`): the store checks it in the same
+    /// atomic step as the update, counting the user's other live sessions
+    /// ([`UserLimit`]). `None` (the default) is no limit. The engine sets
+    /// it from [`SessionConfig::max_sessions_per_user`](crate::SessionConfig::max_sessions_per_user).
+    pub max_per_user: Option<UserLimit>,
 }
 
 impl Default for Update {
@@ -102,6 +109,7 @@ impl Default for Update {
             authenticated_at: None,
             expiry: None,
             max_bytes: usize::MAX,
+            max_per_user: None,
         }
     }
 }
@@ -142,6 +150,16 @@ impl Update {
             return Err(after);
         }
         Ok(())
+    }
+
+    /// The user this update gives the session and the limit to check for
+    /// it, when it gives the session a user and carries a
+    /// [`max_per_user`](Self::max_per_user).
+    pub fn limited_user(&self) -> Option<(&Arc<str>, UserLimit)> {
+        match (&self.user, self.max_per_user) {
+            (Some(Some(user)), Some(limit)) => Some((user, limit)),
+            _ => None,
+        }
     }
 
     /// Whether the update only refreshes times (no values, user,

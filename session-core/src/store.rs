@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::id::SessionId;
+use crate::limit::UserLimit;
 use crate::record::{Record, Update};
 use crate::time::Timestamp;
 
@@ -28,6 +29,25 @@ pub enum WriteOutcome {
         /// The bytes the values would have held.
         size: usize,
     },
+    /// The write was applied, and `ended` of its user's least recently used
+    /// sessions were ended to keep the user within its
+    /// [`UserLimit`] ([`LimitPolicy::EndOldest`](crate::LimitPolicy::EndOldest)).
+    WrittenEndingOldest {
+        /// How many sessions ended.
+        ended: usize,
+    },
+    /// The write would give its user more live sessions than its
+    /// [`UserLimit`] allows ([`LimitPolicy::Refuse`](crate::LimitPolicy::Refuse)):
+    /// nothing was written.
+    UserLimitReached,
+}
+
+impl WriteOutcome {
+    /// Whether the write was applied ([`Written`](Self::Written) or
+    /// [`WrittenEndingOldest`](Self::WrittenEndingOldest)).
+    pub fn is_written(&self) -> bool {
+        matches!(self, Self::Written | Self::WrittenEndingOldest { .. })
+    }
 }
 
 /// Where sessions live. Async, but tied to no runtime: each method returns
@@ -62,7 +82,16 @@ pub enum WriteOutcome {
 ///    now): an update that would grow the values past it writes nothing and
 ///    returns [`WriteOutcome::TooLarge`]. No number of concurrent updates can
 ///    take a stored session past the limit together.
-/// 8. Errors are [`Error::Store`] for a store that is down or failing, and
+/// 8. A write that gives a session a user and carries a [`UserLimit`]
+///    ([`create_limited`](Self::create_limited), or an update or renew with
+///    [`Update::max_per_user`](crate::Update::max_per_user)) counts that
+///    user's *other* live sessions in the same atomic step as the write:
+///    with [`max`](UserLimit::max) or more of them it either ends the least
+///    recently used (by `last_activity`) until `max - 1` are left and
+///    returns [`WriteOutcome::WrittenEndingOldest`], or writes nothing and
+///    returns [`WriteOutcome::UserLimitReached`]. No number of concurrent
+///    logins of one user can leave more than `max` live sessions.
+/// 9. Errors are [`Error::Store`] for a store that is down or failing, and
 ///    [`Error::Corrupt`] for a record that cannot be decoded. A failed write
 ///    loses no data that an earlier write committed.
 pub trait SessionStore: Send + Sync + 'static {
@@ -79,6 +108,22 @@ pub trait SessionStore: Send + Sync + 'static {
         id: &SessionId,
         record: &Record,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send;
+
+    /// As [`create`](Self::create), for a session with a user, within
+    /// `limit` (point 8 of the contract). The default refuses with a store
+    /// error: a store that cannot check the limit atomically must not
+    /// pretend to.
+    fn create_limited(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        let _ = (id, record, limit);
+        std::future::ready(Err(Error::store(
+            "this store does not enforce a per-user session limit",
+        )))
+    }
 
     /// Applies a request's changes to a live session.
     fn update(
@@ -143,6 +188,12 @@ pub trait DynSessionStore: Send + Sync + 'static {
         id: &'a SessionId,
         record: &'a Record,
     ) -> BoxFuture<'a, Result<WriteOutcome, Error>>;
+    fn create_limited_dyn<'a>(
+        &'a self,
+        id: &'a SessionId,
+        record: &'a Record,
+        limit: UserLimit,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>>;
     fn update_dyn<'a>(
         &'a self,
         id: &'a SessionId,
@@ -179,6 +230,14 @@ impl<S: SessionStore> DynSessionStore for S {
         record: &'a Record,
     ) -> BoxFuture<'a, Result<WriteOutcome, Error>> {
         Box::pin(self.create(id, record))
+    }
+    fn create_limited_dyn<'a>(
+        &'a self,
+        id: &'a SessionId,
+        record: &'a Record,
+        limit: UserLimit,
+    ) -> BoxFuture<'a, Result<WriteOutcome, Error>> {
+        Box::pin(self.create_limited(id, record, limit))
     }
     fn update_dyn<'a>(
         &'a self,
@@ -248,6 +307,14 @@ impl SessionStore for DynStore {
     async fn create(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, Error> {
         self.0.create_dyn(id, record).await
     }
+    async fn create_limited(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> Result<WriteOutcome, Error> {
+        self.0.create_limited_dyn(id, record, limit).await
+    }
     async fn update(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
         self.0.update_dyn(id, update).await
     }
@@ -290,6 +357,14 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         record: &Record,
     ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
         (**self).create(id, record)
+    }
+    fn create_limited(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> impl Future<Output = Result<WriteOutcome, Error>> + Send {
+        (**self).create_limited(id, record, limit)
     }
     fn update(
         &self,

@@ -13,8 +13,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    Error, ExpiryOverrides, Metadata, Record, SessionId, SessionStore, Timestamp, Update,
-    WriteOutcome,
+    Error, ExpiryOverrides, LimitPolicy, Metadata, Record, SessionId, SessionStore, Timestamp,
+    Update, UserLimit, WriteOutcome,
 };
 
 /// Drives a future to completion on this thread (no runtime needed).
@@ -150,7 +150,8 @@ macro_rules! store_contract_tests {
             clear_then_set, expiry_is_exact, touch_extends_expiry, no_resurrection_after_delete,
             no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
             renew_refuses_a_taken_id, user_index, user_change_moves_the_index,
-            size_limit_holds_at_the_merge, authenticated_at_is_kept);
+            size_limit_holds_at_the_merge, authenticated_at_is_kept, user_limit_ends_the_oldest,
+            user_limit_refuses);
     };
     (block_on, $make:path) => {
         $crate::store_contract_tests!(@blocking $make;
@@ -158,7 +159,8 @@ macro_rules! store_contract_tests {
             clear_then_set, expiry_is_exact, touch_extends_expiry, no_resurrection_after_delete,
             no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
             renew_refuses_a_taken_id, user_index, user_change_moves_the_index,
-            size_limit_holds_at_the_merge, authenticated_at_is_kept);
+            size_limit_holds_at_the_merge, authenticated_at_is_kept, user_limit_ends_the_oldest,
+            user_limit_refuses);
     };
     (@each [$test:meta] $make:path; $($point:ident),*) => {
         $(
@@ -208,6 +210,8 @@ pub async fn store_contract<S: SessionStore>(store: &S) {
     user_change_moves_the_index(store, now).await;
     size_limit_holds_at_the_merge(store, now).await;
     authenticated_at_is_kept(store, now).await;
+    user_limit_ends_the_oldest(store, now).await;
+    user_limit_refuses(store, now).await;
 }
 
 /// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
@@ -550,7 +554,6 @@ pub async fn user_change_moves_the_index<S: SessionStore>(store: &S, now: Timest
     );
     assert_eq!(must_load(store, &id, now).await.meta.user, None);
 }
-
 /// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)):
 /// a session's login time round-trips to the millisecond, survives updates,
 /// touches and renewals that do not change it, and changes (or goes) only
@@ -635,6 +638,212 @@ pub async fn authenticated_at_is_kept<S: SessionStore>(store: &S, now: Timestamp
     // A session that never had one has none.
     let anon = must_create(store, &record_at(now, None, &[])).await;
     assert_eq!(auth(must_load(store, &anon, now).await), None);
+}
+
+/// `at` plus `secs` seconds.
+fn secs_after(at: Timestamp, secs: u64) -> Timestamp {
+    at.saturating_add(Duration::from_secs(secs))
+}
+
+/// The live sessions of `user` at `now`, sorted.
+async fn sorted_sessions<S: SessionStore>(store: &S, user: &str, now: Timestamp) -> Vec<SessionId> {
+    let mut ids = store.user_sessions(user, now).await.unwrap();
+    ids.sort();
+    ids
+}
+
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)):
+/// a write that gives a session a user over its [`UserLimit`] with
+/// [`LimitPolicy::EndOldest`] ends that user's least recently used
+/// sessions (create, update and renew alike); expired sessions do not count.
+pub async fn user_limit_ends_the_oldest<S: SessionStore>(store: &S, now: Timestamp) {
+    let user = unique_user("limited");
+    let limit = UserLimit::end_oldest(2);
+    // An expired session of the user counts for nothing.
+    let stale = must_create(store, &record_at(secs_after(now, 0), Some(&user), &[])).await;
+    let t = |secs: u64| secs_after(now, 3600 + secs);
+    let mut created = Vec::new();
+    for secs in 1..=2 {
+        let id = SessionId::generate();
+        let outcome = store
+            .create_limited(&id, &record_at(t(secs), Some(&user), &[]), limit)
+            .await
+            .unwrap();
+        assert_eq!(outcome, WriteOutcome::Written, "under the limit");
+        created.push(id);
+    }
+    assert!(store.load(&stale, t(2)).await.unwrap().is_none());
+    // A third login ends the least recently used (the first).
+    let third = SessionId::generate();
+    let outcome = store
+        .create_limited(&third, &record_at(t(3), Some(&user), &[]), limit)
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::WrittenEndingOldest { ended: 1 });
+    assert!(
+        store.load(&created[0], t(3)).await.unwrap().is_none(),
+        "the oldest session is still live"
+    );
+    let mut expected = vec![created[1], third];
+    expected.sort();
+    assert_eq!(sorted_sessions(store, &user, t(3)).await, expected);
+    // An update that gives a session the user: the oldest (created[1]) ends.
+    let anonymous = must_create(store, &record_at(t(4), None, &[])).await;
+    let mut update = update_at(t(5), &[], &[]);
+    update.user = Some(Some(Arc::from(user.as_str())));
+    update.max_per_user = Some(limit);
+    let outcome = store.update(&anonymous, update.clone()).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::WrittenEndingOldest { ended: 1 });
+    let mut expected = vec![third, anonymous];
+    expected.sort();
+    assert_eq!(sorted_sessions(store, &user, t(5)).await, expected);
+    // A renew that sets the user again keeps its own session: it ends the
+    // other one only if the limit is full without it (here, it is not).
+    let renewed = SessionId::generate();
+    let mut renew = update.clone();
+    renew.last_activity = t(6);
+    let outcome = store.renew(&anonymous, &renewed, &renew).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Written);
+    let mut expected = vec![third, renewed];
+    expected.sort();
+    assert_eq!(sorted_sessions(store, &user, t(6)).await, expected);
+    // With a limit of one, the same renew ends the other session.
+    let again = SessionId::generate();
+    renew.max_per_user = Some(UserLimit::end_oldest(1));
+    let outcome = store.renew(&renewed, &again, &renew).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::WrittenEndingOldest { ended: 1 });
+    assert_eq!(sorted_sessions(store, &user, t(6)).await, [again]);
+    store.delete_user(&user).await.unwrap();
+}
+
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)):
+/// a write that gives a session a user over its [`UserLimit`] with
+/// [`LimitPolicy::Refuse`] writes nothing and returns
+/// [`WriteOutcome::UserLimitReached`]; a write that does not set the user
+/// is never refused.
+pub async fn user_limit_refuses<S: SessionStore>(store: &S, now: Timestamp) {
+    let user = unique_user("refusing");
+    let limit = UserLimit::refuse(2);
+    let mut ids = Vec::new();
+    for secs in 0..2 {
+        let id = SessionId::generate();
+        let record = record_at(secs_after(now, secs), Some(&user), &[]);
+        assert_eq!(
+            store.create_limited(&id, &record, limit).await.unwrap(),
+            WriteOutcome::Written
+        );
+        ids.push(id);
+    }
+    let t = secs_after(now, 2);
+    let refused = SessionId::generate();
+    let outcome = store
+        .create_limited(&refused, &record_at(t, Some(&user), &[]), limit)
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::UserLimitReached);
+    assert!(
+        store.load(&refused, t).await.unwrap().is_none(),
+        "a refused create stored its session"
+    );
+    let anonymous = must_create(store, &record_at(t, None, &[("k", "1")])).await;
+    let mut update = update_at(t, &[("k", "2")], &[]);
+    update.user = Some(Some(Arc::from(user.as_str())));
+    update.max_per_user = Some(limit);
+    assert_eq!(
+        store.update(&anonymous, update.clone()).await.unwrap(),
+        WriteOutcome::UserLimitReached
+    );
+    let record = must_load(store, &anonymous, t).await;
+    assert_eq!(record.meta.user, None, "a refused update set the user");
+    assert_eq!(record.data.get("k"), Some("1"), "a refused update wrote");
+    let renewed = SessionId::generate();
+    assert_eq!(
+        store.renew(&anonymous, &renewed, &update).await.unwrap(),
+        WriteOutcome::UserLimitReached
+    );
+    assert!(store.load(&anonymous, t).await.unwrap().is_some());
+    assert!(store.load(&renewed, t).await.unwrap().is_none());
+    // The user's own sessions still update and renew.
+    let mut touch = update_at(t, &[("x", "1")], &[]);
+    touch.max_per_user = Some(limit);
+    assert_eq!(
+        store.update(&ids[0], touch.clone()).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let moved = SessionId::generate();
+    assert_eq!(
+        store.renew(&ids[0], &moved, &touch).await.unwrap(),
+        WriteOutcome::Written
+    );
+    let mut expected = vec![moved, ids[1]];
+    expected.sort();
+    assert_eq!(sorted_sessions(store, &user, t).await, expected);
+    // Once one ends, a login passes again.
+    assert!(store.delete(&moved).await.unwrap());
+    assert_eq!(
+        store
+            .create_limited(&refused, &record_at(t, Some(&user), &[]), limit)
+            .await
+            .unwrap(),
+        WriteOutcome::Written
+    );
+    store.delete_user(&user).await.unwrap();
+    store.delete(&anonymous).await.unwrap();
+}
+
+/// `logins` logins of one user at once (each a
+/// [`create_limited`](SessionStore::create_limited) with a limit of `max`
+/// and `policy`), as a store's tests run on a multi-threaded runtime.
+/// Asserts that at most `max` sessions of the user are live afterwards,
+/// and that the outcomes agree: with [`LimitPolicy::Refuse`] exactly `max`
+/// written and the rest refused; with [`LimitPolicy::EndOldest`] all
+/// written, `max` left.
+pub async fn racing_logins_stay_within_the_user_limit<S: SessionStore>(
+    store: &S,
+    now: Timestamp,
+    logins: usize,
+    max: usize,
+    policy: LimitPolicy,
+) {
+    let user = unique_user("racing");
+    let limit = UserLimit { max, policy };
+    let ids: Vec<SessionId> = (0..logins).map(|_| SessionId::generate()).collect();
+    let records: Vec<Record> = (0..logins)
+        .map(|i| record_at(secs_after(now, i as u64), Some(&user), &[]))
+        .collect();
+    let creates = ids
+        .iter()
+        .zip(&records)
+        .map(|(id, record)| store.create_limited(id, record, limit));
+    let outcomes = join_all(creates.collect()).await;
+    let t = secs_after(now, logins as u64);
+    let live = store.user_sessions(&user, t).await.unwrap();
+    let mut loaded = 0;
+    for id in &ids {
+        if store.load(id, t).await.unwrap().is_some() {
+            loaded += 1;
+        }
+    }
+    assert!(
+        live.len() <= max && loaded <= max,
+        "{} listed, {loaded} loadable, over the limit of {max}",
+        live.len()
+    );
+    let written = outcomes
+        .iter()
+        .filter(|o| o.as_ref().expect("create failed").is_written())
+        .count();
+    match policy {
+        LimitPolicy::Refuse => {
+            assert_eq!(written, max, "refuse: {outcomes:?}");
+            assert_eq!(live.len(), max);
+        }
+        LimitPolicy::EndOldest => {
+            assert_eq!(written, logins, "end-oldest: {outcomes:?}");
+            assert_eq!(live.len(), max);
+        }
+    }
+    store.delete_user(&user).await.unwrap();
 }
 
 /// A store that is down (every call fails with [`Error::Store`]), or that
@@ -740,6 +949,14 @@ impl<S: SessionStore> SessionStore for Deferred<S> {
     }
     async fn create(&self, id: &SessionId, record: &Record) -> Result<WriteOutcome, crate::Error> {
         yield_once(self.0.create(id, record)).await
+    }
+    async fn create_limited(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> Result<WriteOutcome, crate::Error> {
+        yield_once(self.0.create_limited(id, record, limit)).await
     }
     async fn update(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, crate::Error> {
         yield_once(self.0.update(id, update)).await

@@ -15,10 +15,21 @@
 //! - renew first takes the old session out (read and delete, atomically),
 //!   then creates the new one only if its id is unused; if that fails, it
 //!   puts the old session back.
+//!
+//! The per-user session limit is **best effort** on Cluster: a user's
+//! sessions sit in many slots, so no script can count them and write one in
+//! the same atomic step. The store counts the user's live sessions first
+//! (through the index), then writes, then ends the least recently used
+//! surplus. Logins of one user that race each other can all pass a
+//! [`Refuse`](session_core::LimitPolicy::Refuse) check, or leave more than
+//! the limit live until the user's next login; one login at a time is
+//! limited exactly. A single node checks the limit atomically.
 
 use futures_util::future::join_all;
 use redis::Value;
-use session_core::{Error, Record, SessionId, Timestamp, Update, WriteOutcome};
+use session_core::{
+    Error, Record, SessionId, SessionStore, Timestamp, Update, UserLimit, WriteOutcome,
+};
 
 use crate::layout::{EXPIRES, USER, decode_record, hash_pairs, redis_millis};
 use crate::scripts::{self, WRITTEN};
@@ -49,6 +60,60 @@ impl RedisStore {
                     .arg(id.to_string()),
             )
             .await;
+    }
+
+    /// The per-user limit around a write, best effort (see the module
+    /// docs): counts `user`'s live sessions but `except` at `now`, refuses
+    /// or runs `write`, then ends the least recently used surplus.
+    pub(crate) async fn cluster_within_limit(
+        &self,
+        user: &str,
+        limit: UserLimit,
+        now: Timestamp,
+        except: &[SessionId],
+        write: impl Future<Output = Result<WriteOutcome, Error>>,
+    ) -> Result<WriteOutcome, Error> {
+        let mut others = Vec::new();
+        for id in self.user_sessions(user, now).await? {
+            if except.contains(&id) {
+                continue;
+            }
+            if let Some(record) = self.load(&id, now).await? {
+                others.push((record.meta.last_activity, id));
+            }
+        }
+        let Some(to_end) = limit.to_end(others.len()) else {
+            return Ok(WriteOutcome::UserLimitReached);
+        };
+        let outcome = write.await?;
+        if outcome != WriteOutcome::Written || to_end == 0 {
+            return Ok(outcome);
+        }
+        others.sort_unstable();
+        let mut ended = 0;
+        for (_, id) in &others[..to_end] {
+            if self.delete(id).await? {
+                ended += 1;
+            }
+        }
+        Ok(WriteOutcome::WrittenEndingOldest { ended })
+    }
+
+    /// [`cluster_within_limit`](Self::cluster_within_limit) around
+    /// [`cluster_create`](Self::cluster_create).
+    pub(crate) async fn cluster_create_limited(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> Result<WriteOutcome, Error> {
+        let Some(user) = record.meta.user.as_deref() else {
+            return self.cluster_create(id, record).await;
+        };
+        let now = record.meta.last_activity;
+        let write = self.cluster_create(id, record);
+        self.cluster_within_limit(user, limit, now, &[*id], write)
+            .await
     }
 
     /// Index first, then the session.

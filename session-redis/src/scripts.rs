@@ -122,6 +122,9 @@ pub(crate) const CORRUPT: i64 = -2;
 /// The update would take the values past the size limit; followed by the
 /// size they would have reached.
 pub(crate) const TOO_LARGE: i64 = -3;
+/// The write would give its user more live sessions than allowed, and the
+/// policy refuses.
+pub(crate) const USER_LIMIT: i64 = -4;
 
 /// Functions every script may use.
 const LIB: &str = r#"
@@ -209,6 +212,46 @@ local function check_live(key, now)
   return 1, last, meta[4], tonumber(meta[5])
 end
 
+-- The per-user limit, checked in the script that writes the session (a
+-- single node: the user's sessions are all on it). The live sessions of
+-- `user` at `now` other than `a` and `b`, found through the user's index
+-- and checked against their hashes (`m:exp`, `m:user`, and `m:last` for
+-- the order): nil if there are `max` or more and `refuse` is set, else the
+-- ids to end, least recently used first, to leave `max - 1` of them.
+local function over_limit(prefix, user, now, max, refuse, a, b)
+  local others = {}
+  local index = user_key(prefix, user)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', index, '(' .. now, '+inf')) do
+    if id ~= a and id ~= b then
+      local ok, meta = pcall(redis.call, 'HMGET', prefix .. '{' .. id .. '}', 'm:exp',
+        'm:user', 'm:last')
+      if ok and tonumber(meta[1]) and tonumber(meta[1]) > tonumber(now) and meta[2] == user then
+        others[#others + 1] = {tonumber(meta[3]) or 0, id}
+      end
+    end
+  end
+  local room = tonumber(max) - 1
+  if #others <= room then return {} end
+  if refuse == '1' then return nil end
+  table.sort(others, function(x, y)
+    if x[1] ~= y[1] then return x[1] < y[1] end
+    return x[2] < y[2]
+  end)
+  local ended = {}
+  for i = 1, #others - room do ended[i] = others[i][2] end
+  return ended
+end
+
+-- Ends the sessions `ids` of `user` (from over_limit); returns how many.
+local function end_sessions(prefix, user, ids)
+  local index = user_key(prefix, user)
+  for _, id in ipairs(ids) do
+    redis.call('DEL', prefix .. '{' .. id .. '}')
+    redis.call('ZREM', index, id)
+  end
+  return #ids
+end
+
 -- The bytes of the values of the hash at `key`, measured field by field:
 -- for a hash written before `m:size` was kept (once; the write keeps it).
 local function measure(key)
@@ -233,8 +276,10 @@ end
 /// 12 prefix, 13 the id, 14 the new id (renew), 15 read the key again at
 /// the end (`1`/`0`, see `retrack`), 16 the most bytes the values may
 /// hold (empty for no limit), 17 the login time (`-` unchanged, empty for
-/// none, else Unix milliseconds), 18 the number of removed fields, then the
-/// removed fields, then field-value pairs to set, `m:exp` (argument 2)
+/// none, else Unix milliseconds), 18 the most live sessions of the user the
+/// update gives the session (empty for no limit), 19 refuse (`1`) or end
+/// the least recently used (`0`) past it, 20 the number of removed fields,
+/// then the removed fields, then field-value pairs to set, `m:exp` (argument 2)
 /// last among them, so one `HSET` writes the values, the expiry and (added
 /// by `apply_update`) the size.
 const APPLY_UPDATE: &str = r#"
@@ -246,9 +291,9 @@ local function size_after(key, before)
   local cleared = ARGV[4] == '1'
   local size = before
   if cleared then size = 0 end
-  local removed = tonumber(ARGV[18])
+  local removed = tonumber(ARGV[20])
   local gone = {}
-  for i = 19, 18 + removed do
+  for i = 21, 20 + removed do
     local field = ARGV[i]
     if not cleared and not gone[field] then
       local held = redis.call('HSTRLEN', key, field)
@@ -257,7 +302,7 @@ local function size_after(key, before)
     gone[field] = true
   end
   -- The pairs to set, but the last (`m:exp`).
-  for i = 19 + removed, #ARGV - 3, 2 do
+  for i = 21 + removed, #ARGV - 3, 2 do
     local field = ARGV[i]
     if not cleared and not gone[field] then
       local held = redis.call('HSTRLEN', key, field)
@@ -288,11 +333,11 @@ local function apply_update(key, last, old_user, size)
     end
     hdel_range(key, values, 1, #values)
   end
-  local removed = tonumber(ARGV[18])
-  hdel_range(key, ARGV, 19, 18 + removed)
+  local removed = tonumber(ARGV[20])
+  hdel_range(key, ARGV, 21, 20 + removed)
   ARGV[#ARGV + 1] = 'm:size'
   ARGV[#ARGV + 1] = size
-  hset_range(key, ARGV, 19 + removed)
+  hset_range(key, ARGV, 21 + removed)
   if tonumber(ARGV[1]) > last then
     redis.call('HSET', key, 'm:last', ARGV[1])
   end
@@ -341,8 +386,30 @@ return 1
     )
 });
 
+/// Single node: create if absent, within the per-user limit. KEYS:
+/// session, index. ARGV: expires at for Redis, id, read the key again
+/// (`1`/`0`), prefix, user, now, the most live sessions per user, refuse
+/// (`1`) or end the oldest (`0`), then field-value pairs. Returns `{code}`
+/// or `{WRITTEN, ended}`.
+pub(crate) static CREATE_LIMITED: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {-1} end
+local surplus = over_limit(ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[2], '')
+if not surplus then return {-4} end
+hset_range(KEYS[1], ARGV, 9)
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+index_add(KEYS[2], ARGV[2], ARGV[1], false)
+retrack(KEYS[1], ARGV[3])
+return {1, end_sessions(ARGV[4], ARGV[5], surplus)}
+"#,
+        &[LIB],
+    )
+});
+
 /// Update a live session. KEYS: session. ARGV: see [`APPLY_UPDATE`].
-/// Returns `{code}`, or on Cluster `{WRITTEN, user before, user after}`.
+/// Returns `{code}` (`{WRITTEN, ended}` when the per-user limit ended
+/// sessions), or on Cluster `{WRITTEN, user before, user after}`.
 pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r#"
@@ -350,6 +417,11 @@ local code, last, old_user, before = check_live(KEYS[1], ARGV[1])
 if code ~= 1 then return {code} end
 local size, over = size_after(KEYS[1], before)
 if not size then return {-3, over} end
+local surplus = {}
+if ARGV[11] == '1' and ARGV[5] == '2' and ARGV[18] ~= '' then
+  surplus = over_limit(ARGV[12], ARGV[6], ARGV[1], ARGV[18], ARGV[19], ARGV[13], '')
+  if not surplus then return {-4} end
+end
 local user = apply_update(KEYS[1], last, old_user, size)
 retrack(KEYS[1], ARGV[15])
 if ARGV[11] ~= '1' then return {1, old_user, user} end
@@ -363,6 +435,7 @@ if user then
     index_add(user_key(ARGV[12], user), ARGV[13], ARGV[3], false)
   end
 end
+if #surplus > 0 then return {1, end_sessions(ARGV[12], ARGV[6], surplus)} end
 return {1}
 "#,
         &[LIB, APPLY_UPDATE],
@@ -379,10 +452,16 @@ local code, last, old_user, before = check_live(KEYS[1], ARGV[1])
 if code ~= 1 then return {code} end
 local size, over = size_after(KEYS[1], before)
 if not size then return {-3, over} end
+local surplus = {}
+if ARGV[5] == '2' and ARGV[18] ~= '' then
+  surplus = over_limit(ARGV[12], ARGV[6], ARGV[1], ARGV[18], ARGV[19], ARGV[13], ARGV[14])
+  if not surplus then return {-4} end
+end
 redis.call('RENAME', KEYS[1], KEYS[2])
 local user = apply_update(KEYS[2], last, old_user, size)
 if old_user then redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13]) end
 if user then index_add(user_key(ARGV[12], user), ARGV[14], ARGV[3], false) end
+if #surplus > 0 then return {1, end_sessions(ARGV[12], ARGV[6], surplus)} end
 return {1}
 "#,
         &[LIB, APPLY_UPDATE],

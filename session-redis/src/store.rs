@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, Script, Value};
-use session_core::{Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome};
+use session_core::{
+    Error, LimitPolicy, Record, SessionId, SessionStore, Timestamp, Update, UserLimit, WriteOutcome,
+};
 
 use crate::cache::{Cache, CacheConfig, CacheStats, Lookup, Pending};
 use crate::connection::{Connection, Replicated, Target};
@@ -16,7 +18,7 @@ use crate::layout::{
     unexpected, user_key,
 };
 use crate::pool::Route;
-use crate::scripts::{self, CORRUPT, MISSING, TAKEN, TOO_LARGE, WRITTEN};
+use crate::scripts::{self, CORRUPT, MISSING, TAKEN, TOO_LARGE, USER_LIMIT, WRITTEN};
 use crate::sentinel::SentinelTarget;
 
 /// A [`SessionStore`] on Redis: one server, or a Redis Cluster.
@@ -500,6 +502,30 @@ impl RedisStore {
         call
     }
 
+    /// The [`scripts::CREATE_LIMITED`] call for a record with a user.
+    fn create_limited_call<'a>(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        user: &str,
+        limit: UserLimit,
+    ) -> scripts::Call<'a> {
+        let mut call = scripts::Call::new(&scripts::CREATE_LIMITED);
+        call.key(self.session_key(id)).key(self.user_key(user));
+        call.arg(redis_millis(record.expires_at))
+            .arg(id.to_string())
+            .arg(flag(self.is_cached()))
+            .arg(&*self.prefix)
+            .arg(user)
+            .arg(record.meta.last_activity.unix_millis())
+            .arg(limit.max)
+            .arg(flag(limit.policy == LimitPolicy::Refuse));
+        for (field, value) in record_fields(record) {
+            call.arg(field).arg(value);
+        }
+        call
+    }
+
     /// The [`scripts::UPDATE`] or [`scripts::RENEW`] call for an update
     /// (see `scripts::APPLY_UPDATE` for the arguments).
     pub(crate) fn update_call<'a>(
@@ -545,6 +571,12 @@ impl RedisStore {
             Some(None) => call.arg(""),
             Some(Some(at)) => call.arg(at.unix_millis()),
         };
+        match update.max_per_user {
+            None => call.arg("").arg("0"),
+            Some(limit) => call
+                .arg(limit.max)
+                .arg(flag(limit.policy == LimitPolicy::Refuse)),
+        };
         call.arg(update.removed.len());
         for key in &update.removed {
             call.arg(layout::data_field(key));
@@ -565,6 +597,14 @@ fn config_error(what: &str, err: &redis::RedisError) -> Error {
 /// A script's `{code, ...}` reply as an outcome: [`outcome`], and for
 /// [`TOO_LARGE`] the size that follows the code.
 pub(crate) fn write_outcome(code: i64, rest: Vec<Value>) -> Result<WriteOutcome, Error> {
+    if code == WRITTEN
+        && let Some(Value::Int(ended)) = rest.first()
+        && *ended > 0
+    {
+        return Ok(WriteOutcome::WrittenEndingOldest {
+            ended: usize::try_from(*ended).unwrap_or_default(),
+        });
+    }
     if code != TOO_LARGE {
         return outcome(code);
     }
@@ -580,6 +620,7 @@ pub(crate) fn outcome(code: i64) -> Result<WriteOutcome, Error> {
         WRITTEN => Ok(WriteOutcome::Written),
         MISSING => Ok(WriteOutcome::Missing),
         TAKEN => Ok(WriteOutcome::IdTaken),
+        USER_LIMIT => Ok(WriteOutcome::UserLimitReached),
         CORRUPT => Err(Error::corrupt(
             "the session key holds no valid session hash",
         )),
@@ -674,9 +715,53 @@ impl SessionStore for RedisStore {
         result
     }
 
+    async fn create_limited(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> Result<WriteOutcome, Error> {
+        let Some(user) = record.meta.user.as_deref() else {
+            return self.create(id, record).await;
+        };
+        if self.is_cluster() {
+            return self.cluster_create_limited(id, record, limit).await;
+        }
+        let call = self.create_limited_call(id, record, user, limit);
+        // Redis tells no connection about its own writes (NOLOOP): the
+        // sessions the script ended may be cached here.
+        let forget = |ended: bool| {
+            if let Some(cache) = self.conn.cache() {
+                cache.remove(id);
+                if ended {
+                    cache.remove_user(user);
+                }
+            }
+        };
+        let unsure = OnDrop::new(|| forget(true));
+        let reply = self.conn.invoke_on(self.route(id), &call).await;
+        unsure.disarm();
+        let result = reply
+            .and_then(status)
+            .and_then(|(code, rest)| write_outcome(code, rest));
+        forget(!matches!(
+            result,
+            Ok(WriteOutcome::Written | WriteOutcome::UserLimitReached)
+        ));
+        result
+    }
+
     async fn update(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
         if self.is_cluster() {
-            return self.cluster_update(id, &update).await;
+            let write = self.cluster_update(id, &update);
+            return match update.limited_user() {
+                Some((user, limit)) => {
+                    let now = update.last_activity;
+                    self.cluster_within_limit(user, limit, now, &[*id], write)
+                        .await
+                }
+                None => write.await,
+            };
         }
         let key = self.session_key(id);
         let call = self.update_call(&scripts::UPDATE, &[&key], &update, true, (id, None));
@@ -693,8 +778,12 @@ impl SessionStore for RedisStore {
         };
         drop(call);
         unsure.disarm();
-        match result {
-            Ok(WriteOutcome::Written) => cache.finish_update(id, from, update),
+        match (result.as_ref(), update.limited_user()) {
+            (Ok(WriteOutcome::Written), _) => cache.finish_update(id, from, update),
+            (Ok(WriteOutcome::WrittenEndingOldest { .. }), Some((user, _))) => {
+                cache.remove(id);
+                cache.remove_user(user);
+            }
             // Missing, or a failure that may or may not have been applied.
             _ => cache.remove(id),
         }
@@ -707,16 +796,28 @@ impl SessionStore for RedisStore {
         new_id: &SessionId,
         update: &Update,
     ) -> Result<WriteOutcome, Error> {
-        let forget = || {
+        let forget = |ended: bool| {
             if let Some(cache) = self.conn.cache() {
                 // The new id is loaded (and tracked) on its own connection.
                 cache.remove(old_id);
                 cache.remove(new_id);
+                if let Some((user, _)) = update.limited_user().filter(|_| ended) {
+                    // Sessions the per-user limit ended (NOLOOP).
+                    cache.remove_user(user);
+                }
             }
         };
-        let unsure = OnDrop::new(forget);
+        let unsure = OnDrop::new(|| forget(true));
         let result = if self.is_cluster() {
-            self.cluster_renew(old_id, new_id, update).await
+            let write = self.cluster_renew(old_id, new_id, update);
+            match update.limited_user() {
+                Some((user, limit)) => {
+                    let (now, except) = (update.last_activity, [*old_id, *new_id]);
+                    self.cluster_within_limit(user, limit, now, &except, write)
+                        .await
+                }
+                None => write.await,
+            }
         } else {
             let keys = [self.session_key(old_id), self.session_key(new_id)];
             let call = self.update_call(
@@ -732,7 +833,10 @@ impl SessionStore for RedisStore {
             }
         };
         unsure.disarm();
-        forget();
+        forget(!matches!(
+            result,
+            Ok(WriteOutcome::Written | WriteOutcome::UserLimitReached)
+        ));
         result
     }
 

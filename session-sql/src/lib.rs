@@ -79,6 +79,7 @@ mod schema;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+mod user_limit;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -7,7 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use session_core::{Error, Record, SessionId, SessionStore, Timestamp, Update, WriteOutcome};
+use session_core::{
+    Error, Record, SessionId, SessionStore, Timestamp, Update, UserLimit, WriteOutcome,
+};
 
 use crate::codec;
 use crate::schema::{self, Dialect, Sql};
@@ -99,6 +101,8 @@ pub struct SqlStore {
     prefix: Arc<str>,
     timeout: Duration,
     schema: Arc<SchemaOnFirstUse>,
+    /// Limited writes take turns on it (see `user_limit`).
+    limit_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Whether the store makes its tables itself, on its first call that
@@ -261,7 +265,16 @@ impl SqlStore {
             prefix: Arc::from(Self::DEFAULT_PREFIX),
             timeout: Self::DEFAULT_TIMEOUT,
             schema: Arc::default(),
+            limit_turn: Arc::default(),
         }
+    }
+
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    pub(crate) fn limit_turn(&self) -> &tokio::sync::Mutex<()> {
+        &self.limit_turn
     }
 
     /// Puts the tables under a prefix: `{prefix}sessions` and
@@ -571,8 +584,24 @@ impl SessionStore for SqlStore {
         dispatch!(self, create(id, record))
     }
 
+    async fn create_limited(
+        &self,
+        id: &SessionId,
+        record: &Record,
+        limit: UserLimit,
+    ) -> Result<WriteOutcome, Error> {
+        self.create_within(id, record, limit).await
+    }
+
     async fn update(&self, id: &SessionId, update: Update) -> Result<WriteOutcome, Error> {
-        dispatch!(self, update(id, &update))
+        let write = async { dispatch!(self, update(id, &update)) };
+        match Self::update_limit(&update) {
+            Some((user, limit)) => {
+                let now = update.last_activity;
+                self.within_limit(&user, limit, now, &[*id], write).await
+            }
+            None => write.await,
+        }
     }
 
     async fn renew(
@@ -581,7 +610,14 @@ impl SessionStore for SqlStore {
         new_id: &SessionId,
         update: &Update,
     ) -> Result<WriteOutcome, Error> {
-        dispatch!(self, renew(old_id, new_id, update))
+        let write = async { dispatch!(self, renew(old_id, new_id, update)) };
+        match Self::update_limit(update) {
+            Some((user, limit)) => {
+                let (now, except) = (update.last_activity, [*old_id, *new_id]);
+                self.within_limit(&user, limit, now, &except, write).await
+            }
+            None => write.await,
+        }
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, Error> {

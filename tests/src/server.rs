@@ -333,6 +333,7 @@ pub fn example_config() -> SessionConfig {
         partitioned: false,
         clear_site_data: Vec::new(),
         redis_failover: Default::default(),
+        max_per_user: None,
     }
     .config()
 }

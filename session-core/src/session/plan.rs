@@ -154,6 +154,7 @@ impl State {
             authenticated_at: self.auth_changed.then_some(self.meta.authenticated_at),
             expiry: self.expiry_changed.then_some(self.meta.expiry),
             max_bytes: self.defaults.max_bytes,
+            max_per_user: None,
         });
         let write = if self.renew {
             Write::Renew { old: id, update }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use session_core::testing::{record_at, update_at};
-use session_core::{SessionId, SessionStore, Timestamp, WriteOutcome};
+use session_core::{LimitPolicy, SessionId, SessionStore, Timestamp, WriteOutcome};
 use session_redis::RedisStore;
 
 use session_redis::testing::{TestRedis, own_cluster, unique_prefix};
@@ -165,4 +165,48 @@ async fn a_session_without_a_kept_size_is_measured() {
         .query(&mut admin)
         .unwrap();
     assert_eq!(size, 103);
+}
+
+/// 12 logins of one user with a limit of 2, raced on a multi-threaded
+/// runtime, with each policy: the scripts count the user's sessions in the
+/// same step as the write, so at most 2 are ever left live.
+async fn twelve_racing_logins_stay_within_the_user_limit(store: RedisStore) {
+    let store = Arc::new(store);
+    for policy in [LimitPolicy::EndOldest, LimitPolicy::Refuse] {
+        let store = Arc::clone(&store);
+        let now = Timestamp::from(SystemTime::now());
+        tokio::spawn(async move {
+            session_core::testing::racing_logins_stay_within_the_user_limit(
+                &*store, now, 12, 2, policy,
+            )
+            .await
+        })
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_logins_on_one_node_stay_within_the_user_limit() {
+    let Some(redis) = TestRedis::try_get() else {
+        return;
+    };
+    let store = RedisStore::new(redis.url())
+        .unwrap()
+        .with_prefix(unique_prefix("login-race"))
+        .without_cache();
+    twelve_racing_logins_stay_within_the_user_limit(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_logins_on_a_cached_store_stay_within_the_user_limit() {
+    let Some(redis) = TestRedis::try_get() else {
+        return;
+    };
+    let store = RedisStore::new(redis.url())
+        .unwrap()
+        .with_prefix(unique_prefix("login-race-cached"))
+        .with_cache(session_redis::CacheConfig::default())
+        .unwrap();
+    twelve_racing_logins_stay_within_the_user_limit(store).await;
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use session_core::testing::{record_at, update_at};
-use session_core::{SessionId, SessionStore, Timestamp, WriteOutcome};
+use session_core::{LimitPolicy, SessionId, SessionStore, Timestamp, WriteOutcome};
 use session_sql::testing::{Kind, TestDatabase};
 
 const WRITERS: usize = 32;
@@ -110,7 +110,29 @@ async fn writes_racing_a_logout_never_resurrect(kind: Kind) {
     println!("{kind:?}: {missing} of 40 late writes lost the race and wrote nothing");
 }
 
+/// 12 logins of one user with a limit of 2, raced on a multi-threaded
+/// runtime, with each policy: at most 2 are left live.
+async fn twelve_racing_logins_stay_within_the_user_limit(kind: Kind) {
+    let Some(db) = TestDatabase::new(kind, "login_race").await else {
+        return;
+    };
+    let store = Arc::new(db.store().await);
+    for policy in [LimitPolicy::EndOldest, LimitPolicy::Refuse] {
+        let store = Arc::clone(&store);
+        let now = Timestamp::from(SystemTime::now());
+        tokio::spawn(async move {
+            session_core::testing::racing_logins_stay_within_the_user_limit(
+                &*store, now, 12, 2, policy,
+            )
+            .await
+        })
+        .await
+        .unwrap();
+    }
+}
+
 backend_tests!(
     thirty_two_writers_lose_nothing,
-    writes_racing_a_logout_never_resurrect
+    writes_racing_a_logout_never_resurrect,
+    twelve_racing_logins_stay_within_the_user_limit
 );
