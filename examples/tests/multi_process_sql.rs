@@ -147,8 +147,20 @@ async fn round_trips_per_request_and_an_outage_on_postgres() {
 /// once the database answers it makes the tables and logs in, without a
 /// restart.
 async fn apps_start_while_the_database_is_down(db: &TestDatabase) {
+    apps_start_while_the_database_is(db, ProxyMode::Down).await;
+}
+
+/// As [`apps_start_while_the_database_is_down`], with a database that
+/// accepts connections and never answers (hung): the apps still start
+/// (within the 2 s they give the tables at start), answer 503 within the
+/// store's timeout, and recover.
+async fn apps_start_while_the_database_hangs(db: &TestDatabase) {
+    apps_start_while_the_database_is(db, ProxyMode::Hang).await;
+}
+
+async fn apps_start_while_the_database_is(db: &TestDatabase, mode: ProxyMode) {
     let proxy = Proxy::start(db.server_addr().unwrap()).await.unwrap();
-    proxy.set_mode(ProxyMode::Down);
+    proxy.set_mode(mode);
     let url = db.url_via(&proxy);
     let mut apps: Vec<App> = bins().iter().map(|bin| start_on(bin, &url)).collect();
     for app in &apps {
@@ -194,6 +206,20 @@ async fn apps_start_while_the_database_is_down(db: &TestDatabase) {
 async fn apps_start_while_postgres_is_down() {
     if let Some(db) = TestDatabase::postgres("down_at_start").await {
         apps_start_while_the_database_is_down(&db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_start_while_postgres_hangs() {
+    if let Some(db) = TestDatabase::postgres("hung_at_start").await {
+        apps_start_while_the_database_hangs(&db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apps_start_while_mariadb_hangs() {
+    if let Some(db) = TestDatabase::mysql("hung_at_start").await {
+        apps_start_while_the_database_hangs(&db).await;
     }
 }
 
