@@ -54,7 +54,7 @@ pub mod http {
 }
 pub use data::Data;
 pub use id::{EncodedId, LogHash, SessionId};
-pub use limit::{LimitPolicy, UserLimit};
+pub use limit::{LimitPolicy, UserLimit, write_within_limit};
 pub use memory::MemoryStore;
 pub use random::{OsRandom, RandomSource, SeededRandom};
 pub use record::{ExpiryOverrides, Metadata, Record, Update};

@@ -1,6 +1,13 @@
 //! The per-user session limit: at most N live sessions per user.
 
+use std::future::Future;
+
 use serde::Deserialize;
+
+use crate::error::Error;
+use crate::id::SessionId;
+use crate::store::{SessionStore, WriteOutcome};
+use crate::time::Timestamp;
 
 /// What happens when a write would give a user more live sessions than
 /// [`UserLimit::max`].
@@ -63,6 +70,50 @@ impl UserLimit {
             LimitPolicy::EndOldest => Some(others - room),
         }
     }
+}
+
+/// The per-user limit around a `write`, for a store that cannot hold it
+/// in one atomic step of its own (it must then serialize writes of one user
+/// around this call itself, with a lock, or document a weaker guarantee):
+/// counts `user`'s live sessions at `now` other than `except`, refuses
+/// ([`WriteOutcome::UserLimitReached`]) or runs `write`, then deletes the
+/// least recently used surplus. Costs one `user_sessions` call, one load
+/// per session of the user, and one delete per session it ends.
+pub async fn write_within_limit<S: SessionStore + ?Sized>(
+    store: &S,
+    user: &str,
+    limit: UserLimit,
+    now: Timestamp,
+    except: &[SessionId],
+    write: impl Future<Output = Result<WriteOutcome, Error>>,
+) -> Result<WriteOutcome, Error> {
+    // Boxed: a store's write future can be large, and this one is nested in
+    // the store's own.
+    let write = Box::pin(write);
+    let mut others = Vec::new();
+    for id in store.user_sessions(user, now).await? {
+        if except.contains(&id) {
+            continue;
+        }
+        if let Some(record) = store.load(&id, now).await? {
+            others.push((record.meta.last_activity, id));
+        }
+    }
+    let Some(to_end) = limit.to_end(others.len()) else {
+        return Ok(WriteOutcome::UserLimitReached);
+    };
+    let outcome = write.await?;
+    if outcome != WriteOutcome::Written || to_end == 0 {
+        return Ok(outcome);
+    }
+    others.sort_unstable();
+    let mut ended = 0;
+    for (_, id) in &others[..to_end] {
+        if store.delete(id).await? {
+            ended += 1;
+        }
+    }
+    Ok(WriteOutcome::WrittenEndingOldest { ended })
 }
 
 #[cfg(test)]

@@ -196,22 +196,24 @@ macro_rules! store_contract_tests {
 /// passing later instants, never by sleeping.
 pub async fn store_contract<S: SessionStore>(store: &S) {
     let now = Timestamp::from(SystemTime::now());
-    create_and_load(store, now).await;
-    create_never_overwrites(store, now).await;
-    concurrent_updates_keep_disjoint_keys(store, now).await;
-    clear_then_set(store, now).await;
-    expiry_is_exact(store, now).await;
-    touch_extends_expiry(store, now).await;
-    no_resurrection_after_delete(store, now).await;
-    no_resurrection_after_expiry(store, now).await;
-    renew_moves_and_kills_the_old_id(store, now).await;
-    renew_refuses_a_taken_id(store, now).await;
-    user_index(store, now).await;
-    user_change_moves_the_index(store, now).await;
-    size_limit_holds_at_the_merge(store, now).await;
-    authenticated_at_is_kept(store, now).await;
-    user_limit_ends_the_oldest(store, now).await;
-    user_limit_refuses(store, now).await;
+    // Each point boxed: one future holding every point's state inline
+    // outgrows a test thread's stack in debug builds.
+    Box::pin(create_and_load(store, now)).await;
+    Box::pin(create_never_overwrites(store, now)).await;
+    Box::pin(concurrent_updates_keep_disjoint_keys(store, now)).await;
+    Box::pin(clear_then_set(store, now)).await;
+    Box::pin(expiry_is_exact(store, now)).await;
+    Box::pin(touch_extends_expiry(store, now)).await;
+    Box::pin(no_resurrection_after_delete(store, now)).await;
+    Box::pin(no_resurrection_after_expiry(store, now)).await;
+    Box::pin(renew_moves_and_kills_the_old_id(store, now)).await;
+    Box::pin(renew_refuses_a_taken_id(store, now)).await;
+    Box::pin(user_index(store, now)).await;
+    Box::pin(user_change_moves_the_index(store, now)).await;
+    Box::pin(size_limit_holds_at_the_merge(store, now)).await;
+    Box::pin(authenticated_at_is_kept(store, now)).await;
+    Box::pin(user_limit_ends_the_oldest(store, now)).await;
+    Box::pin(user_limit_refuses(store, now)).await;
 }
 
 /// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).

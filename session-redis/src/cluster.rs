@@ -27,9 +27,7 @@
 
 use futures_util::future::join_all;
 use redis::Value;
-use session_core::{
-    Error, Record, SessionId, SessionStore, Timestamp, Update, UserLimit, WriteOutcome,
-};
+use session_core::{Error, Record, SessionId, Timestamp, Update, UserLimit, WriteOutcome};
 
 use crate::layout::{EXPIRES, USER, decode_record, hash_pairs, redis_millis};
 use crate::scripts::{self, WRITTEN};
@@ -73,30 +71,7 @@ impl RedisStore {
         except: &[SessionId],
         write: impl Future<Output = Result<WriteOutcome, Error>>,
     ) -> Result<WriteOutcome, Error> {
-        let mut others = Vec::new();
-        for id in self.user_sessions(user, now).await? {
-            if except.contains(&id) {
-                continue;
-            }
-            if let Some(record) = self.load(&id, now).await? {
-                others.push((record.meta.last_activity, id));
-            }
-        }
-        let Some(to_end) = limit.to_end(others.len()) else {
-            return Ok(WriteOutcome::UserLimitReached);
-        };
-        let outcome = write.await?;
-        if outcome != WriteOutcome::Written || to_end == 0 {
-            return Ok(outcome);
-        }
-        others.sort_unstable();
-        let mut ended = 0;
-        for (_, id) in &others[..to_end] {
-            if self.delete(id).await? {
-                ended += 1;
-            }
-        }
-        Ok(WriteOutcome::WrittenEndingOldest { ended })
+        session_core::write_within_limit(self, user, limit, now, except, write).await
     }
 
     /// [`cluster_within_limit`](Self::cluster_within_limit) around

@@ -115,30 +115,7 @@ impl SqlStore {
         except: &[SessionId],
         write: impl Future<Output = Result<WriteOutcome, Error>>,
     ) -> Result<WriteOutcome, Error> {
-        let mut others = Vec::new();
-        for id in self.user_sessions(user, now).await? {
-            if except.contains(&id) {
-                continue;
-            }
-            if let Some(record) = self.load(&id, now).await? {
-                others.push((record.meta.last_activity, id));
-            }
-        }
-        let Some(to_end) = limit.to_end(others.len()) else {
-            return Ok(WriteOutcome::UserLimitReached);
-        };
-        let outcome = write.await?;
-        if outcome != WriteOutcome::Written || to_end == 0 {
-            return Ok(outcome);
-        }
-        others.sort_unstable();
-        let mut ended = 0;
-        for (_, id) in &others[..to_end] {
-            if self.delete(id).await? {
-                ended += 1;
-            }
-        }
-        Ok(WriteOutcome::WrittenEndingOldest { ended })
+        session_core::write_within_limit(self, user, limit, now, except, write).await
     }
 
     /// [`within_limit`](Self::within_limit) around a create.
