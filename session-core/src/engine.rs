@@ -814,6 +814,7 @@ impl<S: SessionStore> SessionManager<S> {
                 id: id.log_hash(),
                 count: ended,
             });
+            metrics::ended(EndReason::Limit, u64::try_from(ended).unwrap_or(u64::MAX));
         }
     }
 
