@@ -108,7 +108,7 @@ impl LocalRedis {
     }
 
     /// As [`start`](Self::start), with more `redis-server` arguments.
-    fn start_with(extra: Vec<String>) -> Self {
+    pub fn start_with(extra: Vec<String>) -> Self {
         assert!(Self::available(), "{INSTALL}");
         let mut last_error = String::new();
         for _ in 0..5 {
