@@ -8,8 +8,10 @@ use actix_web::{HttpResponse, ResponseError};
 
 /// A [`session_core::Error`] a handler returns with `?`: it answers with
 /// the error's [status](session_core::Error::status) (413 for a session
-/// over its size limit, 503 for a store failure) and a JSON body that names
-/// no detail of the failure.
+/// over its size limit; for a store failure the session middleware's
+/// configured
+/// [`store_error_status`](session_core::SessionConfig::store_error_status),
+/// 503 by default) and a JSON body that names no detail of the failure.
 ///
 /// ```
 /// use session_actix::{Session, SessionError};

@@ -191,4 +191,12 @@ where
     fn fail(_: Self::Response, answer: Answer) -> Result<Self::Response, Self::Error> {
         Err(StoreFailure(answer).into())
     }
+
+    fn handler_store_failure(response: &Self::Response) -> bool {
+        response
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<crate::SessionError>())
+            .is_some_and(|e| e.0.status() == 503)
+    }
 }

@@ -66,3 +66,32 @@ async fn a_store_failure_is_the_configured_status_with_no_detail() {
         assert_eq!(body, session_actix::core::STORE_ERROR_BODY);
     }
 }
+
+/// A store failure a handler meets itself and returns as `SessionError`
+/// (ending a user's sessions while the store is down, say) is answered
+/// with the configured status too, not the error's own 503.
+#[actix_web::test]
+async fn a_store_failure_raised_in_a_handler_takes_the_configured_status() {
+    let config = SessionConfig {
+        store_error_status: 500,
+        ..SessionConfig::default()
+    };
+    let sessions =
+        SessionMiddleware::with_store(session_actix::core::MemoryStore::new(), config).unwrap();
+    let app = test::init_service(App::new().wrap(sessions).route(
+        "/end",
+        web::post().to(|_: Session| async move {
+            Err::<&str, _>(session_actix::SessionError(
+                session_actix::core::Error::store("connection refused"),
+            ))
+        }),
+    ))
+    .await;
+    let request = test::TestRequest::post().uri("/end").to_request();
+    let error = test::try_call_service(&app, request)
+        .await
+        .expect_err("the middleware answers with an error");
+    assert_eq!(error.as_response_error().status_code(), 500);
+    let res = error.error_response();
+    assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+}

@@ -8,8 +8,9 @@ use http::{HeaderValue, StatusCode};
 
 /// A [`session_core::Error`] a handler returns with `?`: it answers with
 /// the error's [status](session_core::Error::status) (413 for a session
-/// over its size limit, 503 for a store failure) and a JSON body that names
-/// no detail of the failure.
+/// over its size limit; for a store failure the session layer's configured
+/// [`store_error_status`](session_core::SessionConfig::store_error_status),
+/// 503 by default) and a JSON body that names no detail of the failure.
 ///
 /// ```
 /// use session_axum::{Session, SessionError};
@@ -45,6 +46,11 @@ impl IntoResponse for SessionError {
         let status =
             StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut res = (status, self.0.public_body()).into_response();
+        if self.0.status() == 503 {
+            // The session layer answers it with the configured status.
+            res.extensions_mut()
+                .insert(session_core::http::HandlerStoreFailure);
+        }
         let headers = res.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

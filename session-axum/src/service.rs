@@ -149,4 +149,8 @@ where
     fn fail(_: Self::Response, answer: Answer) -> Result<Self::Response, Self::Error> {
         Ok(http::failure_response(answer))
     }
+
+    fn handler_store_failure(response: &Self::Response) -> bool {
+        http::is_handler_store_failure(response)
+    }
 }

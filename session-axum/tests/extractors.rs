@@ -151,3 +151,35 @@ async fn loaded_session_needs_a_stored_session_and_user_session_a_user() {
     );
     assert_eq!(body_text(signed_in).await, r#"{"error":"no live session"}"#);
 }
+
+/// A store failure a handler meets itself (ending a user's sessions while
+/// the store is down, say), returned with `?`, is answered with the layer's
+/// configured status, not the error's own 503.
+#[tokio::test]
+async fn a_store_failure_raised_in_a_handler_takes_the_configured_status() {
+    let config = SessionConfig {
+        store_error_status: 500,
+        ..SessionConfig::default()
+    };
+    let layer = SessionLayer::with_store(MemoryStore::new(), config).unwrap();
+    let app = Router::new()
+        .route(
+            "/end",
+            get(|_: Session| async move {
+                Err::<&str, _>(SessionError(session_axum::core::Error::store(
+                    "connection refused",
+                )))
+            }),
+        )
+        .layer(layer);
+    let res = app
+        .oneshot(Request::get("/end").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(
+        body_text(res).await,
+        r#"{"error":"session store unavailable"}"#
+    );
+}

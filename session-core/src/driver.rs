@@ -178,6 +178,17 @@ pub trait Shell<Req>: Sized {
     /// way). The inner service is not called.
     fn refuse(request: Req, answer: Answer) -> Result<Self::Response, Self::Error>;
 
+    /// Whether the handler's `response` is its framework's rendering of a
+    /// store failure it met itself (for example ending a user's sessions
+    /// while the store is down: the adapter's error type marks its
+    /// response). The engine then answers with its own store-failure
+    /// [`Answer`] instead, the configured status included, and commits
+    /// nothing for the failed request. Default: never.
+    fn handler_store_failure(response: &Self::Response) -> bool {
+        let _ = response;
+        false
+    }
+
     /// The engine's [`Answer`], as [`refuse`](Self::refuse), when the
     /// handler ran but the commit failed (the store failed, or refused the
     /// write for the size limit): the handler's response is dropped.
@@ -315,6 +326,11 @@ where
                         span.outcome("service_error");
                         return Poll::Ready(polled);
                     };
+                    if X::handler_store_failure(response) {
+                        span.outcome("handler_store_failure");
+                        let answer = engine.manager().store_failure_answer();
+                        return Poll::Ready(polled.and_then(|r| X::fail(r, answer)));
+                    }
                     match engine.manager().finish(session) {
                         Step::Ready(Ok(headers)) => {
                             span.outcome("ok");

@@ -349,6 +349,13 @@ impl<S: SessionStore> SessionManager<S> {
         self.failure_answer(error).status()
     }
 
+    /// The answer to a store failure a handler met itself (see
+    /// [`Shell::handler_store_failure`](crate::driver::Shell::handler_store_failure)):
+    /// the configured status and the body that names no detail.
+    pub fn store_failure_answer(&self) -> Answer {
+        Answer::new(self.inner.config.store_error_status, STORE_ERROR_BODY)
+    }
+
     /// As [`failure_status`](Self::failure_status), the whole [`Answer`]:
     /// the status and a body that names no detail of the failure.
     pub fn failure_answer(&self, error: &Error) -> Answer {

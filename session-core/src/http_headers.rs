@@ -60,6 +60,19 @@ pub fn respond<B>(mut response: Response<B>, headers: ResponseHeaders) -> Respon
     response
 }
 
+/// A response extension that marks a handler's response as its rendering
+/// of a store failure it met itself (an adapter's error type inserts it):
+/// the session layer then answers with the engine's store-failure answer,
+/// the configured status included, instead
+/// ([`Shell::handler_store_failure`](crate::driver::Shell::handler_store_failure)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandlerStoreFailure;
+
+/// Whether `response` carries [`HandlerStoreFailure`].
+pub fn is_handler_store_failure<B>(response: &Response<B>) -> bool {
+    response.extensions().get::<HandlerStoreFailure>().is_some()
+}
+
 /// The engine's [`Answer`] as a response: its status and JSON body, with
 /// `Content-Type: application/json` and `Cache-Control: no-store`;
 /// [`Shell::refuse`](crate::driver::Shell::refuse) and

@@ -50,7 +50,9 @@ pub use handle::SessionHandle;
 /// Glue for adapters on the `http` 1.x types (feature `http`).
 #[cfg(feature = "http")]
 pub mod http {
-    pub use crate::http_headers::{failure_response, respond};
+    pub use crate::http_headers::{
+        HandlerStoreFailure, failure_response, is_handler_store_failure, respond,
+    };
 }
 pub use data::Data;
 pub use id::{EncodedId, LogHash, SessionId};

@@ -123,6 +123,10 @@ where
     fn fail(_: Self::Response, answer: Answer) -> Result<Self::Response, Self::Error> {
         Ok(http::failure_response(answer))
     }
+
+    fn handler_store_failure(response: &Self::Response) -> bool {
+        http::is_handler_store_failure(response)
+    }
 }
 
 /// The 401 response with a JSON body, for handlers that require a live
