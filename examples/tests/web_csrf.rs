@@ -154,6 +154,9 @@ async fn check(bin: &str) {
             "/wizard/1",
             "/wizard/3",
             "/sessions/end-others",
+            "/sessions/end",
+            "/confirm",
+            "/password",
         ] {
             let res = v.send(method, path, &[FORM], "name=x").await;
             let refused = res.status == 403 || (method != "POST" && res.status == 404);
@@ -209,5 +212,82 @@ async fn every_unsafe_request_needs_the_token_from_this_origin() {
         env!("CARGO_BIN_EXE_web-hyper"),
     ] {
         check(bin).await;
+    }
+}
+
+/// A visitor signed in as `username` on `app`, through the form.
+async fn signed_in(app: &App, username: &str, password: &str) -> Visitor {
+    let mut v = Visitor {
+        addr: app.addr,
+        cookie: None,
+    };
+    let token = v.token("/login").await;
+    let form = format!("username={username}&password={password}&csrf_token={token}");
+    let res = v.send("POST", "/login", &[FORM], &form).await;
+    assert_eq!(res.header("location"), Some("/"), "{username} signs in");
+    v
+}
+
+/// The handles of the "sign out" buttons on a visitor's "Your sessions".
+async fn handles(v: &mut Visitor) -> Vec<String> {
+    let page = v.send("GET", "/sessions", &[], "").await;
+    let html = String::from_utf8(page.body).unwrap();
+    let needle = r#"name="handle" value=""#;
+    html.match_indices(needle)
+        .map(|(at, _)| html[at + needle.len()..at + needle.len() + 22].to_owned())
+        .collect()
+}
+
+async fn foreign_handles(bin: &str) {
+    let app = start(bin).await;
+    let mut ada = signed_in(&app, "ada", "lovelace").await;
+    let mut ada2 = signed_in(&app, "ada", "lovelace").await;
+    let mut grace = signed_in(&app, "grace", "hopper").await;
+    let _grace2 = signed_in(&app, "grace", "hopper").await;
+    let theirs = handles(&mut grace).await;
+    assert_eq!(theirs.len(), 1, "{bin}: grace sees her other session");
+    let own_id = ada.cookie.clone().unwrap();
+    let own_id = own_id.split('.').next().unwrap_or_default().to_owned();
+    // Another user's handle, a made-up one, a session id, none: a styled
+    // 404 page with the app's headers, and nothing ended.
+    for handle in [theirs[0].as_str(), "AAAAAAAAAAAAAAAAAAAAAA", &own_id, ""] {
+        let token = ada.token("/sessions").await;
+        let form = format!("handle={handle}&csrf_token={token}");
+        let res = ada.send("POST", "/sessions/end", &[FORM], &form).await;
+        assert_eq!(res.status, 404, "{bin}: handle {handle:?}");
+        let body = String::from_utf8_lossy(&res.body);
+        assert!(body.contains("No such session"), "{bin}: {body}");
+        assert!(res.header("content-type").unwrap().starts_with("text/html"));
+        assert!(res.header("content-security-policy").is_some());
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+    }
+    assert_eq!(handles(&mut grace).await, theirs, "{bin}: grace's are left");
+    assert!(
+        String::from_utf8_lossy(&ada2.send("GET", "/", &[], "").await.body)
+            .contains("Hello, Ada Lovelace"),
+        "{bin}: ada's other session is left"
+    );
+    // Her own other session's handle: ended.
+    let mine = handles(&mut ada).await;
+    assert_eq!(mine.len(), 1);
+    let token = ada.token("/sessions").await;
+    let form = format!("handle={}&csrf_token={token}", mine[0]);
+    let res = ada.send("POST", "/sessions/end", &[FORM], &form).await;
+    assert_eq!(res.header("location"), Some("/sessions"), "{bin}");
+    assert_eq!(
+        ada2.send("GET", "/", &[], "").await.header("location"),
+        Some("/login"),
+        "{bin}: the other session is signed out"
+    );
+}
+
+#[tokio::test]
+async fn a_handle_that_is_not_one_of_yours_gets_a_styled_404() {
+    for bin in [
+        env!("CARGO_BIN_EXE_web-axum"),
+        env!("CARGO_BIN_EXE_web-actix"),
+        env!("CARGO_BIN_EXE_web-hyper"),
+    ] {
+        foreign_handles(bin).await;
     }
 }

@@ -8,10 +8,10 @@ use session_examples::settings::{bind, manager_from_env};
 async fn main() {
     let (settings, manager) = manager_from_env().await;
     let listener = bind(&settings);
+    let app = session_examples::web::app_from_env(manager);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let server =
-        session_examples::web::on_actix::server(listener, manager, workers, Limits::default())
-            .unwrap_or_else(|e| exit_with(&format!("cannot start the server: {e}")));
+    let server = session_examples::web::on_actix::server(listener, app, workers, Limits::default())
+        .unwrap_or_else(|e| exit_with(&format!("cannot start the server: {e}")));
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown_signal().await;

@@ -9,6 +9,7 @@ async fn main() {
     let (settings, manager) = manager_from_env().await;
     let listener = tokio::net::TcpListener::from_std(bind(&settings))
         .unwrap_or_else(|e| exit_with(&format!("cannot listen: {e}")));
-    session_examples::web::on_hyper::serve(listener, manager, Limits::default(), shutdown_signal())
+    let app = session_examples::web::app_from_env(manager);
+    session_examples::web::on_hyper::serve(listener, app, Limits::default(), shutdown_signal())
         .await;
 }

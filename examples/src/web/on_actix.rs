@@ -5,7 +5,7 @@ use actix_web::http::header::{LOCATION, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, web};
 use session_actix::{CsrfForm, CsrfPolicy, Session};
 
-use super::pages::{self, FORM_LIMIT, Manager, Page};
+use super::pages::{self, FORM_LIMIT, Page, WebApp};
 use crate::serve::Limits;
 
 fn respond(page: Page) -> HttpResponse {
@@ -58,24 +58,44 @@ async fn wizard_submit(session: Session, n: web::Path<String>, form: CsrfForm) -
     respond(pages::wizard_submit(&session, step(&n), &form.0))
 }
 
-async fn sessions(manager: web::Data<Manager>, session: Session) -> HttpResponse {
-    respond(pages::sessions(&manager, &session).await)
+async fn sessions(app: web::Data<WebApp>, session: Session) -> HttpResponse {
+    respond(pages::sessions(&app, &session).await)
 }
 
-async fn end_others(manager: web::Data<Manager>, session: Session, _: CsrfForm) -> HttpResponse {
-    respond(pages::end_others(&manager, &session).await)
+async fn end_session(app: web::Data<WebApp>, session: Session, form: CsrfForm) -> HttpResponse {
+    respond(pages::end_session(&app, &session, &form.0).await)
+}
+
+async fn end_others(app: web::Data<WebApp>, session: Session, _: CsrfForm) -> HttpResponse {
+    respond(pages::end_others(&app, &session).await)
+}
+
+async fn confirm_form(session: Session) -> HttpResponse {
+    respond(pages::confirm_form(&session))
+}
+
+async fn confirm(session: Session, form: CsrfForm) -> HttpResponse {
+    respond(pages::confirm(&session, &form.0).await)
+}
+
+async fn password_form(app: web::Data<WebApp>, session: Session) -> HttpResponse {
+    respond(pages::password_form(&app, &session))
+}
+
+async fn change_password(app: web::Data<WebApp>, session: Session, form: CsrfForm) -> HttpResponse {
+    respond(pages::change_password(&app, &session, &form.0).await)
 }
 
 async fn not_found(session: Session) -> HttpResponse {
     respond(pages::not_found(&session))
 }
 
-/// Adds the web app's routes, with sessions from `manager`, to an actix
-/// config. Every `POST` handler takes [`CsrfForm`], the body that passed the
-/// CSRF check.
-pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
+/// Adds the web app's routes to an actix config (the session middleware,
+/// on `app`'s engine, wraps them). Every `POST` handler takes [`CsrfForm`],
+/// the body that passed the CSRF check.
+pub fn configure(app: WebApp) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg| {
-        cfg.app_data(web::Data::new(manager.clone()))
+        cfg.app_data(web::Data::new(app.clone()))
             .app_data(CsrfPolicy::new())
             .app_data(web::PayloadConfig::new(FORM_LIMIT))
             .route("/", web::get().to(home))
@@ -85,7 +105,12 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/wizard/{step}", web::get().to(wizard_form))
             .route("/wizard/{step}", web::post().to(wizard_submit))
             .route("/sessions", web::get().to(sessions))
+            .route("/sessions/end", web::post().to(end_session))
             .route("/sessions/end-others", web::post().to(end_others))
+            .route("/confirm", web::get().to(confirm_form))
+            .route("/confirm", web::post().to(confirm))
+            .route("/password", web::get().to(password_form))
+            .route("/password", web::post().to(change_password))
             .default_service(web::to(not_found));
     }
 }
@@ -94,10 +119,10 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
 /// [`actix_server`](crate::serve::actix_server)).
 pub fn server(
     listener: std::net::TcpListener,
-    manager: Manager,
+    app: WebApp,
     workers: usize,
     limits: Limits,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let routes = configure(manager.clone());
-    crate::serve::actix_server(listener, manager, routes, workers, limits)
+    let manager = app.manager.clone();
+    crate::serve::actix_server(listener, manager, configure(app), workers, limits)
 }

@@ -12,7 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use session_axum::{CsrfLayer, CsrfPolicy, Session, SessionLayer};
 use tokio::net::TcpListener;
 
-use super::pages::{self, FORM_LIMIT, Manager, Page};
+use super::pages::{self, FORM_LIMIT, Page, WebApp};
 use crate::serve::Limits;
 
 fn respond(page: Page) -> Response {
@@ -85,43 +85,84 @@ async fn wizard_submit(
     respond(pages::wizard_submit(&session, step(&n), &body))
 }
 
-async fn sessions(State(manager): State<Manager>, session: Session) -> Response {
-    respond(pages::sessions(&manager, &session).await)
+async fn sessions(State(app): State<WebApp>, session: Session) -> Response {
+    respond(pages::sessions(&app, &session).await)
 }
 
-async fn end_others(State(manager): State<Manager>, session: Session) -> Response {
-    respond(pages::end_others(&manager, &session).await)
+async fn end_session(
+    State(app): State<WebApp>,
+    session: Session,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    respond(pages::end_session(&app, &session, &body).await)
+}
+
+async fn end_others(State(app): State<WebApp>, session: Session) -> Response {
+    respond(pages::end_others(&app, &session).await)
+}
+
+async fn confirm_form(session: Session) -> Response {
+    respond(pages::confirm_form(&session))
+}
+
+async fn confirm(session: Session, body: Result<Bytes, BytesRejection>) -> Response {
+    let Ok(body) = body else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    respond(pages::confirm(&session, &body).await)
+}
+
+async fn password_form(State(app): State<WebApp>, session: Session) -> Response {
+    respond(pages::password_form(&app, &session))
+}
+
+async fn change_password(
+    State(app): State<WebApp>,
+    session: Session,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    respond(pages::change_password(&app, &session, &body).await)
 }
 
 async fn not_found(session: Session) -> Response {
     respond(pages::not_found(&session))
 }
 
-/// The web app's router with sessions from `manager`. Every unsafe request
-/// passes [`CsrfLayer`] (inside the session layer) before any handler.
-pub fn router(manager: Manager) -> Router {
+/// The web app's router with sessions from `app`'s engine. Every unsafe
+/// request passes [`CsrfLayer`] (inside the session layer) before any
+/// handler.
+pub fn router(app: WebApp) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/wizard/{step}", get(wizard_form).post(wizard_submit))
         .route("/sessions", get(sessions))
+        .route("/sessions/end", post(end_session))
         .route("/sessions/end-others", post(end_others))
+        .route("/confirm", get(confirm_form).post(confirm))
+        .route("/password", get(password_form).post(change_password))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(CsrfLayer::new(CsrfPolicy::new()).with_form_limit(FORM_LIMIT))
-        .layer(SessionLayer::new(manager.clone()))
-        .with_state(manager)
+        .layer(SessionLayer::new(app.manager.clone()))
+        .with_state(app)
 }
 
 /// Serves the web app on `listener` until `shutdown` completes, then
 /// finishes the requests in flight (see [`serve`](crate::serve::serve)).
 pub async fn serve(
     listener: TcpListener,
-    manager: Manager,
+    app: WebApp,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let service = TowerToHyperService::new(router(manager));
+    let service = TowerToHyperService::new(router(app));
     crate::serve::serve(listener, service, limits, shutdown).await;
 }

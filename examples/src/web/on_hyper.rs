@@ -14,7 +14,7 @@ use session_core::Session;
 use session_hyper::{CsrfPolicy, SessionService, check_csrf};
 use tokio::net::TcpListener;
 
-use super::pages::{self, FORM_LIMIT, Manager, Page};
+use super::pages::{self, FORM_LIMIT, Page, WebApp};
 use crate::serve::Limits;
 
 type Body = Full<Bytes>;
@@ -79,7 +79,7 @@ async fn checked_form(
 }
 
 async fn route(
-    manager: Manager,
+    app: WebApp,
     policy: Arc<CsrfPolicy>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
@@ -100,9 +100,10 @@ async fn route(
         let page = match (method, path.as_str(), wizard_step) {
             (Method::POST, "/login", _) => pages::login(&session, &body, agent.as_deref()).await,
             (Method::POST, "/logout", _) => pages::logout(&session),
-            (Method::POST, "/sessions/end-others", _) => {
-                pages::end_others(&manager, &session).await
-            }
+            (Method::POST, "/sessions/end", _) => pages::end_session(&app, &session, &body).await,
+            (Method::POST, "/sessions/end-others", _) => pages::end_others(&app, &session).await,
+            (Method::POST, "/confirm", _) => pages::confirm(&session, &body).await,
+            (Method::POST, "/password", _) => pages::change_password(&app, &session, &body).await,
             (Method::POST, _, Some(step)) => pages::wizard_submit(&session, step, &body),
             _ => pages::not_found(&session),
         };
@@ -111,7 +112,9 @@ async fn route(
     let page = match (path.as_str(), wizard_step) {
         ("/", _) => pages::home(&session),
         ("/login", _) => pages::login_form(&session),
-        ("/sessions", _) => pages::sessions(&manager, &session).await,
+        ("/sessions", _) => pages::sessions(&app, &session).await,
+        ("/confirm", _) => pages::confirm_form(&session),
+        ("/password", _) => pages::password_form(&app, &session),
         (_, Some(step)) => pages::wizard_form(&session, step),
         _ => pages::not_found(&session),
     };
@@ -122,14 +125,14 @@ async fn route(
 /// finishes the requests in flight (see [`serve`](crate::serve::serve)).
 pub async fn serve(
     listener: TcpListener,
-    manager: Manager,
+    app: WebApp,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let app_manager = manager.clone();
+    let manager = app.manager.clone();
     let policy = Arc::new(CsrfPolicy::new());
     let service = SessionService::new(
-        service_fn(move |req| route(app_manager.clone(), Arc::clone(&policy), req)),
+        service_fn(move |req| route(app.clone(), Arc::clone(&policy), req)),
         manager,
     );
     crate::serve::serve(listener, service, limits, shutdown).await;

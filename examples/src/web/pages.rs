@@ -6,16 +6,47 @@ use std::time::Duration;
 
 use askama::Template;
 use session_core::csrf::form_value;
-use session_core::{DynStore, Session, SessionManager};
+use session_core::{DynStore, Session, SessionHandle, SessionManager};
 
 use super::users::{self, User};
 use super::views::{
-    Answers, ErrorPage, Flash, HomePage, Layout, LoginPage, Project, SessionRow, SessionsPage,
-    WizardPage, utc,
+    Answers, ConfirmPage, ErrorPage, Flash, HomePage, Layout, LoginPage, PasswordPage, Project,
+    SessionRow, SessionsPage, WizardPage, utc,
 };
 
 /// The engine the pages use (for "Your sessions").
 pub type Manager = SessionManager<DynStore>;
+
+/// How recent a sign-in "sign out everywhere else" and "change password"
+/// want, unless `WEB_REAUTH_SECS` says otherwise.
+pub const REAUTH: Duration = Duration::from_secs(300);
+
+/// What the pages share: the engine (its store and its clock) and how
+/// recent a sign-in the sensitive pages want.
+#[derive(Clone, Debug)]
+pub struct WebApp {
+    /// The engine.
+    pub manager: Manager,
+    /// A sign-in older than this is asked for the password again before a
+    /// sensitive action.
+    pub reauth: Duration,
+}
+
+impl WebApp {
+    /// The app on `manager`, with the default re-authentication window.
+    pub fn new(manager: Manager) -> Self {
+        Self {
+            manager,
+            reauth: REAUTH,
+        }
+    }
+
+    /// Whether this session's user signed in (or confirmed the password)
+    /// recently enough for a sensitive action, by the engine's clock.
+    fn fresh_login(&self, session: &Session) -> bool {
+        session.authenticated_within(self.reauth, self.manager.now())
+    }
+}
 
 /// The largest form body accepted.
 pub const FORM_LIMIT: usize = 16 * 1024;
@@ -31,6 +62,15 @@ const LAST_USERNAME: &str = "username";
 const DEVICE: &str = "device";
 const WIZARD: &str = "wizard";
 const PROJECTS: &str = "projects";
+/// Where "confirm your password" goes back to (one of [`SENSITIVE`]).
+const REAUTH_NEXT: &str = "reauth_next";
+
+/// The pages that want a recent sign-in, and what each does, for "confirm
+/// your password to ...".
+const SENSITIVE: [(&str, &str); 2] = [
+    ("/sessions", "sign out your other sessions"),
+    ("/password", "change your password"),
+];
 
 /// The choices of the three-step form's second step.
 const LANGUAGES: &[&str] = &["Rust", "Go", "Python", "TypeScript", "Other"];
@@ -342,19 +382,21 @@ pub fn wizard_submit(session: &Session, step: u8, form: &[u8]) -> Page {
 
 /// `GET /sessions`: the user's live sessions, newest activity first, this
 /// one marked. Ids are never shown: they are credentials.
-pub async fn sessions(manager: &Manager, session: &Session) -> Page {
+pub async fn sessions(app: &WebApp, session: &Session) -> Page {
     let Some(user) = user_of(session) else {
         return Page::Redirect("/login");
     };
-    let listed = match manager.user_sessions(session).await {
+    let listed = match app.manager.user_sessions(session).await {
         Ok(listed) => listed,
-        Err(e) => return store_failure(manager, session, &e),
+        Err(e) => return store_failure(&app.manager, session, &e),
     };
     let rows: Vec<SessionRow> = listed
         .into_iter()
         .map(|info| SessionRow {
             created: utc(info.created_at),
             last_active: utc(info.last_activity),
+            expires: utc(info.expires_at),
+            handle: info.handle.to_string(),
             device: info
                 .data
                 .get(DEVICE)
@@ -372,19 +414,170 @@ pub async fn sessions(manager: &Manager, session: &Session) -> Page {
     Page::render(200, &page)
 }
 
-/// `POST /sessions/end-others`: "sign out everywhere else".
-pub async fn end_others(manager: &Manager, session: &Session) -> Page {
+/// `POST /sessions/end`: "sign out" one other session, named by its
+/// handle (never its id). A handle that names none of this user's live
+/// sessions gets a 404 page, as one that never existed does.
+pub async fn end_session(app: &WebApp, session: &Session, form: &[u8]) -> Page {
     if user_of(session).is_none() {
         return Page::Redirect("/login");
     }
-    match manager.end_other_sessions(session).await {
+    let handle = form_value(form, "handle").and_then(|h| SessionHandle::parse(&h));
+    let ended = match handle {
+        Some(handle) => app.manager.end_session_by_handle(session, &handle).await,
+        None => Ok(false),
+    };
+    match ended {
+        // The handle was this session's own: it is signed out.
+        Ok(true) if user_of(session).is_none() => {
+            flash(session, "ok", "You are signed out.");
+            Page::Redirect("/login")
+        }
+        Ok(true) => {
+            flash(session, "ok", "Signed out that session.");
+            Page::Redirect("/sessions")
+        }
+        Ok(false) => error_page(
+            session,
+            404,
+            "No such session",
+            "That is not one of your sessions, or it has ended already.",
+        ),
+        Err(e) => store_failure(&app.manager, session, &e),
+    }
+}
+
+/// `POST /sessions/end-others`: "sign out everywhere else", after a recent
+/// sign-in only.
+pub async fn end_others(app: &WebApp, session: &Session) -> Page {
+    if user_of(session).is_none() {
+        return Page::Redirect("/login");
+    }
+    if !app.fresh_login(session) {
+        return ask_password(session, "/sessions");
+    }
+    match app.manager.end_other_sessions(session).await {
         Ok(n) => {
             let s = if n == 1 { "" } else { "s" };
             flash(session, "ok", format!("Signed out {n} other session{s}."));
             Page::Redirect("/sessions")
         }
-        Err(e) => store_failure(manager, session, &e),
+        Err(e) => store_failure(&app.manager, session, &e),
     }
+}
+
+/// Sends a sign-in too old for a sensitive action to "confirm your
+/// password", which comes back to `back` (one of [`SENSITIVE`]).
+fn ask_password(session: &Session, back: &'static str) -> Page {
+    let _ = session.insert(REAUTH_NEXT, back);
+    Page::Redirect("/confirm")
+}
+
+/// Where "confirm your password" goes back to, and what for.
+fn reauth_target(session: &Session) -> Option<(&'static str, &'static str)> {
+    let next: String = session.get(REAUTH_NEXT).ok().flatten()?;
+    SENSITIVE.into_iter().find(|(path, _)| *path == next)
+}
+
+/// `GET /confirm`: "confirm your password".
+pub fn confirm_form(session: &Session) -> Page {
+    let Some(user) = user_of(session) else {
+        return Page::Redirect("/login");
+    };
+    let purpose = reauth_target(session).map_or("continue", |(_, what)| what);
+    let page = ConfirmPage {
+        layout: layout(session, "Confirm your password"),
+        username: user.username.to_owned(),
+        purpose: purpose.to_owned(),
+    };
+    Page::render(200, &page)
+}
+
+/// `POST /confirm`: checks the password as sign-in does. Right: the sign-in
+/// counts as fresh (`set_user` with the same user records the time) and the
+/// session gets a new id and CSRF token, as on sign-in; then back to the
+/// page that asked, with a flash. Wrong: the form again, with an error.
+pub async fn confirm(session: &Session, form: &[u8]) -> Page {
+    let Some(user) = user_of(session) else {
+        return Page::Redirect("/login");
+    };
+    let password = form_value(form, "password").unwrap_or_default();
+    let username = user.username;
+    let confirmed = tokio::task::spawn_blocking(move || users::authenticate(username, &password))
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+    if !confirmed {
+        flash(session, "error", "Wrong password.");
+        return Page::Redirect("/confirm");
+    }
+    session.set_user(user.username);
+    session.renew();
+    let back = reauth_target(session).map_or("/", |(path, _)| path);
+    session.remove(REAUTH_NEXT);
+    flash(session, "ok", "Password confirmed. Please go on.");
+    Page::Redirect(back)
+}
+
+/// `GET /password`: "change password", after a recent sign-in only.
+pub fn password_form(app: &WebApp, session: &Session) -> Page {
+    let Some(user) = user_of(session) else {
+        return Page::Redirect("/login");
+    };
+    if !app.fresh_login(session) {
+        return ask_password(session, "/password");
+    }
+    let page = PasswordPage {
+        layout: layout(session, "Change password"),
+        username: user.username.to_owned(),
+        min: users::MIN_PASSWORD,
+    };
+    Page::render(200, &page)
+}
+
+/// `POST /password`: a new password (twice), after a recent sign-in only.
+/// The user's other sessions are signed out, and this one gets a new id.
+pub async fn change_password(app: &WebApp, session: &Session, form: &[u8]) -> Page {
+    let Some(user) = user_of(session) else {
+        return Page::Redirect("/login");
+    };
+    if !app.fresh_login(session) {
+        return ask_password(session, "/password");
+    }
+    let new = form_value(form, "new_password").unwrap_or_default();
+    let again = form_value(form, "repeat_password").unwrap_or_default();
+    if new.chars().count() < users::MIN_PASSWORD || new.len() > 1024 {
+        let min = users::MIN_PASSWORD;
+        flash(
+            session,
+            "error",
+            format!("A password has {min} to 1024 characters."),
+        );
+        return Page::Redirect("/password");
+    }
+    if new != again {
+        flash(session, "error", "The two passwords differ.");
+        return Page::Redirect("/password");
+    }
+    let changed = tokio::task::spawn_blocking(move || users::set_password(user, &new))
+        .await
+        .unwrap_or(false);
+    if !changed {
+        flash(session, "error", "The password could not be changed.");
+        return Page::Redirect("/password");
+    }
+    session.renew();
+    let ended = match app.manager.end_other_sessions(session).await {
+        Ok(n) => n,
+        Err(e) => return store_failure(&app.manager, session, &e),
+    };
+    let s = if ended == 1 { "" } else { "s" };
+    flash(
+        session,
+        "ok",
+        format!("Your password is changed. Signed out {ended} other session{s}."),
+    );
+    Page::Redirect("/")
 }
 
 fn store_failure(manager: &Manager, session: &Session, error: &session_core::Error) -> Page {
@@ -396,13 +589,18 @@ fn store_failure(manager: &Manager, session: &Session, error: &session_core::Err
     Page::render(status, &page)
 }
 
+/// A refusal or error, on a styled page.
+fn error_page(session: &Session, status: u16, title: &str, message: &str) -> Page {
+    let page = ErrorPage {
+        layout: bare_layout(session, title),
+        message: message.into(),
+    };
+    Page::render(status, &page)
+}
+
 /// Any other path.
 pub fn not_found(session: &Session) -> Page {
-    let page = ErrorPage {
-        layout: bare_layout(session, "Not found"),
-        message: "There is no page here.".into(),
-    };
-    Page::render(404, &page)
+    error_page(session, 404, "Not found", "There is no page here.")
 }
 
 #[cfg(test)]
@@ -461,6 +659,51 @@ mod tests {
             wizard_form(&session, 4),
             Page::Html { status: 404, .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_stale_sign_in_confirms_the_password_before_a_sensitive_action() {
+        use session_core::{ManualClock, MemoryStore, SessionConfig, Timestamp};
+        let clock = ManualClock::new(Timestamp::default());
+        let store = DynStore::new(MemoryStore::new());
+        let manager =
+            SessionManager::with_clock(store, SessionConfig::default(), clock.clone()).unwrap();
+        let app = WebApp::new(manager);
+        let session = Session::detached();
+        session.set_user("grace");
+        assert!(matches!(
+            password_form(&app, &session),
+            Page::Html { status: 200, .. }
+        ));
+        clock.advance(REAUTH + Duration::from_secs(1));
+        assert_eq!(password_form(&app, &session), Page::Redirect("/confirm"));
+        assert_eq!(
+            change_password(
+                &app,
+                &session,
+                b"new_password=abcdefgh&repeat_password=abcdefgh"
+            )
+            .await,
+            Page::Redirect("/confirm"),
+            "the post is refused too"
+        );
+        let Page::Html { status: 200, body } = confirm_form(&session) else {
+            panic!("the confirm form")
+        };
+        assert!(body.contains("to change your password"));
+        assert_eq!(
+            confirm(&session, b"password=lovelace").await,
+            Page::Redirect("/confirm"),
+            "another user's password"
+        );
+        // Back where it was asked, still Grace (re-stamping the time and
+        // the new id are the engine's, seen in the browser test).
+        assert_eq!(
+            confirm(&session, b"password=hopper").await,
+            Page::Redirect("/password")
+        );
+        assert_eq!(session.user().as_deref(), Some("grace"));
+        assert!(!session.contains_key(REAUTH_NEXT));
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct SessionRow {
     pub created: String,
     /// When it was last active, as text.
     pub last_active: String,
+    /// When it ends unless used again, as text.
+    pub expires: String,
+    /// What names it to "sign out" (never its id).
+    pub handle: String,
     /// The browser it was signed in from.
     pub device: String,
     /// Whether it has a persistent cookie.
@@ -117,6 +121,30 @@ pub struct SessionsPage {
     pub username: String,
     /// Newest activity first.
     pub sessions: Vec<SessionRow>,
+}
+
+/// `GET /confirm`: "confirm your password" before a sensitive action.
+#[derive(Debug, Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    /// The frame.
+    pub layout: Layout,
+    /// The signed-in user's username.
+    pub username: String,
+    /// What the password is asked for ("change your password").
+    pub purpose: String,
+}
+
+/// `GET /password`: "change password".
+#[derive(Debug, Template)]
+#[template(path = "password.html")]
+pub struct PasswordPage {
+    /// The frame.
+    pub layout: Layout,
+    /// The signed-in user's username.
+    pub username: String,
+    /// The shortest password accepted.
+    pub min: usize,
 }
 
 /// An error page (404, 500).

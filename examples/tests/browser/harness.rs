@@ -294,8 +294,8 @@ pub(crate) struct App {
 
 impl App {
     /// Starts `bin` over plain HTTP, on the Redis at `redis_url` or else
-    /// on the memory store.
-    pub(crate) async fn start(bin: &str, redis_url: Option<&str>) -> Self {
+    /// on the memory store, with these more environment variables.
+    pub(crate) async fn start(bin: &str, redis_url: Option<&str>, env: &[(&str, &str)]) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut command = Command::new(bin);
         match redis_url {
@@ -303,6 +303,7 @@ impl App {
             None => command.env("SESSION_STORE", "memory"),
         };
         let child = command
+            .envs(env.iter().copied())
             .env("ADDR", addr.to_string())
             .env("SESSION_SECURE", "false")
             .stdout(Stdio::null())

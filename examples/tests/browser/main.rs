@@ -20,7 +20,7 @@ use session_redis::testing::LocalRedis;
 /// The routes a page on another site forges posts to, with the fields a
 /// real form would send (and a made-up token), in every encoding a
 /// cross-site form can use.
-const FORGERIES: [Forgery; 7] = [
+const FORGERIES: [Forgery; 9] = [
     // Login CSRF: the victim would end up signed in as the attacker.
     Forgery {
         route: "/login",
@@ -61,12 +61,39 @@ const FORGERIES: [Forgery; 7] = [
         enctype: "application/x-www-form-urlencoded",
         fields: &[("csrf_token", "forged")],
     },
+    Forgery {
+        route: "/sessions/end",
+        enctype: "application/x-www-form-urlencoded",
+        fields: &[
+            ("handle", "AAAAAAAAAAAAAAAAAAAAAA"),
+            ("csrf_token", "forged"),
+        ],
+    },
+    Forgery {
+        route: "/confirm",
+        enctype: "text/plain",
+        fields: &[("password", "lovelace")],
+    },
 ];
 
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The apps' re-authentication window (`WEB_REAUTH_SECS`), short so that
+/// the test can outwait it.
+const REAUTH_SECS: u64 = 3;
+
+/// The number of sessions "Your sessions" lists.
+async fn session_rows(b: &Browser) -> usize {
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css("#sessions tr"))
+        .await
+        .unwrap();
+    rows.len() - 1 // the header
 }
 
 /// Signs in on the login page that is open.
@@ -79,11 +106,12 @@ async fn sign_in(b: &Browser, username: &str, password: &str, remember: bool) {
     b.click("sign-in").await;
 }
 
-/// Every flow of issue 13 on one framework. `a` and `b` are two browser
+/// Every flow of issues 13 and 21 on one framework. `a` and `b` are two browser
 /// profiles (two devices of one user).
 async fn flows(framework: &str, bin: &str, redis: Option<String>, a: &Browser, b: &Browser) {
     let shots = harness::screenshot_dir(framework);
-    let app = App::start(bin, redis.as_deref()).await;
+    let reauth = REAUTH_SECS.to_string();
+    let app = App::start(bin, redis.as_deref(), &[("WEB_REAUTH_SECS", &reauth)]).await;
     for browser in [a, b] {
         browser.open(&app.url("/login")).await;
         browser.clear_cookies().await;
@@ -103,6 +131,7 @@ async fn flows(framework: &str, bin: &str, redis: Option<String>, a: &Browser, b
     assert_eq!(a.value("username").await, "ada", "the username is kept");
     a.shot(&shots, "02-login-wrong-password").await;
     sign_in(a, "ada", "lovelace", false).await;
+    let signed_in = Instant::now();
     assert_eq!(a.path().await, "/", "{framework}: signed in");
     assert!(
         a.text("#flash-ok")
@@ -248,7 +277,8 @@ async fn flows(framework: &str, bin: &str, redis: Option<String>, a: &Browser, b
     );
     b.shot(&shots, "09-second-device-remembered").await;
 
-    // "Sign out everywhere else" on the first ends the second.
+    // "Your sessions" on the first lists both devices; its "sign out"
+    // button for the second (which posts the session's handle) ends it.
     a.open(&app.url("/sessions")).await;
     assert_eq!(
         a.client
@@ -258,24 +288,64 @@ async fn flows(framework: &str, bin: &str, redis: Option<String>, a: &Browser, b
             .len(),
         1
     );
-    let rows = a
+    assert_eq!(session_rows(a).await, 2, "{framework}: two sessions");
+    let listed = a.text("#sessions").await;
+    assert!(listed.contains("remembered") && listed.contains("this device"));
+    assert!(listed.contains("Headless Chrome"), "the device label");
+    let buttons = a
         .client
-        .find_all(fantoccini::Locator::Css("#sessions tr"))
+        .find_all(fantoccini::Locator::Css("#sessions button.end-one"))
         .await
         .unwrap();
-    assert_eq!(rows.len(), 3, "{framework}: a header and two sessions");
-    assert!(a.text("#sessions").await.contains("remembered"));
+    assert_eq!(buttons.len(), 1, "{framework}: no button for this session");
+    let button = buttons[0].attr("id").await.unwrap().expect("an id");
     a.shot(&shots, "10-your-sessions").await;
+    a.click(&button).await;
+    assert_eq!(a.path().await, "/sessions");
+    assert_eq!(a.text("#flash-ok").await, "Signed out that session.");
+    assert_eq!(session_rows(a).await, 1, "{framework}: one session left");
+    b.client.refresh().await.unwrap();
+    b.settle().await;
+    assert_eq!(
+        b.path().await,
+        "/login",
+        "{framework}: the device signed out by its button is signed out"
+    );
+    assert!(!b.has("#who").await);
+
+    // "Sign out everywhere else" with a sign-in older than the app's
+    // re-authentication window (REAUTH_SECS here) asks for the password
+    // first: a wrong one is refused, the right one renews the session and
+    // comes back, and then the other device is signed out.
+    sign_in(b, "ada", "lovelace", false).await;
+    assert_eq!(b.path().await, "/");
+    let age = signed_in.elapsed();
+    let window = Duration::from_secs(REAUTH_SECS) + Duration::from_millis(300);
+    if age < window {
+        tokio::time::sleep(window - age).await;
+    }
+    a.open(&app.url("/sessions")).await;
+    a.click("end-others").await;
+    assert_eq!(a.path().await, "/confirm", "{framework}: asks again");
+    assert!(a.body().await.contains("sign out your other sessions"));
+    a.shot(&shots, "11-confirm-password").await;
+    a.fill("password", "wrong password").await;
+    a.click("confirm").await;
+    assert_eq!(a.path().await, "/confirm");
+    assert_eq!(a.text("#flash-error").await, "Wrong password.");
+    let stale = a.session_cookie().await.expect("a session cookie").0;
+    a.fill("password", "lovelace").await;
+    a.click("confirm").await;
+    assert_eq!(a.path().await, "/sessions", "{framework}: back after it");
+    assert!(a.text("#flash-ok").await.starts_with("Password confirmed."));
+    let renewed = a.session_cookie().await.expect("a session cookie").0;
+    assert_ne!(renewed, stale, "{framework}: a new id on re-authentication");
+    assert_eq!(session_rows(a).await, 2, "{framework}: two sessions again");
     a.click("end-others").await;
     assert_eq!(a.path().await, "/sessions");
     assert_eq!(a.text("#flash-ok").await, "Signed out 1 other session.");
-    let rows = a
-        .client
-        .find_all(fantoccini::Locator::Css("#sessions tr"))
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 2, "{framework}: only this session is left");
-    a.shot(&shots, "11-signed-out-elsewhere").await;
+    assert_eq!(session_rows(a).await, 1, "{framework}: only this one");
+    a.shot(&shots, "12-signed-out-elsewhere").await;
     b.client.refresh().await.unwrap();
     b.settle().await;
     assert_eq!(
@@ -284,13 +354,14 @@ async fn flows(framework: &str, bin: &str, redis: Option<String>, a: &Browser, b
         "{framework}: the other device is signed out"
     );
     assert!(!b.has("#who").await);
+    let before = renewed;
 
     // Sign out.
     a.open(&app.url("/")).await;
     a.click("sign-out").await;
     assert_eq!(a.path().await, "/login");
     assert_eq!(a.text("#flash-ok").await, "You are signed out.");
-    a.shot(&shots, "12-signed-out").await;
+    a.shot(&shots, "13-signed-out").await;
     a.open(&app.url("/")).await;
     assert_eq!(a.path().await, "/login", "{framework}: signed out for good");
     assert!(!a.has("#flash-ok").await, "the flash was shown once");
