@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use session_actix::{Session, SessionManager, UserSession};
 use session_core::DynStore;
 
-use crate::app::{self, BODY_LIMIT, Reply};
+use crate::app::{self, AdminRequest, AdminToken, BODY_LIMIT, Reply};
 use crate::observability::{METRICS_CONTENT_TYPE, Observability};
 use crate::serve::Limits;
 
@@ -98,6 +98,34 @@ async fn end_session(
     }
 }
 
+/// Every `/admin/` path (see [`app::admin`]): the session is never
+/// extracted, so these answers set no cookie.
+async fn admin(
+    req: HttpRequest,
+    manager: web::Data<Manager>,
+    token: web::Data<Option<AdminToken>>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let Ok(body) = body else {
+        return respond(Reply::too_large());
+    };
+    let values = |name| {
+        req.headers()
+            .get_all(name)
+            .map(|v| v.as_bytes())
+            .collect::<Vec<_>>()
+    };
+    let admin_req = AdminRequest {
+        method: req.method().as_str(),
+        path: req.path(),
+        query: Some(req.query_string()).filter(|q| !q.is_empty()),
+        authorization: values(header::AUTHORIZATION),
+        content_types: values(header::CONTENT_TYPE),
+        body: &body,
+    };
+    respond(app::admin(&manager, token.as_ref().as_ref(), admin_req).await)
+}
+
 async fn not_found() -> HttpResponse {
     respond(Reply::not_found())
 }
@@ -114,9 +142,14 @@ async fn readyz(observability: web::Data<Observability>) -> HttpResponse {
     respond(observability.readyz().await)
 }
 
-/// Adds the app's routes, with sessions from `manager`, to an actix config.
-pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
+/// Adds the app's routes, with sessions from `manager` (and the operator's
+/// routes when there is an `admin` token), to an actix config.
+pub fn configure(
+    manager: Manager,
+    admin: Option<AdminToken>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone {
     let observability = web::Data::new(Observability::new(&manager));
+    let admin_token = web::Data::new(admin);
     move |cfg| {
         cfg.app_data(observability.clone())
             .route("/metrics", web::get().to(metrics))
@@ -131,6 +164,9 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/session/logout-all", web::post().to(logout_all))
             .route("/session/sessions", web::get().to(sessions))
             .route("/session/sessions/end", web::post().to(end_session))
+            .app_data(admin_token.clone())
+            .route("/admin", web::to(self::admin))
+            .route("/admin/{rest:.*}", web::to(self::admin))
             .default_service(web::to(not_found));
     }
 }
@@ -140,9 +176,10 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
 pub fn server(
     listener: std::net::TcpListener,
     manager: Manager,
+    admin: Option<AdminToken>,
     workers: usize,
     limits: Limits,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let routes = configure(manager.clone());
+    let routes = configure(manager.clone(), admin);
     crate::serve::actix_server(listener, manager, routes, workers, limits)
 }

@@ -11,7 +11,7 @@ use session_core::DynStore;
 use session_hyper::{RequestSessionExt, SessionManager, SessionService};
 use tokio::net::TcpListener;
 
-use crate::app::{self, BODY_LIMIT, Reply};
+use crate::app::{self, AdminRequest, AdminToken, BODY_LIMIT, Reply};
 use crate::observability::{METRICS_CONTENT_TYPE, Observability};
 use crate::serve::Limits;
 
@@ -32,10 +32,14 @@ fn respond(reply: Reply) -> Response<Body> {
 async fn route(
     manager: Manager,
     observability: Observability,
+    admin_token: Option<AdminToken>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     if let Some(res) = observability_route(&observability, &req).await {
         return Ok(res);
+    }
+    if app::is_admin_path(req.uri().path()) {
+        return Ok(admin(&manager, admin_token.as_ref(), req).await);
     }
     let live = |req: &Request<Incoming>| req.user_session().cloned();
     if req.method() == Method::POST {
@@ -114,6 +118,41 @@ async fn observability_route(
     }
 }
 
+/// Every `/admin/` path (see [`app::admin`]): the request's session is
+/// never read, so these answers set no cookie.
+async fn admin(
+    manager: &Manager,
+    token: Option<&AdminToken>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = if parts.method == Method::GET || token.is_none() {
+        Bytes::new()
+    } else {
+        match Limited::new(body, BODY_LIMIT).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return respond(Reply::too_large()),
+        }
+    };
+    let values = |name| {
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect()
+    };
+    let req = AdminRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        authorization: values(header::AUTHORIZATION),
+        content_types: values(header::CONTENT_TYPE),
+        body: &body,
+    };
+    respond(app::admin(manager, token, req).await)
+}
+
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
         Ok(body) => Ok(body.to_bytes()),
@@ -127,13 +166,21 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
 pub async fn serve(
     listener: TcpListener,
     manager: Manager,
+    admin: Option<AdminToken>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let app_manager = manager.clone();
     let observability = Observability::new(&manager);
     let service = SessionService::new(
-        service_fn(move |req| route(app_manager.clone(), observability.clone(), req)),
+        service_fn(move |req| {
+            route(
+                app_manager.clone(),
+                observability.clone(),
+                admin.clone(),
+                req,
+            )
+        }),
         manager,
     );
     crate::serve::serve(listener, service, limits, shutdown).await;
