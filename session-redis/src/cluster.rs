@@ -128,7 +128,7 @@ impl RedisStore {
         }
         let reply = self
             .conn
-            .invoke(&self.create_call(id, record, None))
+            .invoke(&self.create_call(id, record, false))
             .await?;
         outcome(int(&reply)?)
     }
@@ -218,7 +218,7 @@ impl RedisStore {
     async fn put_back(&self, id: &SessionId, record: &Record) -> Result<(), Error> {
         let reply = self
             .conn
-            .invoke(&self.create_call(id, record, None))
+            .invoke(&self.create_call(id, record, false))
             .await?;
         outcome(int(&reply)?).map(drop)
     }

@@ -1,6 +1,7 @@
 //! The shared `SessionStore` contract, on one server and on a Cluster.
 
 use session_core::testing::store_contract;
+use session_core::{SessionStore, Timestamp};
 use session_redis::RedisStore;
 
 use session_redis::testing::{TestRedis, own_cluster, unique_prefix};
@@ -18,6 +19,9 @@ async fn single_node_meets_the_store_contract() {
     assert!(!store.is_cluster());
     store.ping().await.unwrap();
     store_contract(&store).await;
+    // The operator's calls are there (so the contract checked them).
+    let now = Timestamp::from(std::time::SystemTime::now());
+    assert_eq!(store.count(now).await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -31,6 +35,16 @@ async fn cluster_meets_the_store_contract() {
     assert!(store.is_cluster());
     store.ping().await.unwrap();
     store_contract(&store).await;
+    // The operator's calls are not (the contract skipped them).
+    let now = Timestamp::from(std::time::SystemTime::now());
+    match store.count(now).await {
+        Err(session_core::Error::Store(cause)) => {
+            assert!(cause.to_string().contains("not supported"), "{cause}");
+        }
+        other => panic!("count on Cluster: {other:?}"),
+    }
+    assert!(store.list(now, None, 10).await.is_err());
+    assert!(store.delete_all().await.is_err());
     // The default prefix works too.
     store_contract(&RedisStore::cluster(cluster.urls()).unwrap()).await;
 }
