@@ -101,8 +101,8 @@ impl WriteOutcome {
 ///    a page costing about a page; [`delete_all`](Self::delete_all) ends
 ///    every session, user index entries included.
 /// 10. Errors are [`Error::Store`] for a store that is down or failing, and
-///    [`Error::Corrupt`] for a record that cannot be decoded. A failed write
-///    loses no data that an earlier write committed.
+///     [`Error::Corrupt`] for a record that cannot be decoded. A failed write
+///     loses no data that an earlier write committed.
 pub trait SessionStore: Send + Sync + 'static {
     /// The live record for `id`, if there is one at `now`.
     fn load(
