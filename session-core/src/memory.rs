@@ -278,7 +278,19 @@ impl Shard {
 ///   Visitors whose sessions hold nothing never take a place.
 /// - **Memory**: a small session (a user and two short values) takes about
 ///   250 to 350 bytes in all, depending on how full the hash tables are
-///   (see BENCHMARKS.md).
+///   (see BENCHMARKS.md, measured before the operator's indexes), plus the
+///   operator's indexes: each shard keeps its ids in order and by expiry
+///   (two B-trees, an estimated 60 to 70 bytes a session, not yet
+///   measured), so that [`count`](SessionStore::count) and
+///   [`list`](SessionStore::list) never pass over every session and
+///   [`sweep`](Self::sweep) costs what it drops. An update that moves the
+///   expiry moves the session's place in the expiry index (O(log n) under
+///   the shard's lock).
+/// - **Operator's calls**: `count` subtracts each shard's expired sessions
+///   (found in the expiry index) from its size and changes nothing; a
+///   `list` page takes up to its limit from each shard's ordered ids and
+///   keeps the first of them all (it costs the limit times the shards, 16
+///   for most stores); `delete_all` empties the shards one by one.
 ///
 /// Clones share the same sessions.
 #[derive(Clone)]
