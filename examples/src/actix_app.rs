@@ -98,8 +98,10 @@ async fn end_session(
     }
 }
 
-/// Every `/admin/` path (see [`app::admin`]): the session is never
-/// extracted, so these answers set no cookie.
+/// Every `/admin/` path (see [`app::admin`]), outside the session
+/// middleware: these answers never read the session or set a cookie (not
+/// even the removal of a stale one, which the middleware sends on other
+/// routes).
 async fn admin(
     req: HttpRequest,
     manager: web::Data<Manager>,
@@ -142,14 +144,28 @@ async fn readyz(observability: web::Data<Observability>) -> HttpResponse {
     respond(observability.readyz().await)
 }
 
-/// Adds the app's routes, with sessions from `manager` (and the operator's
-/// routes when there is an `admin` token), to an actix config.
-pub fn configure(
+/// The `/admin/` routes (answered by [`app::admin`]; 404 without an `admin`
+/// token), for the part of the app outside the session middleware.
+pub fn admin_routes(
     manager: Manager,
     admin: Option<AdminToken>,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone {
-    let observability = web::Data::new(Observability::new(&manager));
+    let manager = web::Data::new(manager);
     let admin_token = web::Data::new(admin);
+    move |cfg| {
+        cfg.service(
+            web::scope("/admin")
+                .app_data(manager.clone())
+                .app_data(admin_token.clone())
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .default_service(web::to(self::admin)),
+        );
+    }
+}
+
+/// Adds the app's routes, with sessions from `manager`, to an actix config.
+pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    let observability = web::Data::new(Observability::new(&manager));
     move |cfg| {
         cfg.app_data(observability.clone())
             .route("/metrics", web::get().to(metrics))
@@ -164,9 +180,6 @@ pub fn configure(
             .route("/session/logout-all", web::post().to(logout_all))
             .route("/session/sessions", web::get().to(sessions))
             .route("/session/sessions/end", web::post().to(end_session))
-            .app_data(admin_token.clone())
-            .route("/admin", web::to(self::admin))
-            .route("/admin/{rest:.*}", web::to(self::admin))
             .default_service(web::to(not_found));
     }
 }
@@ -180,6 +193,7 @@ pub fn server(
     workers: usize,
     limits: Limits,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let routes = configure(manager.clone(), admin);
-    crate::serve::actix_server(listener, manager, routes, workers, limits)
+    let plain = admin_routes(manager.clone(), admin);
+    let routes = configure(manager.clone());
+    crate::serve::actix_server_with(listener, manager, plain, routes, workers, limits)
 }

@@ -94,8 +94,9 @@ async fn end_session(
     }
 }
 
-/// Every `/admin/` path (see [`app::admin`]): the session is never
-/// extracted, so these answers set no cookie.
+/// Every `/admin/` path (see [`app::admin`]), outside the session layer:
+/// these answers never read the session or set a cookie (not even the
+/// removal of a stale one, which the layer sends on other routes).
 async fn admin(
     manager: &Manager,
     token: Option<&AdminToken>,
@@ -134,6 +135,7 @@ fn admin_routes(token: Option<AdminToken>) -> Router<Manager> {
     Router::new()
         .route("/admin", handler.clone())
         .route("/admin/{*rest}", handler)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 async fn not_found() -> Response {
@@ -174,11 +176,12 @@ pub fn router(manager: Manager, admin: Option<AdminToken>) -> Router {
         .route("/session/sessions", get(sessions))
         .route("/session/sessions/end", post(end_session))
         .merge(observability_routes(&manager))
-        .merge(admin_routes(admin))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SessionLayer::new(manager.clone()))
+        // Added after the session layer, so outside it.
+        .merge(admin_routes(admin))
         .with_state(manager)
 }
 

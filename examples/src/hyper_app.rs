@@ -1,12 +1,13 @@
 //! The example app on a hand-written hyper 1.x server.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
+use hyper::service::{Service as _, service_fn};
 use session_core::DynStore;
 use session_hyper::{RequestSessionExt, SessionManager, SessionService};
 use tokio::net::TcpListener;
@@ -32,14 +33,10 @@ fn respond(reply: Reply) -> Response<Body> {
 async fn route(
     manager: Manager,
     observability: Observability,
-    admin_token: Option<AdminToken>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     if let Some(res) = observability_route(&observability, &req).await {
         return Ok(res);
-    }
-    if app::is_admin_path(req.uri().path()) {
-        return Ok(admin(&manager, admin_token.as_ref(), req).await);
     }
     let live = |req: &Request<Incoming>| req.user_session().cloned();
     if req.method() == Method::POST {
@@ -118,8 +115,9 @@ async fn observability_route(
     }
 }
 
-/// Every `/admin/` path (see [`app::admin`]): the request's session is
-/// never read, so these answers set no cookie.
+/// Every `/admin/` path (see [`app::admin`]), answered before the session
+/// service: these answers never read the session or set a cookie (not even
+/// the removal of a stale one, which the service sends on other routes).
 async fn admin(
     manager: &Manager,
     token: Option<&AdminToken>,
@@ -172,16 +170,18 @@ pub async fn serve(
 ) {
     let app_manager = manager.clone();
     let observability = Observability::new(&manager);
-    let service = SessionService::new(
-        service_fn(move |req| {
-            route(
-                app_manager.clone(),
-                observability.clone(),
-                admin.clone(),
-                req,
-            )
-        }),
-        manager,
-    );
+    let sessions = Arc::new(SessionService::new(
+        service_fn(move |req| route(app_manager.clone(), observability.clone(), req)),
+        manager.clone(),
+    ));
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (sessions, manager, admin_token) = (sessions.clone(), manager.clone(), admin.clone());
+        async move {
+            if app::is_admin_path(req.uri().path()) {
+                return Ok(self::admin(&manager, admin_token.as_ref(), req).await);
+            }
+            sessions.call(req).await
+        }
+    });
     crate::serve::serve(listener, service, limits, shutdown).await;
 }

@@ -161,6 +161,16 @@ async fn walk(addr: SocketAddr, label: &str) {
     )
     .await;
     assert_eq!(res.status, 200);
+    // And one with a cookie that names no session gets no removal cookie.
+    let res = admin(
+        addr,
+        "GET",
+        "/admin/sessions",
+        &[BEARER, ("Cookie", "__Host-id=forged")],
+        "",
+    )
+    .await;
+    assert_eq!(res.status, 200);
 
     // End one user's sessions.
     let res = admin(
