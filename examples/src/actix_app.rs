@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use session_actix::{Session, SessionManager, UserSession};
 use session_core::DynStore;
 
-use crate::app::{self, BODY_LIMIT, Reply};
+use crate::app::{self, AdminRequest, AdminToken, BODY_LIMIT, Reply};
 use crate::observability::{METRICS_CONTENT_TYPE, Observability};
 use crate::serve::Limits;
 
@@ -98,6 +98,36 @@ async fn end_session(
     }
 }
 
+/// Every `/admin/` path (see [`app::admin`]), outside the session
+/// middleware: these answers never read the session or set a cookie (not
+/// even the removal of a stale one, which the middleware sends on other
+/// routes).
+async fn admin(
+    req: HttpRequest,
+    manager: web::Data<Manager>,
+    token: web::Data<Option<AdminToken>>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let Ok(body) = body else {
+        return respond(Reply::too_large());
+    };
+    let values = |name| {
+        req.headers()
+            .get_all(name)
+            .map(|v| v.as_bytes())
+            .collect::<Vec<_>>()
+    };
+    let admin_req = AdminRequest {
+        method: req.method().as_str(),
+        path: req.path(),
+        query: Some(req.query_string()).filter(|q| !q.is_empty()),
+        authorization: values(header::AUTHORIZATION),
+        content_types: values(header::CONTENT_TYPE),
+        body: &body,
+    };
+    respond(app::admin(&manager, token.as_ref().as_ref(), admin_req).await)
+}
+
 async fn not_found() -> HttpResponse {
     respond(Reply::not_found())
 }
@@ -112,6 +142,25 @@ async fn metrics(observability: web::Data<Observability>) -> HttpResponse {
 /// `GET /readyz` (see [`crate::observability`]).
 async fn readyz(observability: web::Data<Observability>) -> HttpResponse {
     respond(observability.readyz().await)
+}
+
+/// The `/admin/` routes (answered by [`app::admin`]; 404 without an `admin`
+/// token), for the part of the app outside the session middleware.
+pub fn admin_routes(
+    manager: Manager,
+    admin: Option<AdminToken>,
+) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    let manager = web::Data::new(manager);
+    let admin_token = web::Data::new(admin);
+    move |cfg| {
+        cfg.service(
+            web::scope("/admin")
+                .app_data(manager.clone())
+                .app_data(admin_token.clone())
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .default_service(web::to(self::admin)),
+        );
+    }
 }
 
 /// Adds the app's routes, with sessions from `manager`, to an actix config.
@@ -140,9 +189,11 @@ pub fn configure(manager: Manager) -> impl Fn(&mut web::ServiceConfig) + Clone {
 pub fn server(
     listener: std::net::TcpListener,
     manager: Manager,
+    admin: Option<AdminToken>,
     workers: usize,
     limits: Limits,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let plain = admin_routes(manager.clone(), admin);
     let routes = configure(manager.clone());
-    crate::serve::actix_server(listener, manager, routes, workers, limits)
+    crate::serve::actix_server_with(listener, manager, plain, routes, workers, limits)
 }

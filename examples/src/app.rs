@@ -1,8 +1,12 @@
 //! The routes' logic, written once for every framework.
 
+use std::fmt;
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use session_core::{DynStore, Error, Session, SessionHandle, SessionManager};
+use session_core::{DynStore, Error, Session, SessionHandle, SessionId, SessionManager};
+use subtle::ConstantTimeEq;
 
 /// A response: status and JSON body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,9 +257,218 @@ pub async fn end_session(
     }
 }
 
+/// The operator's bearer token (`SESSION_ADMIN_TOKEN`): with one, the
+/// `/admin/` routes answer requests that carry it; without, every
+/// `/admin/` path is 404.
+#[derive(Clone)]
+pub struct AdminToken(Arc<[u8]>);
+
+impl AdminToken {
+    /// The token the operator's requests must present.
+    pub fn new(token: &str) -> Self {
+        Self(token.as_bytes().into())
+    }
+
+    /// Whether `authorization` (every `Authorization` header line, in
+    /// order) is exactly one `Bearer` credential equal to the token. The
+    /// comparison takes the same time whatever bytes differ (only the
+    /// token's length can show).
+    pub fn admits<'a>(&self, authorization: impl IntoIterator<Item = &'a [u8]>) -> bool {
+        let mut values = authorization.into_iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return false;
+        };
+        let Some((scheme, credential)) = value.split_at_checked(7) else {
+            return false;
+        };
+        scheme.eq_ignore_ascii_case(b"bearer ") && bool::from(credential.ct_eq(&self.0))
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+/// The operator's request to an `/admin/` path, as every framework hands
+/// it over: nothing of the visitor's session is read or written.
+pub struct AdminRequest<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The path, `/admin/...`.
+    pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: Option<&'a str>,
+    /// Every `Authorization` header line's value.
+    pub authorization: Vec<&'a [u8]>,
+    /// Every `Content-Type` header line's value.
+    pub content_types: Vec<&'a [u8]>,
+    /// The body (empty for a `GET`).
+    pub body: &'a [u8],
+}
+
+impl fmt::Debug for AdminRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the token.
+        f.debug_struct("AdminRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most sessions `GET /admin/sessions` shows at once, and the default.
+const ADMIN_MAX_LIMIT: usize = 1000;
+const ADMIN_DEFAULT_LIMIT: usize = 100;
+
+/// Whether `path` is one of the operator's (`/admin` and below).
+pub fn is_admin_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
+
+/// Every `/admin/` path: 404 without an [`AdminToken`] (as for any path
+/// the app does not have), 401 without the token, then
+/// `GET /admin/sessions`, `POST /admin/sessions/end` and
+/// `POST /admin/sessions/end-all`.
+pub async fn admin(
+    manager: &SessionManager<DynStore>,
+    token: Option<&AdminToken>,
+    req: AdminRequest<'_>,
+) -> Reply {
+    let Some(token) = token else {
+        return Reply::not_found();
+    };
+    if !token.admits(req.authorization.iter().copied()) {
+        return Reply::error(401, "missing or wrong admin token");
+    }
+    let operator_error = |e: &Error| match e {
+        Error::Store(cause) if cause.to_string().contains("not supported") => {
+            Reply::error(501, "not supported by this session store")
+        }
+        _ => Reply::session_error(Some(manager), e),
+    };
+    match (req.method, req.path) {
+        ("GET", "/admin/sessions") => {
+            let (limit, after) = match admin_page(req.query) {
+                Ok(page) => page,
+                Err(reply) => return reply,
+            };
+            let count = match manager.count_sessions().await {
+                Ok(count) => count,
+                Err(e) => return operator_error(&e),
+            };
+            match manager.list_sessions(after.as_deref(), limit).await {
+                Ok((listed, next)) => {
+                    let sessions: Vec<Value> = listed
+                        .iter()
+                        .map(|s| {
+                            json!({
+                                "username": s.username,
+                                "handle": s.handle.to_string(),
+                                "created_at": s.created_at.unix_secs(),
+                                "last_activity": s.last_activity.unix_secs(),
+                                "expires_at": s.expires_at.unix_secs(),
+                            })
+                        })
+                        .collect();
+                    Reply::ok(json!({ "count": count, "sessions": sessions, "next": next }))
+                }
+                Err(e) => operator_error(&e),
+            }
+        }
+        ("POST", "/admin/sessions/end") => {
+            if let Err(reply) = require_json(req.content_types.iter().copied()) {
+                return reply;
+            }
+            #[derive(Deserialize)]
+            struct EndUser {
+                username: String,
+            }
+            let end: EndUser = match serde_json::from_slice(req.body) {
+                Ok(end) => end,
+                Err(e) => return Reply::error(400, &format!("invalid body: {e}")),
+            };
+            if end.username.is_empty() || end.username.len() > MAX_USERNAME {
+                return Reply::error(400, "username must be 1 to 256 bytes");
+            }
+            match manager.end_user_sessions_as_operator(&end.username).await {
+                Ok(ended) => Reply::ok(json!({ "ended": ended })),
+                Err(e) => operator_error(&e),
+            }
+        }
+        ("POST", "/admin/sessions/end-all") => {
+            if let Err(reply) = require_json(req.content_types.iter().copied()) {
+                return reply;
+            }
+            match manager.end_all_sessions().await {
+                Ok(ended) => Reply::ok(json!({ "ended": ended })),
+                Err(e) => operator_error(&e),
+            }
+        }
+        _ => Reply::not_found(),
+    }
+}
+
+/// `limit` (1 to 1000, default 100) and `after` (a cursor) of
+/// `GET /admin/sessions`; anything else in the query is ignored.
+fn admin_page(query: Option<&str>) -> Result<(usize, Option<String>), Reply> {
+    let mut limit = ADMIN_DEFAULT_LIMIT;
+    let mut after = None;
+    for pair in query.unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("limit", value)) => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=ADMIN_MAX_LIMIT).contains(n))
+                    .ok_or_else(|| Reply::error(400, "limit must be a number from 1 to 1000"))?;
+            }
+            Some(("after", value)) => {
+                // A cursor is a store key's text: 22 base64url characters.
+                if SessionId::parse(value.as_bytes()).is_none() {
+                    return Err(Reply::error(400, "after is not a cursor this app gave"));
+                }
+                after = Some(value.to_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok((limit, after))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_token_takes_exactly_one_bearer_credential() {
+        let token = AdminToken::new("s3cret");
+        assert!(token.admits([b"Bearer s3cret".as_slice()]));
+        assert!(token.admits([b"bearer s3cret".as_slice()]));
+        for refused in [
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "Bearer  s3cret",
+            "Basic s3cret",
+            "s3cret",
+            "",
+        ] {
+            assert!(!token.admits([refused.as_bytes()]), "{refused:?}");
+        }
+        assert!(!token.admits([]));
+        assert!(!token.admits([b"Bearer s3cret".as_slice(), b"Bearer s3cret".as_slice()]));
+    }
+
+    #[test]
+    fn admin_page_limits() {
+        assert_eq!(admin_page(None).unwrap(), (100, None));
+        assert_eq!(admin_page(Some("limit=2")).unwrap(), (2, None));
+        assert_eq!(admin_page(Some("limit=1000")).unwrap().0, 1000);
+        for bad in ["limit=0", "limit=1001", "limit=x", "limit=", "after=nope"] {
+            assert_eq!(admin_page(Some(bad)).unwrap_err().status, 400, "{bad}");
+        }
+    }
 
     #[test]
     fn require_json_takes_exactly_one_json_content_type() {

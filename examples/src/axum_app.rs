@@ -5,15 +5,15 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use hyper_util::service::TowerToHyperService;
 use session_axum::{Session, SessionLayer, SessionManager, UserSession};
 use session_core::DynStore;
 use tokio::net::TcpListener;
 
-use crate::app::{self, BODY_LIMIT, Reply};
+use crate::app::{self, AdminRequest, AdminToken, BODY_LIMIT, Reply};
 use crate::observability::{METRICS_CONTENT_TYPE, Observability};
 use crate::serve::Limits;
 
@@ -94,6 +94,50 @@ async fn end_session(
     }
 }
 
+/// Every `/admin/` path (see [`app::admin`]), outside the session layer:
+/// these answers never read the session or set a cookie (not even the
+/// removal of a stale one, which the layer sends on other routes).
+async fn admin(
+    manager: &Manager,
+    token: Option<&AdminToken>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return respond(Reply::too_large());
+    };
+    let values = |name| headers.get_all(name).iter().map(|v| v.as_bytes()).collect();
+    let req = AdminRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        authorization: values(header::AUTHORIZATION),
+        content_types: values(header::CONTENT_TYPE),
+        body: &body,
+    };
+    respond(app::admin(manager, token, req).await)
+}
+
+/// The `/admin/` routes, answered by [`admin`].
+fn admin_routes(token: Option<AdminToken>) -> Router<Manager> {
+    let handler = any(
+        move |State(manager): State<Manager>,
+              method: Method,
+              uri: Uri,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| {
+            let token = token.clone();
+            async move { admin(&manager, token.as_ref(), method, uri, headers, body).await }
+        },
+    );
+    Router::new()
+        .route("/admin", handler.clone())
+        .route("/admin/{*rest}", handler)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
 async fn not_found() -> Response {
     respond(Reply::not_found())
 }
@@ -119,8 +163,9 @@ fn observability_routes(manager: &Manager) -> Router<Manager> {
         )
 }
 
-/// The app's router with sessions from `manager`.
-pub fn router(manager: Manager) -> Router {
+/// The app's router with sessions from `manager`, and the operator's
+/// routes when there is an `admin` token.
+pub fn router(manager: Manager, admin: Option<AdminToken>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/session/login", post(login))
@@ -135,6 +180,8 @@ pub fn router(manager: Manager) -> Router {
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(SessionLayer::new(manager.clone()))
+        // Added after the session layer, so outside it.
+        .merge(admin_routes(admin))
         .with_state(manager)
 }
 
@@ -143,9 +190,10 @@ pub fn router(manager: Manager) -> Router {
 pub async fn serve(
     listener: TcpListener,
     manager: Manager,
+    admin: Option<AdminToken>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let service = TowerToHyperService::new(router(manager));
+    let service = TowerToHyperService::new(router(manager, admin));
     crate::serve::serve(listener, service, limits, shutdown).await;
 }

@@ -1,17 +1,18 @@
 //! The example app on a hand-written hyper 1.x server.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
+use hyper::service::{Service as _, service_fn};
 use session_core::DynStore;
 use session_hyper::{RequestSessionExt, SessionManager, SessionService};
 use tokio::net::TcpListener;
 
-use crate::app::{self, BODY_LIMIT, Reply};
+use crate::app::{self, AdminRequest, AdminToken, BODY_LIMIT, Reply};
 use crate::observability::{METRICS_CONTENT_TYPE, Observability};
 use crate::serve::Limits;
 
@@ -114,6 +115,42 @@ async fn observability_route(
     }
 }
 
+/// Every `/admin/` path (see [`app::admin`]), answered before the session
+/// service: these answers never read the session or set a cookie (not even
+/// the removal of a stale one, which the service sends on other routes).
+async fn admin(
+    manager: &Manager,
+    token: Option<&AdminToken>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = if parts.method == Method::GET || token.is_none() {
+        Bytes::new()
+    } else {
+        match Limited::new(body, BODY_LIMIT).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return respond(Reply::too_large()),
+        }
+    };
+    let values = |name| {
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect()
+    };
+    let req = AdminRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        authorization: values(header::AUTHORIZATION),
+        content_types: values(header::CONTENT_TYPE),
+        body: &body,
+    };
+    respond(app::admin(manager, token, req).await)
+}
+
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
     match Limited::new(req.into_body(), BODY_LIMIT).collect().await {
         Ok(body) => Ok(body.to_bytes()),
@@ -127,14 +164,24 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
 pub async fn serve(
     listener: TcpListener,
     manager: Manager,
+    admin: Option<AdminToken>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let app_manager = manager.clone();
     let observability = Observability::new(&manager);
-    let service = SessionService::new(
+    let sessions = Arc::new(SessionService::new(
         service_fn(move |req| route(app_manager.clone(), observability.clone(), req)),
-        manager,
-    );
+        manager.clone(),
+    ));
+    let service = service_fn(move |req: Request<Incoming>| {
+        let (sessions, manager, admin_token) = (sessions.clone(), manager.clone(), admin.clone());
+        async move {
+            if app::is_admin_path(req.uri().path()) {
+                return Ok(self::admin(&manager, admin_token.as_ref(), req).await);
+            }
+            sessions.call(req).await
+        }
+    });
     crate::serve::serve(listener, service, limits, shutdown).await;
 }

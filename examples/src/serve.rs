@@ -203,3 +203,35 @@ where
     .run();
     Ok(server)
 }
+
+/// As [`actix_server`], with `plain` routes outside the session middleware
+/// (matched first): they never read the session nor set a cookie.
+pub fn actix_server_with<P, R>(
+    listener: std::net::TcpListener,
+    manager: session_core::SessionManager<session_core::DynStore>,
+    plain: P,
+    routes: R,
+    workers: usize,
+    limits: Limits,
+) -> io::Result<actix_web::dev::Server>
+where
+    P: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+    R: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().configure(plain.clone()).service(
+            // Every other path: the scope matches them all.
+            actix_web::web::scope("")
+                .wrap(session_actix::SessionMiddleware::new(manager.clone()))
+                .configure(routes.clone()),
+        )
+    })
+    .workers(workers)
+    .client_request_timeout(limits.header_read_timeout)
+    .keep_alive(limits.header_read_timeout)
+    .shutdown_timeout(limits.shutdown_grace.as_secs())
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

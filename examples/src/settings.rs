@@ -58,6 +58,9 @@ pub struct Settings {
     /// unlimited) and `SESSION_MAX_PER_USER_POLICY` (`end-oldest`, the
     /// default, or `refuse`: the new login gets 409).
     pub max_per_user: Option<UserLimit>,
+    /// `SESSION_ADMIN_TOKEN` (at least 16 bytes; unset: the `/admin/`
+    /// routes are 404): the bearer token of the operator's routes.
+    pub admin_token: Option<String>,
 }
 
 /// The default cookie name, and the one used when `SESSION_SECURE=false`
@@ -308,7 +311,18 @@ impl Settings {
         let partitioned = parsed("SESSION_PARTITIONED", false, "true or false")?;
         check_cookie(cookie_name.as_deref(), secure, partitioned)?;
         let clear_site_data = clear_site_data(var("SESSION_CLEAR_SITE_DATA").as_deref())?;
+        let admin_token = match var("SESSION_ADMIN_TOKEN") {
+            Some(token) if token.len() < 16 || token.bytes().any(|b| !b.is_ascii_graphic()) => {
+                return Err(
+                    "SESSION_ADMIN_TOKEN is not valid: use at least 16 printable ASCII \
+                     characters (no spaces), or leave it unset to turn the /admin/ routes off"
+                        .to_owned(),
+                );
+            }
+            token => token,
+        };
         let settings = Self {
+            admin_token,
             redis_failover: RedisFailover::from_env(var)?,
             max_per_user,
             transport,
@@ -494,6 +508,13 @@ pub async fn manager_from_env() -> (Settings, SessionManager<DynStore>) {
         crate::serve::exit_with(&format!("{e}{source}"))
     });
     (settings, manager)
+}
+
+impl Settings {
+    /// The operator's token, if `SESSION_ADMIN_TOKEN` is set.
+    pub fn admin(&self) -> Option<crate::app::AdminToken> {
+        self.admin_token.as_deref().map(crate::app::AdminToken::new)
+    }
 }
 
 /// Binds the settings' address for a binary, or exits saying why in words

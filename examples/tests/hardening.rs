@@ -35,9 +35,14 @@ fn start_in_process(framework: &str) -> SocketAddr {
     std::thread::spawn(move || {
         if framework == "actix" {
             actix_web::rt::System::new().block_on(async move {
-                let server =
-                    session_examples::actix_app::server(listener, manager(), 1, short_limits())
-                        .unwrap();
+                let server = session_examples::actix_app::server(
+                    listener,
+                    manager(),
+                    None,
+                    1,
+                    short_limits(),
+                )
+                .unwrap();
                 let _ = server.await;
             });
             return;
@@ -51,11 +56,23 @@ fn start_in_process(framework: &str) -> SocketAddr {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let forever = std::future::pending();
             if framework == "axum" {
-                session_examples::axum_app::serve(listener, manager(), short_limits(), forever)
-                    .await;
+                session_examples::axum_app::serve(
+                    listener,
+                    manager(),
+                    None,
+                    short_limits(),
+                    forever,
+                )
+                .await;
             } else {
-                session_examples::hyper_app::serve(listener, manager(), short_limits(), forever)
-                    .await;
+                session_examples::hyper_app::serve(
+                    listener,
+                    manager(),
+                    None,
+                    short_limits(),
+                    forever,
+                )
+                .await;
             }
         });
     });

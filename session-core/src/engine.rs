@@ -768,6 +768,80 @@ impl<S: SessionStore> SessionManager<S> {
         Ok(ended)
     }
 
+    /// How many sessions the store holds live now (the operator's view).
+    /// One store call, counted through the store's index
+    /// ([`SessionStore::count`]); a store without one answers
+    /// [`Error::Store`].
+    pub async fn count_sessions(&self) -> Result<usize, Error> {
+        self.inner.store.count(self.now()).await
+    }
+
+    /// One page of the live sessions, for an operator: at most `limit`,
+    /// starting after `after` (the `next` cursor of the page before; `None`
+    /// for the first page). Returns the page and the cursor of the next one
+    /// (`None` after the last page). A cursor is opaque text (the last
+    /// store key of the page); one that does not parse starts nowhere: the
+    /// answer is an empty last page. Sessions the engine's rules have
+    /// ended (idle timeout or lifetime shortened since they were written)
+    /// are left out. Ids are never shown: each session is named by its
+    /// [handle](SessionHandle). One store call.
+    pub async fn list_sessions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AdminSessionInfo>, Option<String>), Error> {
+        let after = match after {
+            Some(text) => match SessionId::parse(text.as_bytes()) {
+                Some(id) => Some(id),
+                None => return Ok((Vec::new(), None)),
+            },
+            None => None,
+        };
+        if limit == 0 {
+            return Ok((Vec::new(), None));
+        }
+        let now = self.now();
+        let page = self.inner.store.list(now, after.as_ref(), limit).await?;
+        let next = (page.len() >= limit)
+            .then(|| page.last().map(|(key, _)| key.encode().as_str().to_owned()))
+            .flatten();
+        let sessions = page
+            .into_iter()
+            .filter_map(|(key, record)| {
+                let expires_at = self.inner.defaults.expires_at(&record.meta);
+                (expires_at > now).then(|| AdminSessionInfo {
+                    username: record.meta.user.as_deref().map(str::to_owned),
+                    handle: SessionHandle::of_store_key(&key),
+                    created_at: record.meta.created_at,
+                    last_activity: record.meta.last_activity,
+                    expires_at,
+                })
+            })
+            .collect();
+        Ok((sessions, next))
+    }
+
+    /// Ends every session of `user`, for an operator: as
+    /// [`end_user_sessions`](Self::end_user_sessions), counted in
+    /// `session_ended_total` with `reason="operator"`.
+    pub async fn end_user_sessions_as_operator(&self, user: &str) -> Result<usize, Error> {
+        let delete = self.inner.store.delete_user(user);
+        let ended = self.timed(StoreOp::DeleteUser, delete).await?;
+        metrics::ended(EndReason::Operator, ended as u64);
+        self.emit(SessionEvent::UserSessionsEnded { count: ended });
+        Ok(ended)
+    }
+
+    /// Ends every session in the store (and every user's index), for an
+    /// operator. Returns how many there were. One store call
+    /// ([`SessionStore::delete_all`]), counted in `session_ended_total` with
+    /// `reason="operator"`.
+    pub async fn end_all_sessions(&self) -> Result<usize, Error> {
+        let ended = self.inner.store.delete_all().await?;
+        metrics::ended(EndReason::Operator, ended as u64);
+        Ok(ended)
+    }
+
     /// Runs `write` with fresh ids until it is not [`WriteOutcome::IdTaken`].
     /// `Some(id)` when written, `None` when the session was missing.
     async fn with_fresh_id<F, Fut>(&self, write: F) -> Result<Option<SessionId>, Error>
@@ -939,6 +1013,24 @@ pub struct SessionInfo {
     pub persistent: bool,
     /// Its values, for what the app chose to keep (a device name, say).
     pub data: crate::Data,
+}
+
+/// One live session, as [`SessionManager::list_sessions`] shows it to an
+/// operator: who, and when, never the id or the values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdminSessionInfo {
+    /// Its user, if it has logged in.
+    pub username: Option<String>,
+    /// Its [handle](SessionHandle): the same one its user sees in
+    /// [`SessionManager::user_sessions`].
+    pub handle: SessionHandle,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Its last request that refreshed the idle timeout.
+    pub last_activity: Timestamp,
+    /// When it ends unless used again.
+    pub expires_at: Timestamp,
 }
 
 /// A cookie's `Max-Age`: whole seconds, rounded down so the cookie never

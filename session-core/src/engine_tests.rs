@@ -391,6 +391,57 @@ fn login_renews_and_logout_everywhere_ends_only_that_users_sessions() {
 }
 
 #[test]
+fn the_operator_counts_pages_and_ends_sessions() {
+    let h = Harness::default();
+    for user in ["ada", "ada", "bob"] {
+        h.request(None, |s| s.set_user(user)).cookie().unwrap();
+    }
+    h.request(None, write("anonymous")).cookie().unwrap();
+    let m = &h.manager;
+    assert_eq!(block_on(m.count_sessions()).unwrap(), 4);
+    let (first, next) = block_on(m.list_sessions(None, 3)).unwrap();
+    assert_eq!(first.len(), 3);
+    let next = next.expect("a cursor after a full page");
+    let (rest, last) = block_on(m.list_sessions(Some(&next), 3)).unwrap();
+    assert_eq!((rest.len(), last), (1, None));
+    let mut users: Vec<Option<String>> = first
+        .iter()
+        .chain(&rest)
+        .map(|s| s.username.clone())
+        .collect();
+    users.sort();
+    let expected = [None, Some("ada"), Some("ada"), Some("bob")];
+    assert_eq!(users, expected.map(|u| u.map(str::to_owned)));
+    let handles: std::collections::HashSet<_> =
+        first.iter().chain(&rest).map(|s| s.handle).collect();
+    assert_eq!(handles.len(), 4);
+    for s in first.iter().chain(&rest) {
+        assert_eq!((s.created_at, s.last_activity), (T0, T0));
+        assert_eq!(s.expires_at, T0.saturating_add(Duration::from_secs(3600)));
+    }
+    // A cursor that is no store key: an empty last page.
+    assert_eq!(
+        block_on(m.list_sessions(Some("not a cursor"), 3)).unwrap(),
+        (Vec::new(), None)
+    );
+    assert_eq!(block_on(m.end_user_sessions_as_operator("ada")).unwrap(), 2);
+    assert_eq!(block_on(m.count_sessions()).unwrap(), 2);
+    // Past the idle timeout nothing is live: not counted, not listed.
+    h.advance(3600);
+    assert_eq!(block_on(m.count_sessions()).unwrap(), 0);
+    assert_eq!(
+        block_on(m.list_sessions(None, 10)).unwrap(),
+        (Vec::new(), None)
+    );
+    assert_eq!(
+        block_on(m.end_all_sessions()).unwrap(),
+        2,
+        "expired, not swept"
+    );
+    assert!(h.store().is_empty());
+}
+
+#[test]
 fn destroy_deletes_and_sends_a_matching_removal_cookie() {
     let mut config = SessionConfig::default();
     config.cookie.prefix = CookiePrefix::Secure;

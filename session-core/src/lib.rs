@@ -39,8 +39,8 @@ pub use config::{
 pub use cookie_policy::{Presented, RejectReason};
 pub use csrf::{CsrfPolicy, CsrfRejection};
 pub use engine::{
-    AMBIGUOUS_ID_BODY, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY, SessionHeader,
-    SessionInfo, SessionManager, TOO_MANY_SESSIONS_BODY,
+    AMBIGUOUS_ID_BODY, AdminSessionInfo, NO_SESSION_BODY, ResponseHeaders, STORE_ERROR_BODY,
+    SessionHeader, SessionInfo, SessionManager, TOO_MANY_SESSIONS_BODY,
 };
 pub use error::{BoxError, Error};
 pub use events::SessionEvent;

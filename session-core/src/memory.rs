@@ -1,9 +1,10 @@
 //! `MemoryStore`: sessions in this process's memory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::future::{Future, ready};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -188,6 +189,12 @@ struct Shard {
     /// User names are chosen by the application (and so, possibly, by
     /// visitors): this map keeps the standard, randomly keyed hasher.
     users: HashMap<Arc<str>, Ids>,
+    /// The ids in order, for [`list`](SessionStore::list): a page costs a
+    /// page, not a pass over the shard.
+    order: BTreeSet<SessionId>,
+    /// The sessions by expiry, so expired ones are found without a pass
+    /// over the shard (for [`count`](SessionStore::count) and sweeps).
+    expiring: BTreeSet<(Timestamp, SessionId)>,
 }
 
 impl Shard {
@@ -210,6 +217,8 @@ impl Shard {
         if let Some(user) = &slot.user {
             self.index(user, id);
         }
+        self.order.insert(id);
+        self.expiring.insert((slot.expires_at, id));
         self.sessions.insert(id, slot);
     }
 
@@ -218,7 +227,26 @@ impl Shard {
         if let Some(user) = &slot.user {
             self.unindex(user, id);
         }
+        self.order.remove(id);
+        self.expiring.remove(&(slot.expires_at, *id));
         Some(slot)
+    }
+
+    /// Moves `id`'s place in the expiry index after its expiry changed.
+    fn reindex_expiry(&mut self, id: SessionId, old: Timestamp, new: Timestamp) {
+        if old != new {
+            self.expiring.remove(&(old, id));
+            self.expiring.insert((new, id));
+        }
+    }
+
+    /// The ids expired at `now`, soonest first.
+    fn expired(&self, now: Timestamp) -> Vec<SessionId> {
+        self.expiring
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect()
     }
 }
 
@@ -250,7 +278,19 @@ impl Shard {
 ///   Visitors whose sessions hold nothing never take a place.
 /// - **Memory**: a small session (a user and two short values) takes about
 ///   250 to 350 bytes in all, depending on how full the hash tables are
-///   (see BENCHMARKS.md).
+///   (see BENCHMARKS.md, measured before the operator's indexes), plus the
+///   operator's indexes: each shard keeps its ids in order and by expiry
+///   (two B-trees, an estimated 60 to 70 bytes a session, not yet
+///   measured), so that [`count`](SessionStore::count) and
+///   [`list`](SessionStore::list) never pass over every session and
+///   [`sweep`](Self::sweep) costs what it drops. An update that moves the
+///   expiry moves the session's place in the expiry index (O(log n) under
+///   the shard's lock).
+/// - **Operator's calls**: `count` subtracts each shard's expired sessions
+///   (found in the expiry index) from its size and changes nothing; a
+///   `list` page takes up to its limit from each shard's ordered ids and
+///   keeps the first of them all (it costs the limit times the shards, 16
+///   for most stores); `delete_all` empties the shards one by one.
 ///
 /// Clones share the same sessions.
 #[derive(Clone)]
@@ -363,7 +403,9 @@ impl MemoryStore {
     }
 
     /// Drops every session expired at `now`; returns how many. Schedule it
-    /// (say, once a minute): it visits every shard, one at a time.
+    /// (say, once a minute): it visits every shard, one at a time, and
+    /// finds the expired sessions through an index ordered by expiry (its
+    /// cost grows with the sessions it drops).
     pub fn sweep(&self, now: Timestamp) -> usize {
         (0..self.inner.shards.len())
             .map(|shard| self.sweep_shard(shard, now))
@@ -373,12 +415,7 @@ impl MemoryStore {
     /// Drops the expired sessions of one shard.
     fn sweep_shard(&self, shard: usize, now: Timestamp) -> usize {
         let mut shard = self.inner.shards[shard].write();
-        let expired: Vec<SessionId> = shard
-            .sessions
-            .iter()
-            .filter(|(_, slot)| slot.expires_at <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired = shard.expired(now);
         let bytes: usize = expired
             .iter()
             .filter_map(|id| shard.remove(id))
@@ -591,8 +628,12 @@ impl MemoryStore {
             return Err(Error::StoreFull);
         }
         self.add_bytes(delta);
-        if let Some(old_user) = slot.apply(update) {
-            let new_user = slot.user.clone();
+        let old_expiry = slot.expires_at;
+        let changed_user = slot.apply(update);
+        let new_expiry = slot.expires_at;
+        let new_user = changed_user.as_ref().map(|_| slot.user.clone());
+        shard.reindex_expiry(*id, old_expiry, new_expiry);
+        if let (Some(old_user), Some(new_user)) = (changed_user, new_user) {
             if let Some(old) = &old_user {
                 shard.unindex(old, id);
             }
@@ -727,6 +768,67 @@ impl SessionStore for MemoryStore {
             .iter()
             .filter(|id| self.delete_now(id))
             .count();
+        ready(Ok(ended))
+    }
+
+    /// Adds up the shards' sizes less their expired sessions, found through
+    /// the expiry index: the cost grows with the shards and the expired
+    /// sessions not yet swept, not with the sessions held. Changes nothing.
+    fn count(&self, now: Timestamp) -> impl Future<Output = Result<usize, Error>> + Send {
+        let live = self
+            .inner
+            .shards
+            .iter()
+            .map(|shard| {
+                let shard = shard.read();
+                let expired = shard
+                    .expiring
+                    .iter()
+                    .take_while(|(at, _)| *at <= now)
+                    .count();
+                shard.sessions.len() - expired
+            })
+            .sum();
+        ready(Ok(live))
+    }
+
+    /// Takes up to `limit` live sessions after `after` from each shard's
+    /// ordered ids, and keeps the first `limit` of them all: a page costs
+    /// about `limit` times the number of shards (16 for most stores).
+    fn list(
+        &self,
+        now: Timestamp,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(SessionId, Record)>, Error>> + Send {
+        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(*id));
+        let mut page = Vec::new();
+        for shard in self.inner.shards.iter() {
+            let shard = shard.read();
+            page.extend(
+                shard
+                    .order
+                    .range((start, Bound::Unbounded))
+                    .filter_map(|id| {
+                        let slot = shard.sessions.get(id)?;
+                        (slot.expires_at > now).then(|| (*id, slot.record()))
+                    })
+                    .take(limit),
+            );
+        }
+        page.sort_unstable_by_key(|(id, _)| *id);
+        page.truncate(limit);
+        ready(Ok(page))
+    }
+
+    fn delete_all(&self) -> impl Future<Output = Result<usize, Error>> + Send {
+        let mut ended = 0;
+        for shard in self.inner.shards.iter() {
+            let taken = std::mem::take(&mut *shard.write());
+            let bytes = taken.sessions.values().map(Slot::bytes).sum();
+            self.forget(taken.sessions.len(), bytes);
+            ended += taken.sessions.len();
+        }
         ready(Ok(ended))
     }
 

@@ -91,9 +91,18 @@ impl WriteOutcome {
 ///    returns [`WriteOutcome::WrittenEndingOldest`], or writes nothing and
 ///    returns [`WriteOutcome::UserLimitReached`]. No number of concurrent
 ///    logins of one user can leave more than `max` live sessions.
-/// 9. Errors are [`Error::Store`] for a store that is down or failing, and
-///    [`Error::Corrupt`] for a record that cannot be decoded. A failed write
-///    loses no data that an earlier write committed.
+/// 9. The operator's calls, where a store has them (the defaults answer
+///    [`Error::Store`], "not supported by this store"):
+///    [`count`](Self::count) counts the live sessions through an index (it
+///    never reads every session); [`list`](Self::list) pages through the
+///    live sessions in the store's order of ids (keyset pagination: a page
+///    starts after the last id of the one before, so sessions created or
+///    ended meanwhile never make a page repeat or skip one that stayed),
+///    a page costing about a page; [`delete_all`](Self::delete_all) ends
+///    every session, user index entries included.
+/// 10. Errors are [`Error::Store`] for a store that is down or failing, and
+///     [`Error::Corrupt`] for a record that cannot be decoded. A failed write
+///     loses no data that an earlier write committed.
 pub trait SessionStore: Send + Sync + 'static {
     /// The live record for `id`, if there is one at `now`.
     fn load(
@@ -154,6 +163,32 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes every session of `user`. Returns how many there were.
     fn delete_user(&self, user: &str) -> impl Future<Output = Result<usize, Error>> + Send;
 
+    /// How many sessions are live at `now` (point 9 of the contract).
+    fn count(&self, now: Timestamp) -> impl Future<Output = Result<usize, Error>> + Send {
+        let _ = now;
+        std::future::ready(Err(not_supported("counting sessions")))
+    }
+
+    /// At most `limit` live sessions at `now`, in the store's order of ids,
+    /// starting after `after` (from the first when `None`): one page of the
+    /// operator's list (point 9 of the contract). A page shorter than
+    /// `limit` is the last.
+    fn list(
+        &self,
+        now: Timestamp,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(SessionId, Record)>, Error>> + Send {
+        let _ = (now, after, limit);
+        std::future::ready(Err(not_supported("listing sessions")))
+    }
+
+    /// Ends every session, and every user's index. Returns how many
+    /// sessions there were (expired ones not yet dropped may count).
+    fn delete_all(&self) -> impl Future<Output = Result<usize, Error>> + Send {
+        std::future::ready(Err(not_supported("ending every session")))
+    }
+
     /// A promise that every future this store returns is ready on its first
     /// poll (it does no IO: [`MemoryStore`](crate::MemoryStore)). The engine
     /// then runs a request's store calls in place instead of through boxed
@@ -169,6 +204,11 @@ pub trait SessionStore: Send + Sync + 'static {
     fn kind(&self) -> &'static str {
         "custom"
     }
+}
+
+/// The error of an operator call a store does not have.
+fn not_supported(what: &str) -> Error {
+    Error::store(format!("{what} is not supported by this store"))
 }
 
 /// A boxed future, as the object-safe [`DynSessionStore`] returns.
@@ -212,6 +252,14 @@ pub trait DynSessionStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> BoxFuture<'a, Result<Vec<SessionId>, Error>>;
     fn delete_user_dyn<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<usize, Error>>;
+    fn count_dyn(&self, now: Timestamp) -> BoxFuture<'_, Result<usize, Error>>;
+    fn list_dyn<'a>(
+        &'a self,
+        now: Timestamp,
+        after: Option<&'a SessionId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(SessionId, Record)>, Error>>;
+    fn delete_all_dyn(&self) -> BoxFuture<'_, Result<usize, Error>>;
     fn is_immediate_dyn(&self) -> bool;
     fn kind_dyn(&self) -> &'static str;
 }
@@ -266,6 +314,20 @@ impl<S: SessionStore> DynSessionStore for S {
     }
     fn delete_user_dyn<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<usize, Error>> {
         Box::pin(self.delete_user(user))
+    }
+    fn count_dyn(&self, now: Timestamp) -> BoxFuture<'_, Result<usize, Error>> {
+        Box::pin(self.count(now))
+    }
+    fn list_dyn<'a>(
+        &'a self,
+        now: Timestamp,
+        after: Option<&'a SessionId>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(SessionId, Record)>, Error>> {
+        Box::pin(self.list(now, after, limit))
+    }
+    fn delete_all_dyn(&self) -> BoxFuture<'_, Result<usize, Error>> {
+        Box::pin(self.delete_all())
     }
     fn is_immediate_dyn(&self) -> bool {
         self.is_immediate()
@@ -335,6 +397,20 @@ impl SessionStore for DynStore {
     async fn delete_user(&self, user: &str) -> Result<usize, Error> {
         self.0.delete_user_dyn(user).await
     }
+    async fn count(&self, now: Timestamp) -> Result<usize, Error> {
+        self.0.count_dyn(now).await
+    }
+    async fn list(
+        &self,
+        now: Timestamp,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<(SessionId, Record)>, Error> {
+        self.0.list_dyn(now, after, limit).await
+    }
+    async fn delete_all(&self) -> Result<usize, Error> {
+        self.0.delete_all_dyn().await
+    }
     fn is_immediate(&self) -> bool {
         self.0.is_immediate_dyn()
     }
@@ -393,6 +469,20 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     }
     fn delete_user(&self, user: &str) -> impl Future<Output = Result<usize, Error>> + Send {
         (**self).delete_user(user)
+    }
+    fn count(&self, now: Timestamp) -> impl Future<Output = Result<usize, Error>> + Send {
+        (**self).count(now)
+    }
+    fn list(
+        &self,
+        now: Timestamp,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(SessionId, Record)>, Error>> + Send {
+        (**self).list(now, after, limit)
+    }
+    fn delete_all(&self) -> impl Future<Output = Result<usize, Error>> + Send {
+        (**self).delete_all()
     }
     fn is_immediate(&self) -> bool {
         (**self).is_immediate()

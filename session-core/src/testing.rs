@@ -151,7 +151,7 @@ macro_rules! store_contract_tests {
             no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
             renew_refuses_a_taken_id, user_index, user_change_moves_the_index,
             size_limit_holds_at_the_merge, authenticated_at_is_kept, user_limit_ends_the_oldest,
-            user_limit_refuses);
+            user_limit_refuses, operator_count_and_list, operator_delete_all);
     };
     (block_on, $make:path) => {
         $crate::store_contract_tests!(@blocking $make;
@@ -160,7 +160,7 @@ macro_rules! store_contract_tests {
             no_resurrection_after_expiry, renew_moves_and_kills_the_old_id,
             renew_refuses_a_taken_id, user_index, user_change_moves_the_index,
             size_limit_holds_at_the_merge, authenticated_at_is_kept, user_limit_ends_the_oldest,
-            user_limit_refuses);
+            user_limit_refuses, operator_count_and_list, operator_delete_all);
     };
     (@each [$test:meta] $make:path; $($point:ident),*) => {
         $(
@@ -214,6 +214,148 @@ pub async fn store_contract<S: SessionStore>(store: &S) {
     Box::pin(authenticated_at_is_kept(store, now)).await;
     Box::pin(user_limit_ends_the_oldest(store, now)).await;
     Box::pin(user_limit_refuses(store, now)).await;
+    Box::pin(operator_count_and_list(store, now)).await;
+    Box::pin(operator_delete_all(store, now)).await;
+}
+
+/// Whether `store` has the operator's calls (point 9 of the contract): a
+/// store whose [`count`](SessionStore::count) answers "not supported" (the
+/// trait's default, or Redis Cluster) skips their checks.
+async fn has_operator_calls<S: SessionStore>(store: &S, now: Timestamp) -> bool {
+    match store.count(now).await {
+        Ok(_) => true,
+        Err(crate::Error::Store(e)) if e.to_string().contains("not supported") => false,
+        Err(e) => panic!("count failed: {e}"),
+    }
+}
+
+/// All the live sessions, a page of `limit` at a time, checking that no
+/// page repeats an id.
+async fn list_all<S: SessionStore>(
+    store: &S,
+    now: Timestamp,
+    limit: usize,
+) -> Vec<(SessionId, Record)> {
+    let mut all: Vec<(SessionId, Record)> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(now, after.as_ref(), limit).await.unwrap();
+        assert!(page.len() <= limit, "a page longer than its limit");
+        for (id, _) in &page {
+            assert!(
+                all.iter().all(|(seen, _)| seen != id),
+                "list repeated a session"
+            );
+        }
+        let last = page.last().map(|(id, _)| *id);
+        let done = page.len() < limit;
+        all.extend(page);
+        match last {
+            Some(last) if !done => after = Some(last),
+            _ => return all,
+        }
+    }
+}
+
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)):
+/// `count` and `list` see exactly the live sessions, pages cover them all
+/// once, and a page picks up after its cursor while sessions come and go.
+/// Starts by ending every session of the store it is given.
+pub async fn operator_count_and_list<S: SessionStore>(store: &S, now: Timestamp) {
+    if !has_operator_calls(store, now).await {
+        return;
+    }
+    store.delete_all().await.unwrap();
+    assert_eq!(store.count(now).await.unwrap(), 0, "count after delete_all");
+    assert!(store.list(now, None, 10).await.unwrap().is_empty());
+    let user = unique_user("operator");
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(must_create(store, &record_at(now, Some(&user), &[("k", "1")])).await);
+    }
+    // One more, created half an hour earlier: it expires half an hour from now.
+    let earlier = Timestamp::from_unix_millis(now.unix_millis() - 30 * 60 * 1000);
+    let old = must_create(store, &record_at(earlier, None, &[])).await;
+    assert_eq!(store.count(now).await.unwrap(), 5, "count");
+    let later = now.saturating_add(Duration::from_secs(45 * 60));
+    assert_eq!(
+        store.count(later).await.unwrap(),
+        4,
+        "count left in an expired one"
+    );
+
+    for limit in [1, 2, 3, 5, 100] {
+        let all = list_all(store, now, limit).await;
+        assert_eq!(all.len(), 5, "pages of {limit}");
+        let mut listed: Vec<SessionId> = all.iter().map(|(id, _)| *id).collect();
+        listed.sort_unstable();
+        let mut expected = ids.clone();
+        expected.push(old);
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "pages of {limit} listed other sessions");
+    }
+    let all = list_all(store, later, 2).await;
+    assert_eq!(all.len(), 4, "list showed an expired session");
+    assert!(all.iter().all(|(id, _)| *id != old));
+    for (id, record) in &all {
+        assert_eq!(record, &must_load(store, id, now).await, "listed record");
+        assert_eq!(record.meta.user.as_deref(), Some(user.as_str()));
+    }
+
+    // Keyset paging: end the first page's session and start another while
+    // paging; the next page still starts right after the cursor.
+    let first = store.list(now, None, 1).await.unwrap();
+    let cursor = first[0].0;
+    assert!(store.delete(&cursor).await.unwrap());
+    let fresh = must_create(store, &record_at(now, None, &[])).await;
+    let rest = store.list(now, Some(&cursor), 100).await.unwrap();
+    let mut expected: Vec<SessionId> = ids.iter().chain([&old, &fresh]).copied().collect();
+    expected.retain(|id| *id != cursor);
+    let full = list_all(store, now, 100).await;
+    assert_eq!(full.len(), expected.len());
+    // The page after the cursor is the tail of the full list from there.
+    let position = full
+        .iter()
+        .position(|(id, _)| rest.first().is_some_and(|(first, _)| first == id))
+        .unwrap_or(full.len());
+    let tail: Vec<SessionId> = full[position..].iter().map(|(id, _)| *id).collect();
+    let rest: Vec<SessionId> = rest.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        rest, tail,
+        "the page after a cursor skipped or repeated a session"
+    );
+    let mut listed: Vec<SessionId> = full.iter().map(|(id, _)| *id).collect();
+    listed.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+}
+
+/// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)):
+/// `delete_all` ends every session and empties every user's index.
+/// Starts by ending every session of the store it is given.
+pub async fn operator_delete_all<S: SessionStore>(store: &S, now: Timestamp) {
+    if !has_operator_calls(store, now).await {
+        return;
+    }
+    store.delete_all().await.unwrap();
+    let user = unique_user("all");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(must_create(store, &record_at(now, Some(&user), &[])).await);
+    }
+    ids.push(must_create(store, &record_at(now, None, &[("k", "1")])).await);
+    assert_eq!(store.delete_all().await.unwrap(), 4, "delete_all's count");
+    assert_eq!(store.count(now).await.unwrap(), 0);
+    assert!(store.list(now, None, 10).await.unwrap().is_empty());
+    assert!(store.user_sessions(&user, now).await.unwrap().is_empty());
+    assert_eq!(store.delete_user(&user).await.unwrap(), 0, "index outlived");
+    for id in &ids {
+        assert!(store.load(id, now).await.unwrap().is_none());
+    }
+    // The store works on afterwards.
+    let id = must_create(store, &record_at(now, Some(&user), &[])).await;
+    assert_eq!(store.count(now).await.unwrap(), 1);
+    assert_eq!(store.user_sessions(&user, now).await.unwrap(), vec![id]);
 }
 
 /// One point of the contract (see [`store_contract_tests!`](crate::store_contract_tests)).
@@ -983,6 +1125,20 @@ impl<S: SessionStore> SessionStore for Deferred<S> {
     }
     async fn delete_user(&self, user: &str) -> Result<usize, crate::Error> {
         yield_once(self.0.delete_user(user)).await
+    }
+    async fn count(&self, now: Timestamp) -> Result<usize, crate::Error> {
+        yield_once(self.0.count(now)).await
+    }
+    async fn list(
+        &self,
+        now: Timestamp,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<(SessionId, Record)>, crate::Error> {
+        yield_once(self.0.list(now, after, limit)).await
+    }
+    async fn delete_all(&self) -> Result<usize, crate::Error> {
+        yield_once(self.0.delete_all()).await
     }
 }
 

@@ -103,7 +103,7 @@ impl RedisStore {
         }
         let reply = self
             .conn
-            .invoke(&self.create_call(id, record, None))
+            .invoke(&self.create_call(id, record, false))
             .await?;
         outcome(int(&reply)?)
     }
@@ -193,7 +193,7 @@ impl RedisStore {
     async fn put_back(&self, id: &SessionId, record: &Record) -> Result<(), Error> {
         let reply = self
             .conn
-            .invoke(&self.create_call(id, record, None))
+            .invoke(&self.create_call(id, record, false))
             .await?;
         outcome(int(&reply)?).map(drop)
     }

@@ -50,6 +50,8 @@
 //! | --- | --- | --- |
 //! | `session:{<id>}` | hash | one session |
 //! | `session:user:{<user>}` | sorted set | the user's session ids, scored by their expiry |
+//! | `session:all:exp` | sorted set | one server only: every session id, scored by its expiry (the operator's `count`: one `ZCOUNT`) |
+//! | `session:all:ids` | sorted set | one server only: every session id, scored 0 (the operator's `list`: a page is one `ZRANGEBYLEX` from the cursor, in the byte order of the ids' text) |
 //!
 //! `<id>` is the 22-character text of the
 //! [`SessionId`](session_core::SessionId) the store is given
@@ -147,6 +149,18 @@
 //!
 //! On one server none of this applies: each operation, index included, is
 //! one atomic script.
+//!
+//! The operator's calls ([`count`](session_core::SessionStore::count),
+//! [`list`](session_core::SessionStore::list),
+//! [`delete_all`](session_core::SessionStore::delete_all)) are not
+//! supported on Cluster: they answer [`Error::Store`](session_core::Error::Store)
+//! ("not supported on Redis Cluster"). On one server the scripts keep the
+//! store-wide index in the same atomic step as each write; every write that
+//! adds an entry drops up to 100 entries of sessions Redis has expired, and
+//! a page drops those it meets, so a page costs the page plus the stale
+//! entries in its way. `delete_all` ends sessions in batches of 500 (one
+//! script each), with their user index entries. Sessions written by an
+//! older version of this crate join the index at their next update.
 //!
 //! The client-side cache is refused on Cluster
 //! ([`RedisStore::with_cache`] returns

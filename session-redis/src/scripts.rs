@@ -14,7 +14,12 @@
 //!
 //! On a single node the scripts also keep the user index, whose key they
 //! build from the prefix (`prefix .. 'user:{' .. user .. '}'`, as
-//! [`user_key`](crate::layout::user_key) does). On Cluster the index lives in
+//! [`user_key`](crate::layout::user_key) does), and the store-wide index of
+//! the operator's calls: `prefix .. 'all:exp'`, every session id scored by
+//! its expiry (for `count`: one `ZCOUNT`), and `prefix .. 'all:ids'`, the
+//! same ids all scored 0 (for `list`: pages by `ZRANGEBYLEX`, in the byte
+//! order of the ids' text). Each write that adds an entry also drops up to
+//! 100 entries whose sessions Redis has expired. On Cluster the index lives in
 //! another slot, so the scripts return the users instead and the store
 //! writes the index with its own command.
 
@@ -170,6 +175,30 @@ local function index_add(index, member, score, only_raise)
   end
 end
 
+-- The store-wide index (single node): ids by expiry, and ids in order.
+local function all_keys(prefix)
+  return prefix .. 'all:exp', prefix .. 'all:ids'
+end
+
+-- Puts `id` in the store-wide index with `score` (its expiry), after
+-- dropping up to 100 entries whose sessions Redis has expired by now.
+local function all_add(exp_key, ids_key, id, score)
+  local stale = redis.call('ZRANGEBYSCORE', exp_key, '-inf', server_now(), 'LIMIT', 0, 100)
+  if #stale > 0 then
+    redis.call('ZREM', exp_key, unpack(stale))
+    redis.call('ZREM', ids_key, unpack(stale))
+  end
+  redis.call('ZADD', exp_key, score, id)
+  redis.call('ZADD', ids_key, 0, id)
+end
+
+-- Takes `id` out of the store-wide index.
+local function all_remove(prefix, id)
+  local exp_key, ids_key = all_keys(prefix)
+  redis.call('ZREM', exp_key, id)
+  redis.call('ZREM', ids_key, id)
+end
+
 -- Keeps `member` in a user's index after a write that did not change the
 -- user: raises its score to the new expiry (never lowers it; a stale,
 -- higher score only keeps a hint a little longer) and keeps the index key
@@ -248,6 +277,7 @@ local function end_sessions(prefix, user, ids)
   for _, id in ipairs(ids) do
     redis.call('DEL', prefix .. '{' .. id .. '}')
     redis.call('ZREM', index, id)
+    all_remove(prefix, id)
   end
   return #ids
 end
@@ -369,7 +399,8 @@ fn script(body: &str, parts: &[&str]) -> Script {
     Script::new(&code)
 }
 
-/// Create if absent. KEYS: session[, index (single node)].
+/// Create if absent. KEYS: session[, the store-wide index's two keys
+/// (single node)[, the user's index (single node, a session with a user)]].
 /// ARGV: expires at for Redis, id, read the key again (`1`/`0`), then
 /// field-value pairs. Returns WRITTEN or TAKEN.
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
@@ -378,7 +409,8 @@ pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 hset_range(KEYS[1], ARGV, 4)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-if KEYS[2] then index_add(KEYS[2], ARGV[2], ARGV[1], false) end
+if KEYS[2] then all_add(KEYS[2], KEYS[3], ARGV[2], ARGV[1]) end
+if KEYS[4] then index_add(KEYS[4], ARGV[2], ARGV[1], false) end
 retrack(KEYS[1], ARGV[3])
 return 1
 "#,
@@ -400,6 +432,8 @@ if not surplus then return {-4} end
 hset_range(KEYS[1], ARGV, 9)
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 index_add(KEYS[2], ARGV[2], ARGV[1], false)
+local exp_key, ids_key = all_keys(ARGV[4])
+all_add(exp_key, ids_key, ARGV[2], ARGV[1])
 retrack(KEYS[1], ARGV[3])
 return {1, end_sessions(ARGV[4], ARGV[5], surplus)}
 "#,
@@ -425,6 +459,9 @@ end
 local user = apply_update(KEYS[1], last, old_user, size)
 retrack(KEYS[1], ARGV[15])
 if ARGV[11] ~= '1' then return {1, old_user, user} end
+local exp_key, ids_key = all_keys(ARGV[12])
+redis.call('ZADD', exp_key, ARGV[3], ARGV[13])
+redis.call('ZADD', ids_key, 0, ARGV[13])
 if old_user and old_user ~= user then
   redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13])
 end
@@ -461,6 +498,9 @@ redis.call('RENAME', KEYS[1], KEYS[2])
 local user = apply_update(KEYS[2], last, old_user, size)
 if old_user then redis.call('ZREM', user_key(ARGV[12], old_user), ARGV[13]) end
 if user then index_add(user_key(ARGV[12], user), ARGV[14], ARGV[3], false) end
+all_remove(ARGV[12], ARGV[13])
+local exp_key, ids_key = all_keys(ARGV[12])
+all_add(exp_key, ids_key, ARGV[14], ARGV[3])
 if #surplus > 0 then return {1, end_sessions(ARGV[12], ARGV[6], surplus)} end
 return {1}
 "#,
@@ -495,6 +535,7 @@ if kind == 'hash' then user = redis.call('HGET', KEYS[1], 'm:user') end
 redis.call('DEL', KEYS[1])
 if ARGV[1] ~= '1' then return {1, user} end
 if user then redis.call('ZREM', user_key(ARGV[2], user), ARGV[3]) end
+all_remove(ARGV[2], ARGV[3])
 return {1}
 "#,
         &[LIB],
@@ -549,13 +590,87 @@ pub(crate) static DELETE_USER: LazyLock<Script> = LazyLock::new(|| {
 local ended = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. '{' .. id .. '}'
-  if redis.call('TYPE', key).ok == 'hash' and redis.call('HGET', key, 'm:user') == ARGV[2] then
+  local kind = redis.call('TYPE', key).ok
+  if kind == 'hash' and redis.call('HGET', key, 'm:user') == ARGV[2] then
     redis.call('DEL', key)
+    all_remove(ARGV[1], id)
     ended = ended + 1
+  elseif kind == 'none' then
+    all_remove(ARGV[1], id)
   end
 end
 redis.call('DEL', KEYS[1])
 return ended
+"#,
+        &[LIB],
+    )
+});
+
+/// Single node: one page of the operator's list. KEYS: none (the
+/// store-wide index's keys are built from the prefix). ARGV: prefix, now,
+/// the id to start after (empty: from the first), the most sessions to
+/// return. Walks `all:ids` in order from the cursor, keeps the sessions
+/// live at `now`, and drops the entries whose session is gone. Returns
+/// `{id, fields, id, fields, ...}` (fields as `HGETALL` gives them).
+pub(crate) static LIST: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local _, ids_key = all_keys(ARGV[1])
+local now = tonumber(ARGV[2])
+local limit = tonumber(ARGV[4])
+local from = '-'
+if ARGV[3] ~= '' then from = '(' .. ARGV[3] end
+local out = {}
+local found = 0
+while found < limit do
+  local batch = redis.call('ZRANGEBYLEX', ids_key, from, '+', 'LIMIT', 0, limit - found)
+  if #batch == 0 then break end
+  for _, id in ipairs(batch) do
+    local key = ARGV[1] .. '{' .. id .. '}'
+    local kind = redis.call('TYPE', key).ok
+    if kind == 'hash' then
+      local exp = tonumber(redis.call('HGET', key, 'm:exp'))
+      if exp and exp > now then
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGETALL', key)
+        found = found + 1
+      end
+    elseif kind == 'none' then
+      all_remove(ARGV[1], id)
+    end
+    from = '(' .. id
+  end
+end
+return out
+"#,
+        &[LIB],
+    )
+});
+
+/// Single node: ends up to a batch of sessions of the store-wide index,
+/// in order after a cursor, with their user index entries. ARGV: prefix,
+/// the id to start after (empty: from the first), the batch size. Returns
+/// `{ended, last id of the batch (empty when there was none)}`.
+pub(crate) static DELETE_ALL: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r#"
+local _, ids_key = all_keys(ARGV[1])
+local from = '-'
+if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
+local ids = redis.call('ZRANGEBYLEX', ids_key, from, '+', 'LIMIT', 0, tonumber(ARGV[3]))
+local ended = 0
+for _, id in ipairs(ids) do
+  local key = ARGV[1] .. '{' .. id .. '}'
+  local kind = redis.call('TYPE', key).ok
+  if kind == 'hash' then
+    local user = redis.call('HGET', key, 'm:user')
+    if user then redis.call('ZREM', user_key(ARGV[1], user), id) end
+    redis.call('DEL', key)
+    ended = ended + 1
+  end
+  all_remove(ARGV[1], id)
+end
+return {ended, ids[#ids] or ''}
 "#,
         &[LIB],
     )

@@ -460,6 +460,23 @@ impl RedisStore {
         user_key(&self.prefix, user)
     }
 
+    /// The store-wide index of a single node (see `scripts.rs`): ids by
+    /// expiry, and ids in order.
+    fn all_keys(&self) -> (String, String) {
+        (
+            format!("{}all:exp", self.prefix),
+            format!("{}all:ids", self.prefix),
+        )
+    }
+
+    /// The operator's calls are not there on Cluster: the sessions spread
+    /// over the masters' slots, and no one key could index them all.
+    fn no_operator_calls_on_cluster(what: &str) -> Error {
+        Error::store(format!(
+            "{what} is not supported on Redis Cluster (it is on a single server)"
+        ))
+    }
+
     /// The connection of a session's calls: with the cache, always the
     /// same one (see `pool.rs`); without, the least busy.
     fn route(&self, id: &SessionId) -> Route {
@@ -480,18 +497,22 @@ impl RedisStore {
         decode_record(hash_pairs(reply)?)
     }
 
-    /// The [`scripts::CREATE`] call for a record (the index key only on a
+    /// The [`scripts::CREATE`] call for a record (the index keys only on a
     /// single node).
     pub(crate) fn create_call<'a>(
         &self,
         id: &SessionId,
         record: &Record,
-        index: Option<String>,
+        single_node: bool,
     ) -> scripts::Call<'a> {
         let mut call = scripts::Call::new(&scripts::CREATE);
         call.key(self.session_key(id));
-        if let Some(index) = index {
-            call.key(index);
+        if single_node {
+            let (by_expiry, by_id) = self.all_keys();
+            call.key(by_expiry).key(by_id);
+            if let Some(user) = record.meta.user.as_deref() {
+                call.key(self.user_key(user));
+            }
         }
         call.arg(redis_millis(record.expires_at))
             .arg(id.to_string())
@@ -697,8 +718,7 @@ impl SessionStore for RedisStore {
         if self.is_cluster() {
             return self.cluster_create(id, record).await;
         }
-        let index = record.meta.user.as_deref().map(|user| self.user_key(user));
-        let call = self.create_call(id, record, index);
+        let call = self.create_call(id, record, true);
         let Some(cache) = self.conn.cache() else {
             return outcome(int(&self.conn.write_on(self.route(id), &call).await?)?);
         };
@@ -897,6 +917,92 @@ impl SessionStore for RedisStore {
         forget();
         let ended = int(&reply?)?;
         usize::try_from(ended).map_err(|_| unexpected("a negative count"))
+    }
+
+    /// One `ZCOUNT` of the store-wide index by expiry. Sessions written
+    /// before the index existed count once they are next written.
+    async fn count(&self, now: Timestamp) -> Result<usize, Error> {
+        if self.is_cluster() {
+            return Err(Self::no_operator_calls_on_cluster("counting sessions"));
+        }
+        let (by_expiry, _) = self.all_keys();
+        let mut cmd = redis::cmd("ZCOUNT");
+        cmd.arg(by_expiry)
+            .arg(format!("({}", now.unix_millis()))
+            .arg("+inf");
+        let count = int(&self.conn.query(&cmd).await?)?;
+        usize::try_from(count).map_err(|_| unexpected("a negative count"))
+    }
+
+    /// One script: `ZRANGEBYLEX` of the store-wide index from the cursor,
+    /// and each session's hash; entries of sessions Redis has expired are
+    /// dropped on the way (a page costs the page plus those).
+    async fn list(
+        &self,
+        now: Timestamp,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<(SessionId, Record)>, Error> {
+        if self.is_cluster() {
+            return Err(Self::no_operator_calls_on_cluster("listing sessions"));
+        }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut call = scripts::Call::new(&scripts::LIST);
+        call.arg(&*self.prefix)
+            .arg(now.unix_millis())
+            .arg(after.map(ToString::to_string).unwrap_or_default())
+            .arg(limit);
+        let mut page = Vec::new();
+        let mut items = items(self.conn.invoke(&call).await?)?.into_iter();
+        while let (Some(id), Some(fields)) = (items.next(), items.next()) {
+            let Some(id) = SessionId::parse(&layout::bytes(id)?) else {
+                continue;
+            };
+            // An unreadable record is no live session.
+            if let Ok(Some(record)) = hash_pairs(fields).and_then(decode_record)
+                && record.expires_at > now
+            {
+                page.push((id, record));
+            }
+        }
+        Ok(page)
+    }
+
+    /// Batches of 500 sessions, each one script, in order through the
+    /// store-wide index; each session's user index entry goes with it.
+    async fn delete_all(&self) -> Result<usize, Error> {
+        if self.is_cluster() {
+            return Err(Self::no_operator_calls_on_cluster("ending every session"));
+        }
+        let forget = || {
+            if let Some(cache) = self.conn.cache() {
+                // Redis tells no connection about its own writes (NOLOOP).
+                cache.clear();
+            }
+        };
+        let unsure = OnDrop::new(forget);
+        let mut ended = 0;
+        let mut after = String::new();
+        let result = loop {
+            let mut call = scripts::Call::new(&scripts::DELETE_ALL);
+            call.arg(&*self.prefix).arg(&after).arg(500);
+            let reply = match self.conn.write(&call).await {
+                Ok(reply) => reply,
+                Err(e) => break Err(e),
+            };
+            let (count, rest) = status(reply)?;
+            ended += usize::try_from(count).map_err(|_| unexpected("a negative count"))?;
+            let last = layout::bytes(rest.into_iter().next().unwrap_or(Value::Nil))?;
+            if last.is_empty() {
+                break Ok(ended);
+            }
+            after = String::from_utf8(last).map_err(|_| unexpected("an id that is not text"))?;
+        };
+        unsure.disarm();
+        forget();
+        result
     }
 }
 

@@ -20,8 +20,8 @@ compile_error!("session-sql needs at least one of its features `postgres`, `mysq
 /// most often one that a restart, a proxy or a firewall ended while it sat
 /// in the pool) runs once more, on a new connection, so that a reset costs
 /// no request. That is only right for a call that may run twice: a read, or
-/// a write whose second run cannot apply it twice (`delete`, `delete_user`
-/// and `sweep` delete what is there; a second run finds less and counts
+/// a write whose second run cannot apply it twice (`delete`, `delete_user`,
+/// `delete_all` and `sweep` delete what is there; a second run finds less and counts
 /// less, never more). `create`, `update` and `renew` use the `once` form,
 /// which never runs the body again after a dead connection, and decide
 /// their own second run (see `crate::retry`), with `fresh = true`: on a

@@ -68,6 +68,13 @@ pub(crate) struct Sql {
     pub(crate) delete_user: String,
     pub(crate) delete_user_expired: String,
     pub(crate) sweep: String,
+    /// The operator's count: the live rows, through the expiry index.
+    pub(crate) count: String,
+    /// The operator's page: live rows after an id (`''` for the first),
+    /// in id order, through the primary key; the id comes last.
+    pub(crate) list: String,
+    /// Every row.
+    pub(crate) delete_all: String,
     pub(crate) create_migrations: String,
     pub(crate) schema_version: String,
     pub(crate) record_version: String,
@@ -107,6 +114,12 @@ impl Sql {
                     "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= $1 \
                      LIMIT $2 FOR UPDATE SKIP LOCKED)"
                 ),
+                count: format!("SELECT count(*) FROM {t} WHERE expires_at > $1"),
+                list: format!(
+                    "SELECT {COLUMNS}, data::text, id FROM {t} \
+                     WHERE id > $1 AND expires_at > $2 ORDER BY id LIMIT $3"
+                ),
+                delete_all: format!("DELETE FROM {t}"),
                 create_migrations: format!(
                     "CREATE TABLE IF NOT EXISTS {m} \
                      (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
@@ -174,6 +187,12 @@ impl Sql {
                              (SELECT id FROM {t} WHERE expires_at <= ? LIMIT ?)"
                         )
                     },
+                    count: format!("SELECT count(*) FROM {t} WHERE expires_at > ?"),
+                    list: format!(
+                        "SELECT {COLUMNS}, data, id FROM {t} \
+                         WHERE id > ? AND expires_at > ? ORDER BY id LIMIT ?"
+                    ),
+                    delete_all: format!("DELETE FROM {t}"),
                     create_migrations: format!(
                         "CREATE TABLE IF NOT EXISTS {m} \
                          (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)"

@@ -251,6 +251,50 @@ pub(crate) async fn delete_user(
     Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
 }
 
+pub(crate) async fn count(pools: &SqlitePools, sql: &Sql, now: Timestamp) -> Result<usize, Error> {
+    let count: i64 = on_conn!(pools.read(), |conn| sqlx::query_scalar(&sql.count)
+        .bind(millis(now))
+        .fetch_one(conn))
+    .map_err(store_error)?;
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
+pub(crate) async fn list(
+    pools: &SqlitePools,
+    sql: &Sql,
+    now: Timestamp,
+    after: Option<&SessionId>,
+    limit: usize,
+) -> Result<Vec<(SessionId, Record)>, Error> {
+    let after: &[u8] = after.map_or(&[], |id| &id.as_bytes()[..]);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = on_conn!(pools.read(), |conn| sqlx::query(&sql.list)
+        .bind(after)
+        .bind(millis(now))
+        .bind(limit)
+        .fetch_all(conn))
+    .map_err(store_error)?;
+    let mut page = Vec::with_capacity(rows.len());
+    for row in rows {
+        let bytes: Vec<u8> = row.try_get(9).map_err(column_error)?;
+        let Some(id) = codec::id_from_bytes(&bytes) else {
+            continue;
+        };
+        // An unreadable row is no live session.
+        if let Ok(record) = columns(&row).and_then(codec::decode) {
+            page.push((id, record));
+        }
+    }
+    Ok(page)
+}
+
+pub(crate) async fn delete_all(pools: &SqlitePools, sql: &Sql) -> Result<usize, Error> {
+    let done = on_conn!(pools.write, |conn| sqlx::query(&sql.delete_all)
+        .execute(conn))
+    .map_err(store_error)?;
+    Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+}
+
 pub(crate) async fn sweep(
     pools: &SqlitePools,
     sql: &Sql,

@@ -631,4 +631,29 @@ impl SessionStore for SqlStore {
     async fn delete_user(&self, user: &str) -> Result<usize, Error> {
         dispatch!(self, delete_user(user))
     }
+
+    /// `SELECT count(*) ... WHERE expires_at > now`, through the expiry
+    /// index.
+    async fn count(&self, now: Timestamp) -> Result<usize, Error> {
+        dispatch!(self, count(now))
+    }
+
+    /// `... WHERE id > cursor AND expires_at > now ORDER BY id LIMIT n`,
+    /// through the primary key (ids in byte order).
+    async fn list(
+        &self,
+        now: Timestamp,
+        after: Option<&SessionId>,
+        limit: usize,
+    ) -> Result<Vec<(SessionId, Record)>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, list(now, after, limit))
+    }
+
+    /// One `DELETE` of every row (expired rows not yet swept count too).
+    async fn delete_all(&self) -> Result<usize, Error> {
+        dispatch!(self, delete_all())
+    }
 }

@@ -56,11 +56,11 @@ impl Adapter for Framework {
                 });
                 if *self == Self::Axum {
                     tokio::spawn(session_examples::axum_app::serve(
-                        listener, manager, limits, until,
+                        listener, manager, None, limits, until,
                     ));
                 } else {
                     tokio::spawn(session_examples::hyper_app::serve(
-                        listener, manager, limits, until,
+                        listener, manager, None, limits, until,
                     ));
                 }
                 addr
@@ -73,6 +73,7 @@ impl Adapter for Framework {
                         let server = session_examples::actix_app::server(
                             listener,
                             manager,
+                            None,
                             1,
                             Limits::default(),
                         )
@@ -334,6 +335,7 @@ pub fn example_config() -> SessionConfig {
         clear_site_data: Vec::new(),
         redis_failover: Default::default(),
         max_per_user: None,
+        admin_token: None,
     }
     .config()
 }

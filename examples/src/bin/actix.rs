@@ -8,8 +8,14 @@ async fn main() {
     let (settings, manager) = manager_from_env().await;
     let listener = bind(&settings);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let server = session_examples::actix_app::server(listener, manager, workers, Limits::default())
-        .unwrap_or_else(|e| exit_with(&format!("cannot start the server: {e}")));
+    let server = session_examples::actix_app::server(
+        listener,
+        manager,
+        settings.admin(),
+        workers,
+        Limits::default(),
+    )
+    .unwrap_or_else(|e| exit_with(&format!("cannot start the server: {e}")));
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown_signal().await;

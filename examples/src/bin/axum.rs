@@ -8,6 +8,12 @@ async fn main() {
     let (settings, manager) = manager_from_env().await;
     let listener = tokio::net::TcpListener::from_std(bind(&settings))
         .unwrap_or_else(|e| exit_with(&format!("cannot listen: {e}")));
-    session_examples::axum_app::serve(listener, manager, Limits::default(), shutdown_signal())
-        .await;
+    session_examples::axum_app::serve(
+        listener,
+        manager,
+        settings.admin(),
+        Limits::default(),
+        shutdown_signal(),
+    )
+    .await;
 }
