@@ -61,8 +61,10 @@ impl Observability {
     /// For the app on `manager`; installs the process's Prometheus
     /// recorder on first use.
     pub fn new(manager: &SessionManager<DynStore>) -> Self {
+        let handle = recorder().clone();
+        zero_series(manager.store().kind());
         Self {
-            handle: recorder().clone(),
+            handle,
             manager: manager.clone(),
         }
     }
@@ -95,6 +97,25 @@ impl Observability {
             status: 503,
             body: serde_json::json!({ "error": why }).to_string(),
         }
+    }
+}
+
+/// Registers the counters (at 0) and the store-latency histogram, so that
+/// `/metrics` lists them before the first event: a scraper sees 0, not a
+/// missing series, and a rate is defined from the start.
+fn zero_series(store: &'static str) {
+    metrics::counter!("session_created_total").increment(0);
+    metrics::counter!("session_renewed_total").increment(0);
+    for reason in ["logout", "expired", "user", "operator", "limit"] {
+        metrics::counter!("session_ended_total", "reason" => reason).increment(0);
+    }
+    for status in ["400", "401", "403", "404", "409", "413", "415"] {
+        metrics::counter!("session_refused_total", "status" => status).increment(0);
+    }
+    for op in ["load", "create", "update", "renew", "delete"] {
+        metrics::counter!("session_store_errors_total", "op" => op, "store" => store).increment(0);
+        // Registered with no sample yet: rendered with its buckets at 0.
+        let _ = metrics::histogram!("session_store_seconds", "op" => op, "store" => store);
     }
 }
 
