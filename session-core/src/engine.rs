@@ -362,7 +362,10 @@ impl<S: SessionStore> SessionManager<S> {
         #[cfg(feature = "tracing")]
         if !matches!(
             error,
-            Error::TooLarge { .. } | Error::AmbiguousId | Error::TooManySessions { .. }
+            Error::TooLarge { .. }
+                | Error::AmbiguousId
+                | Error::TooManySessions { .. }
+                | Error::ReauthenticationRequired
         ) {
             let source = std::error::Error::source(error).map(ToString::to_string);
             tracing::error!(target: "session", %error, source = source.as_deref().unwrap_or(""),

@@ -943,6 +943,21 @@ fn authenticated_at_is_the_login_instant_and_later_requests_keep_it() {
         !session.authenticated_within(Duration::from_secs(1), Timestamp::from_unix_secs(1)),
         "a login after now"
     );
+    // The guard form: the engine's answer for a stale login is 401 with
+    // its own body.
+    assert!(
+        session
+            .require_authenticated_within(Duration::from_secs(400), now)
+            .is_ok()
+    );
+    let stale = session
+        .require_authenticated_within(Duration::from_secs(399), now)
+        .unwrap_err();
+    let answer = h.manager.failure_answer(&stale);
+    assert_eq!(
+        (answer.status(), answer.body()),
+        (401, r#"{"error":"re-authentication required"}"#)
+    );
     let listed = block_on(h.manager.user_sessions(&session)).unwrap();
     assert_eq!(listed[0].authenticated_at, Some(login));
     // The same user logging in again (a password asked again) records the

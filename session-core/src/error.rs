@@ -53,6 +53,11 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// A sensitive route needs a login younger than the session's
+    /// ([`Session::require_authenticated_within`](crate::Session::require_authenticated_within)):
+    /// the user must prove who they are again. Adapters answer it with 401
+    /// and `{"error":"re-authentication required"}`; the session stays.
+    ReauthenticationRequired,
 }
 
 impl Error {
@@ -67,14 +72,15 @@ impl Error {
     }
 
     /// The HTTP status for this error when a handler lets it through: 401
-    /// for [`AmbiguousId`](Self::AmbiguousId), 409 for
+    /// for [`AmbiguousId`](Self::AmbiguousId) and
+    /// [`ReauthenticationRequired`](Self::ReauthenticationRequired), 409 for
     /// [`TooManySessions`](Self::TooManySessions), 413 for
     /// [`TooLarge`](Self::TooLarge), 500 for a value the application
     /// could not encode or a bad configuration, and 503 for a store that
     /// failed or is full.
     pub fn status(&self) -> u16 {
         match self {
-            Self::AmbiguousId => 401,
+            Self::AmbiguousId | Self::ReauthenticationRequired => 401,
             Self::TooLarge { .. } => 413,
             Self::TooManySessions { .. } => 409,
             Self::Value(_) | Self::Config(_) | Self::Committed => 500,
@@ -87,6 +93,7 @@ impl Error {
     pub fn public_body(&self) -> &'static str {
         match self {
             Self::AmbiguousId => crate::AMBIGUOUS_ID_BODY,
+            Self::ReauthenticationRequired => r#"{"error":"re-authentication required"}"#,
             Self::TooLarge { .. } => r#"{"error":"session too large"}"#,
             Self::TooManySessions { .. } => crate::TOO_MANY_SESSIONS_BODY,
             Self::Value(_) | Self::Config(_) | Self::Committed => r#"{"error":"internal error"}"#,
@@ -114,6 +121,9 @@ impl fmt::Display for Error {
             Self::IdCollision => f.write_str("fresh session ids kept colliding"),
             Self::Config(why) => write!(f, "invalid session configuration: {why}"),
             Self::AmbiguousId => f.write_str("the session id was presented more than once"),
+            Self::ReauthenticationRequired => {
+                f.write_str("this action needs a more recent login of the session's user")
+            }
             Self::TooManySessions { limit } => {
                 write!(f, "the user has {limit} live sessions, the most allowed")
             }

@@ -503,6 +503,33 @@ impl Session {
             .is_some_and(|at| at <= now && now.since(at) <= max_age)
     }
 
+    /// [`authenticated_within`](Self::authenticated_within) as a guard for a
+    /// handler: `Err(`[`Error::ReauthenticationRequired`]`)` when the login is
+    /// older than `max_age` (or there is none), which every adapter's error
+    /// type answers with 401 and `{"error":"re-authentication required"}`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::{Error, Session, Timestamp};
+    ///
+    /// fn change_password(session: &Session, now: Timestamp) -> Result<(), Error> {
+    ///     session.require_authenticated_within(Duration::from_secs(300), now)?;
+    ///     // ... the sensitive work
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn require_authenticated_within(
+        &self,
+        max_age: Duration,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if self.authenticated_within(max_age, now) {
+            Ok(())
+        } else {
+            Err(Error::ReauthenticationRequired)
+        }
+    }
+
     /// The id the session is stored under; `None` for a session not stored
     /// yet (or destroyed in this request). Renewal takes effect at commit.
     pub fn id(&self) -> Option<SessionId> {
