@@ -176,6 +176,31 @@ pub(crate) fn decode(columns: Columns) -> Result<Record, Error> {
     })
 }
 
+/// One page of the operator's list from its rows (id in column 9, the
+/// record's columns read by the backend's `columns`), in the rows' order.
+/// A row with an unreadable id or record is no live session: skipped.
+pub(crate) fn page<R>(
+    rows: Vec<R>,
+    columns: impl Fn(&R) -> Result<Columns, Error>,
+) -> Result<Vec<(SessionId, Record)>, Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut page = Vec::with_capacity(rows.len());
+    for row in rows {
+        let bytes: Vec<u8> = row.try_get(9).map_err(column_error)?;
+        let Some(id) = id_from_bytes(&bytes) else {
+            continue;
+        };
+        if let Ok(record) = columns(&row).and_then(decode) {
+            page.push((id, record));
+        }
+    }
+    Ok(page)
+}
+
 /// A session id from its stored bytes; `None` if they are not 16 bytes.
 pub(crate) fn id_from_bytes(bytes: &[u8]) -> Option<SessionId> {
     <[u8; 16]>::try_from(bytes).ok().map(SessionId::from_bytes)

@@ -241,18 +241,7 @@ pub(crate) async fn list(
         .bind(limit)
         .fetch_all(conn))
     .map_err(store_error)?;
-    let mut page = Vec::with_capacity(rows.len());
-    for row in rows {
-        let bytes: Vec<u8> = row.try_get(9).map_err(column_error)?;
-        let Some(id) = codec::id_from_bytes(&bytes) else {
-            continue;
-        };
-        // An unreadable row is no live session.
-        if let Ok(record) = columns(&row).and_then(codec::decode) {
-            page.push((id, record));
-        }
-    }
-    Ok(page)
+    codec::page(rows, columns)
 }
 
 pub(crate) async fn delete_all(pool: &PgPool, sql: &Sql) -> Result<usize, Error> {
