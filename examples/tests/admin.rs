@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use session_conformance::Browser;
 use session_conformance::http::{Response, send_headers};
 use session_redis::testing::LocalRedis;
-use support::{App, bins};
+use support::{App, bins, on_each_framework, redis_stores};
 
 const SECRET: &str = "admin test secret, comfortably over 32 bytes long";
 const TOKEN: &str = "operator-token-0123456789";
@@ -219,13 +219,10 @@ async fn each_framework(store: &[(&'static str, String)], label: &str) {
         ("SESSION_ADMIN_TOKEN", TOKEN.to_owned()),
     ];
     env.extend_from_slice(store);
-    // One app at a time: apps on one Redis share its sessions.
-    for bin in bins() {
-        let app = App::start(bin, &env);
-        app.wait_ready().await;
-        let name = bin.rsplit('/').next().unwrap_or(bin);
-        walk(app.addr, &format!("{label} on {name}")).await;
-    }
+    on_each_framework(&env, label, |addr, label| async move {
+        walk(addr, &label).await
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,13 +236,8 @@ async fn the_admin_routes_on_redis() {
         return session_core::testing::skip("redis-server", "not on PATH");
     }
     let redis = LocalRedis::start();
-    for cache in [false, true] {
-        let store = [
-            ("SESSION_STORE", "redis".to_owned()),
-            ("REDIS_URL", redis.url()),
-            ("SESSION_REDIS_CACHE", cache.to_string()),
-        ];
-        each_framework(&store, &format!("redis (cache {cache})")).await;
+    for (label, store) in redis_stores(&redis.url()) {
+        each_framework(&store, &label).await;
     }
 }
 

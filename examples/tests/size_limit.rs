@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use session_conformance::Browser;
 use session_redis::testing::LocalRedis;
 use session_sql::testing::TestDatabase;
-use support::{App, bins};
+use support::{on_each_framework, redis_stores};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -116,12 +116,10 @@ async fn wave(addr: SocketAddr, label: &str) {
 
 async fn each_framework(store: &[(&'static str, String)], label: &str) {
     let env = env(store);
-    for bin in bins() {
-        let app = App::start(bin, &env);
-        app.wait_ready().await;
-        let name = bin.rsplit('/').next().unwrap_or(bin);
-        wave(app.addr, &format!("{label} on {name}")).await;
-    }
+    on_each_framework(&env, label, |addr, label| async move {
+        wave(addr, &label).await
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,13 +133,8 @@ async fn concurrent_updates_stay_within_the_limit_on_redis() {
         return session_core::testing::skip("redis-server", "not on PATH");
     }
     let redis = LocalRedis::start();
-    for cache in [false, true] {
-        let store = [
-            ("SESSION_STORE", "redis".to_owned()),
-            ("REDIS_URL", redis.url()),
-            ("SESSION_REDIS_CACHE", cache.to_string()),
-        ];
-        each_framework(&store, &format!("redis (cache {cache})")).await;
+    for (label, store) in redis_stores(&redis.url()) {
+        each_framework(&store, &label).await;
     }
 }
 

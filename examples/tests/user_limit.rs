@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use serde_json::json;
 use session_conformance::Browser;
 use session_redis::testing::LocalRedis;
-use support::{App, bins};
+use support::{App, bins, redis_stores};
 
 const SECRET: &str = "user-limit test secret, comfortably over 32 bytes long";
 const LOGINS: usize = 12;
@@ -85,13 +85,8 @@ async fn twelve_concurrent_logins_leave_at_most_two_on_redis() {
         return session_core::testing::skip("redis-server", "not on PATH");
     }
     let redis = LocalRedis::start();
-    for cache in [false, true] {
-        let store = [
-            ("SESSION_STORE", "redis".to_owned()),
-            ("REDIS_URL", redis.url()),
-            ("SESSION_REDIS_CACHE", cache.to_string()),
-        ];
-        each_framework(&store, &format!("redis (cache {cache})")).await;
+    for (label, store) in redis_stores(&redis.url()) {
+        each_framework(&store, &label).await;
     }
 }
 

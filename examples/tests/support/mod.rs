@@ -142,3 +142,33 @@ pub(crate) async fn a_session_moves_between(apps: &[App], writes: usize) {
         "lost writes: {data}"
     );
 }
+
+/// Each framework's binary in turn (apps on one Redis share its sessions,
+/// so one at a time) with `env`, ready: `walk(address, "LABEL on NAME")`.
+pub(crate) async fn on_each_framework<F, Fut>(env: &[(&str, String)], label: &str, mut walk: F)
+where
+    F: FnMut(SocketAddr, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for bin in bins() {
+        let app = App::start(bin, env);
+        app.wait_ready().await;
+        let name = bin.rsplit('/').next().unwrap_or(bin);
+        walk(app.addr, format!("{label} on {name}")).await;
+    }
+}
+
+/// The Redis configurations the example tests run on one server: the
+/// client-side cache off and on, each with its label.
+pub(crate) fn redis_stores(url: &str) -> [(String, [(&'static str, String); 3]); 2] {
+    [false, true].map(|cache| {
+        (
+            format!("redis (cache {cache})"),
+            [
+                ("SESSION_STORE", "redis".to_owned()),
+                ("REDIS_URL", url.to_owned()),
+                ("SESSION_REDIS_CACHE", cache.to_string()),
+            ],
+        )
+    })
+}
